@@ -1,0 +1,517 @@
+package tree
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+)
+
+// Wire constants. They are explicit numbers, never iota: inserting a
+// constant must not silently renumber the format.
+const (
+	// FormatVersion is the second byte of every node.
+	FormatVersion = 0x01
+
+	TagDir   = 0x01 // a directory, or one leaf bucket of a sharded directory
+	TagShard = 0x02 // an inner node of a sharded directory
+	TagFile  = 0x03 // a file: its size, chunk size and chunk (or index) hashes
+
+	// MaxNodeSize bounds every encoded node. Decoders refuse more before
+	// looking further, so a hostile peer cannot make us parse megabytes to
+	// walk one path.
+	MaxNodeSize = 64 << 10
+
+	// DirLeafMax is the largest encoded directory node. A directory that
+	// would be bigger is sharded (see dir.go); keeping leaves small keeps
+	// proofs small: a proof carries a whole leaf.
+	DirLeafMax = 8 << 10
+
+	// ShardBits is the number of name-hash bits consumed per shard level.
+	ShardBits   = 4
+	ShardFanout = 1 << ShardBits
+	// MaxShardDepth is the number of nibbles in a name hash; at that depth
+	// a bucket can no longer split (it would take a BLAKE3 collision).
+	MaxShardDepth = 2 * blockstore.HashSize
+
+	// FileFanout is the most hashes one file node lists (32 KiB of hashes).
+	FileFanout = 1024
+	// MaxFileLevel bounds index depth: 1 MiB chunks * 1024^4 = 2^60 bytes.
+	MaxFileLevel = 4
+	// MinChunkSize and MaxChunkSize bound the chunk size a file node may
+	// declare.
+	MinChunkSize = 4 << 10
+	MaxChunkSize = blockstore.MaxBlockSize
+
+	// MaxSymlinkLen bounds a stored symlink target.
+	MaxSymlinkLen = 4096
+)
+
+// Kind is the type of a directory entry.
+type Kind uint8
+
+const (
+	KindFile    Kind = 1
+	KindDir     Kind = 2
+	KindSymlink Kind = 3
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindFile:
+		return "file"
+	case KindDir:
+		return "dir"
+	case KindSymlink:
+		return "symlink"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// entry flag bits
+const (
+	flagMTime   = 0x01
+	knownFlags  = flagMTime
+	maxModeBits = 0o777
+)
+
+// Entry is one name in a directory.
+type Entry struct {
+	Name string
+	Kind Kind
+	// Mode holds the permission bits (0o777) only.
+	Mode uint32
+	// Size is the file's length; for a directory, the total length of all
+	// files beneath it; for a symlink, the length of its target.
+	Size uint64
+	// MTime is kept only when the importer was asked to keep mtimes; the
+	// zero Time means none is stored, so by default content alone decides
+	// the hash.
+	MTime time.Time
+	// Hash is the file node (files) or the top directory node (dirs).
+	Hash blockstore.Hash
+	// Target is a symlink's target. Lookups never follow it.
+	Target string
+}
+
+func (e *Entry) encodedLen() int {
+	n := uvarintLen(uint64(len(e.Name))) + len(e.Name) + 2 + uvarintLen(uint64(e.Mode)) + uvarintLen(e.Size)
+	if !e.MTime.IsZero() {
+		n += varintLen(e.MTime.UnixNano())
+	}
+	if e.Kind == KindSymlink {
+		n += uvarintLen(uint64(len(e.Target))) + len(e.Target)
+	} else {
+		n += blockstore.HashSize
+	}
+	return n
+}
+
+func (e *Entry) appendTo(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(e.Name)))
+	b = append(b, e.Name...)
+	var flags byte
+	if !e.MTime.IsZero() {
+		flags |= flagMTime
+	}
+	b = append(b, byte(e.Kind), flags)
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	b = binary.AppendUvarint(b, e.Size)
+	if flags&flagMTime != 0 {
+		b = binary.AppendVarint(b, e.MTime.UnixNano())
+	}
+	if e.Kind == KindSymlink {
+		b = binary.AppendUvarint(b, uint64(len(e.Target)))
+		b = append(b, e.Target...)
+	} else {
+		b = append(b, e.Hash[:]...)
+	}
+	return b
+}
+
+// validate checks what an encoder must never write and a decoder must
+// never accept.
+func (e *Entry) validate() error {
+	if err := ValidName(e.Name); err != nil {
+		return err
+	}
+	if e.Mode&^maxModeBits != 0 {
+		return fmt.Errorf("entry %q: mode %#o has bits outside %#o", e.Name, e.Mode, maxModeBits)
+	}
+	if !e.MTime.IsZero() {
+		if y := e.MTime.Year(); y < 1678 || y > 2261 || e.MTime.UnixNano() == 0 {
+			return fmt.Errorf("entry %q: mtime %v cannot be stored (range 1678..2261, not the epoch)", e.Name, e.MTime)
+		}
+	}
+	switch e.Kind {
+	case KindFile, KindDir:
+		if e.Target != "" {
+			return fmt.Errorf("entry %q: %s with a symlink target", e.Name, e.Kind)
+		}
+	case KindSymlink:
+		if e.Target == "" || len(e.Target) > MaxSymlinkLen || bytes.IndexByte([]byte(e.Target), 0) >= 0 {
+			return fmt.Errorf("entry %q: symlink target must be 1..%d bytes without NUL", e.Name, MaxSymlinkLen)
+		}
+		if e.Size != uint64(len(e.Target)) {
+			return fmt.Errorf("entry %q: symlink size %d != target length %d", e.Name, e.Size, len(e.Target))
+		}
+		if !e.Hash.IsZero() {
+			return fmt.Errorf("entry %q: symlink with a hash", e.Name)
+		}
+	default:
+		return fmt.Errorf("entry %q: unknown kind %d", e.Name, e.Kind)
+	}
+	return nil
+}
+
+func readEntry(r *reader) Entry {
+	var e Entry
+	n := r.uvarint()
+	if n > MaxNameLen {
+		r.fail("name length %d exceeds %d", n, MaxNameLen)
+		return e
+	}
+	e.Name = string(r.bytes(int(n)))
+	e.Kind = Kind(r.u8())
+	flags := r.u8()
+	if flags&^knownFlags != 0 {
+		r.fail("unknown entry flags %#x", flags)
+	}
+	mode := r.uvarint()
+	if mode > maxModeBits {
+		r.fail("mode %#o exceeds %#o", mode, maxModeBits)
+	}
+	e.Mode = uint32(mode)
+	e.Size = r.uvarint()
+	if flags&flagMTime != 0 {
+		ns := r.varint()
+		e.MTime = time.Unix(0, ns).UTC()
+	}
+	switch e.Kind {
+	case KindFile, KindDir:
+		e.Hash = r.hash()
+	case KindSymlink:
+		tl := r.uvarint()
+		if tl > MaxSymlinkLen {
+			r.fail("symlink target length %d exceeds %d", tl, MaxSymlinkLen)
+			return e
+		}
+		e.Target = string(r.bytes(int(tl)))
+	}
+	if r.err == nil {
+		if err := e.validate(); err != nil {
+			r.fail("%v", err)
+		}
+	}
+	return e
+}
+
+// Node is a decoded tree node: *DirNode, *ShardNode or *FileNode.
+type Node interface {
+	// Encode returns the canonical encoding whose hash names the node.
+	Encode() []byte
+	tag() byte
+}
+
+var (
+	_ Node = (*DirNode)(nil)
+	_ Node = (*ShardNode)(nil)
+	_ Node = (*FileNode)(nil)
+)
+
+// DirNode lists entries sorted by name (byte order), names unique. It is
+// a whole directory, or one bucket of a sharded one.
+type DirNode struct {
+	Entries []Entry
+}
+
+func (d *DirNode) tag() byte { return TagDir }
+
+// Encode implements Node.
+func (d *DirNode) Encode() []byte {
+	n := 2 + uvarintLen(uint64(len(d.Entries)))
+	for i := range d.Entries {
+		n += d.Entries[i].encodedLen()
+	}
+	b := make([]byte, 0, n)
+	b = append(b, TagDir, FormatVersion)
+	b = binary.AppendUvarint(b, uint64(len(d.Entries)))
+	for i := range d.Entries {
+		b = d.Entries[i].appendTo(b)
+	}
+	return b
+}
+
+// Find returns the index of name, or -1.
+func (d *DirNode) Find(name string) int {
+	lo, hi := 0, len(d.Entries)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if d.Entries[m].Name < name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(d.Entries) && d.Entries[lo].Name == name {
+		return lo
+	}
+	return -1
+}
+
+// minEntryLen is the smallest possible encoded entry (a one-byte name,
+// kind, flags, mode, size, and a one-byte symlink target): it bounds
+// counts before allocation.
+const minEntryLen = 8
+
+func decodeDir(r *reader) *DirNode {
+	count := r.uvarint()
+	if count > uint64(r.remaining()/minEntryLen) {
+		r.fail("entry count %d cannot fit in %d bytes", count, r.remaining())
+		return nil
+	}
+	d := &DirNode{Entries: make([]Entry, 0, count)}
+	for i := uint64(0); i < count && r.err == nil; i++ {
+		e := readEntry(r)
+		if r.err == nil && len(d.Entries) > 0 && d.Entries[len(d.Entries)-1].Name >= e.Name {
+			r.fail("entry %q out of order or duplicated", clip(e.Name))
+		}
+		d.Entries = append(d.Entries, e)
+	}
+	return d
+}
+
+// ShardRef points from a shard node to one child bucket.
+type ShardRef struct {
+	// Index is the nibble value (0..15) of the name hash at this depth.
+	Index uint8
+	Hash  blockstore.Hash
+	// Count and Bytes describe the whole subtree: number of entries and
+	// the sum of their encoded lengths. They let an update decide whether
+	// a shard collapses back into one leaf without loading its siblings.
+	Count uint64
+	Bytes uint64
+}
+
+// ShardNode is an inner node of a sharded directory: entries are placed
+// by the nibbles of BLAKE3(name), nibble Depth at this node.
+type ShardNode struct {
+	Depth    uint8
+	Children []ShardRef // ascending Index, at least one
+}
+
+func (s *ShardNode) tag() byte { return TagShard }
+
+// Encode implements Node.
+func (s *ShardNode) Encode() []byte {
+	b := make([]byte, 0, 5+len(s.Children)*(blockstore.HashSize+6))
+	b = append(b, TagShard, FormatVersion, s.Depth)
+	var bitmap uint16
+	for _, c := range s.Children {
+		bitmap |= 1 << c.Index
+	}
+	b = binary.BigEndian.AppendUint16(b, bitmap)
+	for _, c := range s.Children {
+		b = append(b, c.Hash[:]...)
+		b = binary.AppendUvarint(b, c.Count)
+		b = binary.AppendUvarint(b, c.Bytes)
+	}
+	return b
+}
+
+// Child returns the ref for nibble i, if present.
+func (s *ShardNode) Child(i uint8) (ShardRef, bool) {
+	for _, c := range s.Children {
+		if c.Index == i {
+			return c, true
+		}
+	}
+	return ShardRef{}, false
+}
+
+// Count returns the number of entries in the whole sharded subtree.
+func (s *ShardNode) Count() uint64 {
+	var n uint64
+	for _, c := range s.Children {
+		n += c.Count
+	}
+	return n
+}
+
+func decodeShard(r *reader) *ShardNode {
+	s := &ShardNode{Depth: r.u8()}
+	if s.Depth >= MaxShardDepth {
+		r.fail("shard depth %d exceeds %d", s.Depth, MaxShardDepth-1)
+	}
+	bitmap := r.u16()
+	if r.err == nil && bitmap == 0 {
+		r.fail("shard with no children")
+	}
+	for i := uint8(0); i < ShardFanout && r.err == nil; i++ {
+		if bitmap&(1<<i) == 0 {
+			continue
+		}
+		c := ShardRef{Index: i, Hash: r.hash(), Count: r.uvarint(), Bytes: r.uvarint()}
+		if r.err == nil && (c.Count == 0 || c.Bytes < c.Count) {
+			r.fail("shard child %d: count %d, bytes %d", i, c.Count, c.Bytes)
+		}
+		s.Children = append(s.Children, c)
+	}
+	return s
+}
+
+// FileNode describes a file's content. At level 0 Hashes are the file's
+// chunks, each ChunkSize bytes except a shorter last one. At level L > 0
+// they are level L-1 file nodes, each covering Span(L-1) bytes except the
+// last. The top node has the lowest level that fits FileFanout hashes.
+type FileNode struct {
+	Level     uint8
+	ChunkSize uint32
+	Size      uint64
+	Hashes    []blockstore.Hash
+}
+
+func (f *FileNode) tag() byte { return TagFile }
+
+// Encode implements Node.
+func (f *FileNode) Encode() []byte {
+	b := make([]byte, 0, 3+5+10+3+len(f.Hashes)*blockstore.HashSize)
+	b = append(b, TagFile, FormatVersion, f.Level)
+	b = binary.AppendUvarint(b, uint64(f.ChunkSize))
+	b = binary.AppendUvarint(b, f.Size)
+	b = binary.AppendUvarint(b, uint64(len(f.Hashes)))
+	for _, h := range f.Hashes {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+// Span returns the bytes covered by one child hash of a node at level.
+func Span(chunkSize uint32, level uint8) uint64 {
+	s := uint64(chunkSize)
+	for i := uint8(0); i < level; i++ {
+		s *= FileFanout
+	}
+	return s
+}
+
+// childCount is the number of hashes a node of that level and size has.
+func childCount(size uint64, chunkSize uint32, level uint8) uint64 {
+	span := Span(chunkSize, level)
+	return (size + span - 1) / span
+}
+
+// topLevel is the canonical level of a file's top node.
+func topLevel(size uint64, chunkSize uint32) uint8 {
+	var l uint8
+	for childCount(size, chunkSize, l) > FileFanout {
+		l++
+	}
+	return l
+}
+
+// ChildSize returns the bytes covered by child i.
+func (f *FileNode) ChildSize(i int) uint64 {
+	span := Span(f.ChunkSize, f.Level)
+	start := uint64(i) * span
+	if start+span > f.Size {
+		return f.Size - start
+	}
+	return span
+}
+
+// IsTop reports whether f has the canonical shape of a file's top node,
+// which a proof checks (inner index nodes are checked by their parent).
+func (f *FileNode) IsTop() bool {
+	return f.Level == topLevel(f.Size, f.ChunkSize)
+}
+
+func decodeFile(r *reader) *FileNode {
+	f := &FileNode{Level: r.u8()}
+	cs := r.uvarint()
+	f.Size = r.uvarint()
+	count := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	switch {
+	case f.Level > MaxFileLevel:
+		r.fail("file level %d exceeds %d", f.Level, MaxFileLevel)
+	case cs < MinChunkSize || cs > MaxChunkSize:
+		r.fail("chunk size %d outside %d..%d", cs, MinChunkSize, MaxChunkSize)
+	case count > FileFanout:
+		r.fail("%d hashes exceed the fanout %d", count, FileFanout)
+	}
+	if r.err != nil {
+		return nil
+	}
+	f.ChunkSize = uint32(cs)
+	if f.Size > 1<<62 {
+		r.fail("file size %d too large", f.Size)
+		return nil
+	}
+	if want := childCount(f.Size, f.ChunkSize, f.Level); count != want {
+		r.fail("%d hashes for size %d at level %d, want %d", count, f.Size, f.Level, want)
+		return nil
+	}
+	if f.Level > 0 && count < 1 {
+		r.fail("empty index node")
+		return nil
+	}
+	if count > uint64(r.remaining()/blockstore.HashSize) {
+		r.fail("truncated hash list")
+		return nil
+	}
+	f.Hashes = make([]blockstore.Hash, count)
+	for i := range f.Hashes {
+		f.Hashes[i] = r.hash()
+	}
+	return f
+}
+
+// Decode parses one encoded node. It checks structure and canonical form,
+// not links: whether the children exist and match is the walker's and the
+// proof verifier's business.
+func Decode(b []byte) (Node, error) {
+	if len(b) > MaxNodeSize {
+		return nil, fmt.Errorf("%w: %d bytes exceeds the node limit %d", ErrMalformed, len(b), MaxNodeSize)
+	}
+	r := &reader{b: b}
+	tag := r.u8()
+	if v := r.u8(); r.err == nil && v != FormatVersion {
+		return nil, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, v)
+	}
+	var n Node
+	switch tag {
+	case TagDir:
+		n = decodeDir(r)
+	case TagShard:
+		n = decodeShard(r)
+	case TagFile:
+		n = decodeFile(r)
+	default:
+		if r.err == nil {
+			return nil, fmt.Errorf("%w: unknown node type %#x", ErrMalformed, tag)
+		}
+	}
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// DecodeDir decodes b and requires a directory node.
+func decodeAs[T Node](b []byte, what string) (T, error) {
+	var zero T
+	n, err := Decode(b)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := n.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: expected a %s node, got type %#x", ErrMalformed, what, n.tag())
+	}
+	return t, nil
+}

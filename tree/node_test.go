@@ -1,0 +1,141 @@
+package tree
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+)
+
+func sampleNodes() map[string]Node {
+	h1 := blockstore.Sum([]byte("one"))
+	h2 := blockstore.Sum([]byte("two"))
+	return map[string]Node{
+		"empty dir": &DirNode{},
+		"dir": &DirNode{Entries: []Entry{
+			{Name: "a.txt", Kind: KindFile, Mode: 0o644, Size: 3, Hash: h1},
+			{Name: "b", Kind: KindDir, Mode: 0o755, Size: 1 << 40, Hash: h2},
+			{Name: "link", Kind: KindSymlink, Mode: 0o777, Size: 5, Target: "a.txt"},
+			{Name: "mtime", Kind: KindFile, Mode: 0o600, Size: 0, Hash: h1, MTime: time.Unix(1700000000, 123).UTC()},
+			{Name: "old", Kind: KindFile, Size: 0, Hash: h1, MTime: time.Unix(-86400, 0).UTC()},
+			{Name: "ünïcode ✓", Kind: KindFile, Mode: 0o644, Size: 300, Hash: h2},
+		}},
+		"shard": &ShardNode{Depth: 3, Children: []ShardRef{
+			{Index: 0, Hash: h1, Count: 1, Bytes: 40},
+			{Index: 7, Hash: h2, Count: 300, Bytes: 9000},
+			{Index: 15, Hash: h1, Count: 2, Bytes: 80},
+		}},
+		"empty file":  &FileNode{ChunkSize: DefaultChunkSize},
+		"small file":  &FileNode{ChunkSize: DefaultChunkSize, Size: 10, Hashes: []blockstore.Hash{h1}},
+		"chunks":      &FileNode{ChunkSize: MinChunkSize, Size: 3*MinChunkSize + 1, Hashes: []blockstore.Hash{h1, h2, h1, h2}},
+		"index level": &FileNode{Level: 1, ChunkSize: MinChunkSize, Size: FileFanout*MinChunkSize + 5, Hashes: []blockstore.Hash{h1, h2}},
+	}
+}
+
+func TestNodeRoundTrip(t *testing.T) {
+	for name, n := range sampleNodes() {
+		t.Run(name, func(t *testing.T) {
+			enc := n.Encode()
+			got, err := Decode(enc)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if re := got.Encode(); !bytes.Equal(re, enc) {
+				t.Fatalf("re-encoding differs:\n got %x\nwant %x", re, enc)
+			}
+		})
+	}
+}
+
+func TestNodeTruncatedPrefixes(t *testing.T) {
+	for name, n := range sampleNodes() {
+		t.Run(name, func(t *testing.T) {
+			enc := n.Encode()
+			for i := 0; i < len(enc); i++ {
+				if _, err := Decode(enc[:i]); !errors.Is(err, ErrMalformed) {
+					t.Fatalf("prefix of %d/%d bytes: err = %v, want ErrMalformed", i, len(enc), err)
+				}
+			}
+			if _, err := Decode(append(enc, 0)); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("trailing byte accepted: %v", err)
+			}
+		})
+	}
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	h := blockstore.Sum(nil)
+	file := func(name string) []byte {
+		return (&DirNode{Entries: []Entry{{Name: name, Kind: KindFile, Hash: h}}}).Encode()
+	}
+	unsorted := (&DirNode{Entries: []Entry{{Name: "b", Kind: KindFile, Hash: h}, {Name: "a", Kind: KindFile, Hash: h}}}).Encode()
+	dup := (&DirNode{Entries: []Entry{{Name: "a", Kind: KindFile, Hash: h}, {Name: "a", Kind: KindFile, Hash: h}}}).Encode()
+	overlong := []byte{TagDir, FormatVersion, 0x80, 0x00} // count 0 spelled in two bytes
+	badVersion := []byte{TagDir, 2, 0}
+	badTag := []byte{0x7f, FormatVersion}
+	wrongCount := (&FileNode{ChunkSize: MinChunkSize, Size: MinChunkSize + 1, Hashes: []blockstore.Hash{h}}).Encode()
+	tinyChunk := (&FileNode{ChunkSize: 512, Size: 1, Hashes: []blockstore.Hash{h}}).Encode()
+	noChildren := []byte{TagShard, FormatVersion, 0, 0, 0}
+	tooBig := make([]byte, MaxNodeSize+1)
+	tooBig[0], tooBig[1] = TagDir, FormatVersion
+	unknownFlag := file("a")
+	unknownFlag[6] = 0x80 // tag, version, count, name length, 'a', kind, flags
+	badMode := (&DirNode{Entries: []Entry{{Name: "a", Kind: KindFile, Mode: 0o7777, Hash: h}}}).Encode()
+
+	cases := map[string][]byte{
+		"empty input":          nil,
+		"unsorted entries":     unsorted,
+		"duplicate entries":    dup,
+		"non-minimal varint":   overlong,
+		"unknown version":      badVersion,
+		"unknown tag":          badTag,
+		"wrong hash count":     wrongCount,
+		"chunk size too small": tinyChunk,
+		"shard with no child":  noChildren,
+		"over size limit":      tooBig,
+		"unknown entry flag":   unknownFlag,
+		"mode outside 0777":    badMode,
+		"dot-dot name":         file(".."),
+		"slash in name":        file("a/b"),
+		"NUL in name":          file("a\x00b"),
+		"invalid utf-8":        file("\xff"),
+		"name too long":        file(strings.Repeat("x", MaxNameLen+1)),
+	}
+	for name, enc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if n, err := Decode(enc); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Decode accepted %x as %#v (err %v)", enc, n, err)
+			}
+		})
+	}
+}
+
+func TestParsePath(t *testing.T) {
+	good := map[string]string{
+		"":          "/",
+		"/":         "/",
+		"a":         "/a",
+		"/a/b/":     "/a/b",
+		"a b/c.txt": "/a b/c.txt",
+		"...":       "/...",
+	}
+	for in, want := range good {
+		p, err := ParsePath(in)
+		if err != nil {
+			t.Errorf("ParsePath(%q): %v", in, err)
+			continue
+		}
+		if p.String() != want {
+			t.Errorf("ParsePath(%q) = %s, want %s", in, p, want)
+		}
+	}
+	bad := []string{"a//b", "../a", "a/..", "./a", "a/./b", "//", "a\x00", "\xfe", strings.Repeat("x", 256), strings.Repeat("a/", MaxPathDepth+1), strings.Repeat("y", MaxPathLen+1)}
+	for _, in := range bad {
+		if p, err := ParsePath(in); !errors.Is(err, ErrBadName) {
+			t.Errorf("ParsePath(%q) = %v, %v; want ErrBadName", clip(in), p, err)
+		}
+	}
+}

@@ -1,0 +1,241 @@
+// Package cli implements the gritsd commands. It is importable so that
+// tests and tools can run a command in-process; it never calls os.Exit.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/grits-cdn/grits/internal/datadir"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1   // the command ran and failed, or found problems
+	ExitUsage       = 2   // bad arguments
+	ExitInterrupted = 130 // SIGINT/SIGTERM
+)
+
+// Env is the process environment a command sees.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+type command struct {
+	name    string
+	args    string
+	summary string
+	run     func(ctx context.Context, c *cmdContext) error
+}
+
+var commands = []command{
+	{"init", "[--origin]", "create a data directory: node key; for an origin also the site key and swarm secret", runInit},
+	{"import", "SRC [--at PATH] [--keep-mtimes]", "store a directory or file in the tree and commit a new signed root (prints the root hash)", runImport},
+	{"ls", "[PATH] [--root HASH]", "list a directory of the tree", runLs},
+	{"cat", "PATH [--root HASH]", "write a file of the tree to stdout", runCat},
+	{"proof", "PATH [--root HASH] [-o FILE]", "build and verify the path proof, print its size and nodes", runProof},
+	{"log", "", "the history of signed roots, newest first", runLog},
+	{"fsck", "", "verify every block and that retained roots are complete", runFsck},
+	{"gc", "[--keep N] [--dry-run]", "remove blocks not reachable from the newest retained roots", runGC},
+}
+
+// usageError marks errors that are the caller's arguments' fault.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitError lets a command choose its exit code after printing its own
+// report (fsck finding problems is not a crash).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// cmdContext is what every command gets: its flags, its environment and
+// a way to open the data directory.
+type cmdContext struct {
+	Env
+	name    string
+	flags   *flag.FlagSet
+	dataDir *string
+	args    []string
+	logger  *slog.Logger
+}
+
+func (c *cmdContext) dir() (string, error) {
+	if *c.dataDir != "" {
+		return *c.dataDir, nil
+	}
+	return datadir.DefaultDir(c.Getenv)
+}
+
+func (c *cmdContext) open(ctx context.Context) (*datadir.Dir, error) {
+	p, err := c.dir()
+	if err != nil {
+		return nil, err
+	}
+	return datadir.Open(ctx, p, c.logger)
+}
+
+func (c *cmdContext) printf(format string, args ...any) {
+	fmt.Fprintf(c.Stdout, format, args...)
+}
+
+func (c *cmdContext) errorf(format string, args ...any) {
+	fmt.Fprintf(c.Stderr, format, args...)
+}
+
+// parseInterspersed lets flags follow positional arguments
+// ("import SRC --at /x"), which the flag package alone does not.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: gritsd COMMAND [flags] [args]\n\ncommands:\n")
+	cs := append([]command(nil), commands...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-7s %-34s %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintf(w, "\nEvery command takes --data DIR (default: $GRITS_DATA, else $XDG_DATA_HOME/grits or ~/.local/share/grits).\nRun gritsd COMMAND -h for its flags.\n")
+}
+
+// Main runs one gritsd command line and returns the exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
+	var globalData string
+	// Accept --data before the command too: gritsd --data D import ...
+	for len(args) >= 2 && (args[0] == "--data" || args[0] == "-data") {
+		globalData, args = args[1], args[2:]
+	}
+	if len(args) > 0 {
+		if v, ok := strings.CutPrefix(args[0], "--data="); ok {
+			globalData, args = v, args[1:]
+		}
+	}
+	if len(args) == 0 {
+		usage(env.Stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
+		usage(env.Stdout)
+		return ExitOK
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == args[0] {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(env.Stderr, "gritsd: unknown command %q\n\n", args[0])
+		usage(env.Stderr)
+		return ExitUsage
+	}
+	fs := flag.NewFlagSet("gritsd "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: gritsd %s %s\n  %s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
+		fs.PrintDefaults()
+	}
+	c := &cmdContext{Env: env, name: cmd.name, flags: fs, args: args[1:]}
+	c.dataDir = fs.String("data", globalData, "data directory")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	c.logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: levelVar(logLevel)}))
+	err := cmd.run(ctx, c)
+	var ue *usageError
+	var ee *exitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.Stderr, "gritsd %s: %v\n", cmd.name, err)
+		fmt.Fprintf(env.Stderr, "usage: gritsd %s %s\n", cmd.name, cmd.args)
+		return ExitUsage
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintf(env.Stderr, "gritsd %s: %s\n", cmd.name, ee.msg)
+		}
+		return ee.code
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintf(env.Stderr, "gritsd %s: interrupted; nothing was committed\n", cmd.name)
+		return ExitInterrupted
+	default:
+		fmt.Fprintf(env.Stderr, "gritsd %s: %v\n", cmd.name, err)
+		return ExitFailure
+	}
+}
+
+// levelVar parses the --log-level flag lazily: the handler is created
+// before flags are parsed.
+type lazyLevel struct{ s *string }
+
+func (l lazyLevel) Level() slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*l.s)); err != nil {
+		return slog.LevelWarn
+	}
+	return lv
+}
+
+func levelVar(s *string) slog.Leveler { return lazyLevel{s} }
+
+// parse parses the command's flags and checks the positional count.
+func (c *cmdContext) parse(minArgs, maxArgs int) error {
+	pos, err := parseInterspersed(c.flags, c.args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: ExitUsage}
+	}
+	if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
+		switch {
+		case maxArgs == 0:
+			return usagef("takes no arguments, got %q", pos)
+		case len(pos) < minArgs:
+			return usagef("missing argument")
+		default:
+			return usagef("too many arguments: %q", pos[maxArgs:])
+		}
+	}
+	c.args = pos
+	return nil
+}

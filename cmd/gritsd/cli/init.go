@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/tree"
+)
+
+func runInit(ctx context.Context, c *cmdContext) error {
+	origin := c.flags.Bool("origin", false, "create an origin: also a site signing key and a swarm secret")
+	if err := c.parse(0, 0); err != nil {
+		return err
+	}
+	p, err := c.dir()
+	if err != nil {
+		return err
+	}
+	d, err := datadir.Init(ctx, p, *origin, c.logger)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	c.errorf("initialized %s data directory %s\n", d.Config.Role, d.Path)
+	c.printf("node-id: %s\n", tree.PublicKeyOf(d.NodeKey))
+	if *origin {
+		c.printf("site-key: %s\n", d.Config.SiteKey)
+		c.errorf("keep %s safe: whoever holds it can publish as this site\n", d.Path+"/site.key")
+	}
+	return nil
+}

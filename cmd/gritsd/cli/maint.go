@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/tree"
+)
+
+var timeNow = time.Now
+
+// retained returns the newest n roots of the log.
+func retained(d *datadir.Dir, n int) []tree.Root {
+	roots := d.Log.Roots()
+	if len(roots) > n {
+		roots = roots[len(roots)-n:]
+	}
+	return roots
+}
+
+func describeVisit(v tree.Visit, seq uint64) string {
+	s := fmt.Sprintf("%s of %s in root seq %d", v.Kind, v.Path, seq)
+	if v.Kind == tree.BlockChunk {
+		s = fmt.Sprintf("chunk at offset %d of %s in root seq %d", v.Offset, v.Path, seq)
+	}
+	return s
+}
+
+func runFsck(ctx context.Context, c *cmdContext) error {
+	if err := c.parse(0, 0); err != nil {
+		return err
+	}
+	d, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Lock(); err != nil {
+		return err
+	}
+	problems := 0
+	report := func(format string, args ...any) {
+		problems++
+		c.printf(format+"\n", args...)
+	}
+
+	// 1. Every stored block still hashes to its name. Get verifies and
+	// moves a corrupt block aside.
+	corrupt := map[blockstore.Hash]*blockstore.CorruptError{}
+	var blocks, bytes int64
+	err = d.Store.Walk(ctx, func(info blockstore.Info) error {
+		blocks++
+		bytes += info.Size
+		_, err := d.Store.Get(ctx, info.Hash)
+		var ce *blockstore.CorruptError
+		switch {
+		case errors.As(err, &ce):
+			corrupt[info.Hash] = ce
+		case errors.Is(err, blockstore.ErrNotFound):
+			// removed concurrently (evicted); not a problem
+		case err != nil:
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	// 2. Every root in the log is signed by the site key, and the retained
+	// ones are complete (on nodes that promise completeness).
+	for _, r := range d.Log.Roots() {
+		if !d.Config.SiteKey.IsZero() && r.SiteKey != d.Config.SiteKey {
+			report("root seq %d: signed by %s, not the site key %s", r.Seq, r.SiteKey, d.Config.SiteKey)
+		} else if err := r.Verify(r.SiteKey, r.Time); err != nil {
+			report("root seq %d: %v", r.Seq, err)
+		}
+	}
+	referenced := map[blockstore.Hash]bool{}
+	complete := d.Config.Role != datadir.RoleVolunteer
+	for _, r := range retained(d, d.Config.RetainRoots) {
+		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
+			if referenced[v.Hash] && v.Err == nil {
+				return false, nil
+			}
+			referenced[v.Hash] = true
+			if ce, ok := corrupt[v.Hash]; ok {
+				report("corrupt block %s: %s; moved aside to %s", v.Hash, describeVisit(v, r.Seq), ce.MovedTo)
+				return false, nil
+			}
+			if v.Err != nil {
+				if complete || !errors.Is(v.Err, blockstore.ErrNotFound) {
+					report("missing or unreadable %s: %v", describeVisit(v, r.Seq), v.Err)
+				}
+				return false, nil
+			}
+			if v.Kind == tree.BlockChunk && complete {
+				ok, err := d.Store.Has(ctx, v.Hash)
+				if err != nil {
+					return false, err
+				}
+				if !ok {
+					report("missing block %s: %s", v.Hash, describeVisit(v, r.Seq))
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for h, ce := range corrupt {
+		if !referenced[h] {
+			report("corrupt block %s (not referenced by a retained root); moved aside to %s", h, ce.MovedTo)
+		}
+	}
+	c.errorf("fsck: checked %d blocks (%s) and %d roots\n", blocks, humanBytes(bytes), d.Log.Len())
+	if problems > 0 {
+		return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d problems found", problems)}
+	}
+	c.errorf("fsck: no problems found\n")
+	return nil
+}
+
+func runGC(ctx context.Context, c *cmdContext) error {
+	keep := c.flags.Int("keep", 0, "keep the newest N roots complete (default: retain_roots from config.json)")
+	dryRun := c.flags.Bool("dry-run", false, "only report what would be removed")
+	if err := c.parse(0, 0); err != nil {
+		return err
+	}
+	d, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Lock(); err != nil {
+		return err
+	}
+	n := d.Config.RetainRoots
+	if *keep != 0 {
+		if *keep < 1 {
+			return usagef("--keep must be at least 1")
+		}
+		n = *keep
+	}
+	roots := retained(d, n)
+	live := map[blockstore.Hash]bool{}
+	for _, r := range roots {
+		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
+			partial := d.Config.Role == datadir.RoleVolunteer && errors.Is(v.Err, blockstore.ErrNotFound)
+			if v.Err != nil && !partial {
+				// A node we cannot read hides which blocks it needs; deleting
+				// on a guess could destroy the only copy.
+				return false, fmt.Errorf("root seq %d: %s: %w; run gritsd fsck first", r.Seq, v.Path, v.Err)
+			}
+			if live[v.Hash] {
+				return false, nil
+			}
+			live[v.Hash] = true
+			return v.Err == nil, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var kept, removed, keptBytes, removedBytes int64
+	err = d.Store.Walk(ctx, func(info blockstore.Info) error {
+		if live[info.Hash] {
+			kept++
+			keptBytes += info.Size
+			return nil
+		}
+		removed++
+		removedBytes += info.Size
+		if *dryRun {
+			return nil
+		}
+		return d.Store.Delete(ctx, info.Hash)
+	})
+	if err != nil {
+		return err
+	}
+	verb := "removed"
+	if *dryRun {
+		verb = "would remove"
+	}
+	span := "no roots"
+	if len(roots) > 0 {
+		span = fmt.Sprintf("roots seq %d..%d", roots[0].Seq, roots[len(roots)-1].Seq)
+	}
+	c.printf("gc: kept %d blocks (%s) for %s; %s %d blocks (%s)\n", kept, humanBytes(keptBytes), span, verb, removed, humanBytes(removedBytes))
+	return nil
+}

@@ -1,0 +1,349 @@
+// Package datadir owns a node's data directory: its configuration, keys,
+// block store, root log and the lock that keeps two writers apart.
+//
+// Layout (all paths relative to the directory):
+//
+//	config.json   role and settings (see Config)
+//	node.key      the node's ed25519 key, PKCS#8 PEM, 0600
+//	site.key      origin only: the site's ed25519 signing key, PKCS#8 PEM, 0600
+//	swarm.key     origin only: the gossip encryption secret, 0600
+//	blocks/       the block store (see package blockstore)
+//	roots.log     every signed root this node accepted (see tree.Log)
+//	import/       per-source state that lets re-imports skip unchanged files
+//	lock          flock(2) target for commands that write
+package datadir
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// Roles a node can have.
+const (
+	RoleOrigin    = "origin"
+	RoleVolunteer = "volunteer"
+	RoleStorage   = "storage"
+)
+
+// Defaults written into a new config.
+const (
+	DefaultRootTTL     = 7 * 24 * time.Hour
+	DefaultRetainRoots = 10
+	DefaultCacheQuota  = 10 << 30
+	configVersion      = 1
+)
+
+// Errors callers branch on.
+var (
+	ErrNotInitialized = errors.New("data directory is not initialized")
+	ErrExists         = errors.New("data directory is already initialized")
+	ErrNotOrigin      = errors.New("this data directory is not an origin's")
+	ErrLocked         = errors.New("data directory is locked by another gritsd command")
+)
+
+// Duration marshals as a Go duration string ("168h0m0s") so config.json
+// stays readable and editable by hand.
+type Duration struct{ time.Duration }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// Config is config.json.
+type Config struct {
+	Version int    `json:"version"`
+	Role    string `json:"role"`
+	// SiteKey is the site's public key: the origin's own, or the one a
+	// volunteer was given when it joined. Zero until known.
+	SiteKey tree.PublicKey `json:"site_key"`
+	// RootTTL is how long a root the origin signs stays valid.
+	RootTTL Duration `json:"root_ttl"`
+	// RetainRoots is how many of the newest roots gc keeps complete.
+	RetainRoots int `json:"retain_roots"`
+	// CacheQuota bounds cached (unpinned) blocks, in bytes.
+	CacheQuota int64 `json:"cache_quota_bytes"`
+	// ChunkSize for imported files.
+	ChunkSize uint32 `json:"chunk_size"`
+}
+
+// Validate checks a loaded or edited config.
+func (c *Config) Validate() error {
+	switch {
+	case c.Version != configVersion:
+		return fmt.Errorf("config version %d, this gritsd understands %d", c.Version, configVersion)
+	case c.Role != RoleOrigin && c.Role != RoleVolunteer && c.Role != RoleStorage:
+		return fmt.Errorf("config role %q: want origin, volunteer or storage", c.Role)
+	case c.Role == RoleOrigin && c.SiteKey.IsZero():
+		return errors.New("config: an origin needs site_key")
+	case c.RootTTL.Duration < time.Minute:
+		return fmt.Errorf("config root_ttl %v: at least 1m", c.RootTTL)
+	case c.RetainRoots < 1:
+		return fmt.Errorf("config retain_roots %d: at least 1", c.RetainRoots)
+	case c.ChunkSize < tree.MinChunkSize || c.ChunkSize > tree.MaxChunkSize:
+		return fmt.Errorf("config chunk_size %d: must be %d..%d", c.ChunkSize, tree.MinChunkSize, tree.MaxChunkSize)
+	}
+	return nil
+}
+
+// DefaultDir is where a data directory lives when neither --data nor
+// GRITS_DATA says: $XDG_DATA_HOME/grits, else ~/.local/share/grits.
+func DefaultDir(getenv func(string) string) (string, error) {
+	if d := getenv("GRITS_DATA"); d != "" {
+		return d, nil
+	}
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "grits"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --data, GRITS_DATA or home directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "grits"), nil
+}
+
+// Dir is an open data directory.
+type Dir struct {
+	Path    string
+	Config  Config
+	NodeKey ed25519.PrivateKey
+	// SiteKey is the site's private key on an origin, nil elsewhere.
+	SiteKey ed25519.PrivateKey
+	Store   *blockstore.Disk
+	Log     *tree.Log
+	logger  *slog.Logger
+	lock    *os.File
+}
+
+func (d *Dir) path(name string) string { return filepath.Join(d.Path, name) }
+
+// Init creates a new data directory. It refuses to touch one that exists
+// and is not empty, so running init twice never replaces keys.
+func Init(ctx context.Context, path string, origin bool, logger *slog.Logger) (*Dir, error) {
+	if _, err := os.Stat(filepath.Join(path, "config.json")); err == nil {
+		return nil, fmt.Errorf("%s: %w", path, ErrExists)
+	}
+	if des, err := os.ReadDir(path); err == nil && len(des) > 0 {
+		return nil, fmt.Errorf("%s exists and is not empty; choose an empty or new directory", path)
+	}
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	cfg := Config{Version: configVersion, Role: RoleVolunteer, RootTTL: Duration{DefaultRootTTL},
+		RetainRoots: DefaultRetainRoots, CacheQuota: DefaultCacheQuota, ChunkSize: tree.DefaultChunkSize}
+	if _, err := newKey(filepath.Join(path, "node.key")); err != nil {
+		return nil, err
+	}
+	if origin {
+		cfg.Role = RoleOrigin
+		site, err := newKey(filepath.Join(path, "site.key"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.SiteKey = tree.PublicKeyOf(site)
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		if err := writeFileSync(filepath.Join(path, "swarm.key"), []byte(base64.StdEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	// config.json last: its presence marks a complete init.
+	if err := writeFileSync(filepath.Join(path, "config.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return Open(ctx, path, logger)
+}
+
+// Open opens an initialized data directory: config, keys, store, log.
+func Open(ctx context.Context, path string, logger *slog.Logger) (*Dir, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Dir{Path: path, logger: logger}
+	raw, err := os.ReadFile(d.path("config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w (run gritsd init first, or pass --data)", path, ErrNotInitialized)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
+	if err := json.Unmarshal(raw, &d.Config); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.path("config.json"), err)
+	}
+	if err := d.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.path("config.json"), err)
+	}
+	if d.NodeKey, err = readKey(d.path("node.key")); err != nil {
+		return nil, err
+	}
+	if d.Config.Role == RoleOrigin {
+		if d.SiteKey, err = readKey(d.path("site.key")); err != nil {
+			return nil, err
+		}
+		if tree.PublicKeyOf(d.SiteKey) != d.Config.SiteKey {
+			return nil, fmt.Errorf("%s does not match site_key in config.json", d.path("site.key"))
+		}
+	}
+	d.Store, err = blockstore.OpenDisk(ctx, d.path("blocks"), blockstore.DiskConfig{Quota: d.Config.CacheQuota, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	d.Log, err = tree.OpenLog(ctx, d.path("roots.log"), logger)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close releases the lock (if held) and the log.
+func (d *Dir) Close() error {
+	var errs []error
+	if d.Log != nil {
+		errs = append(errs, d.Log.Close())
+	}
+	if d.lock != nil {
+		errs = append(errs, d.lock.Close())
+		d.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Lock takes the directory's write lock without waiting: two imports, or
+// an import and a gc, must never interleave.
+func (d *Dir) Lock() error {
+	f, err := os.OpenFile(d.path("lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("%s: %w; wait for it to finish", d.Path, ErrLocked)
+		}
+		return fmt.Errorf("lock: %w", err)
+	}
+	d.lock = f
+	return nil
+}
+
+// RequireOrigin returns ErrNotOrigin unless this is an origin.
+func (d *Dir) RequireOrigin(what string) error {
+	if d.Config.Role != RoleOrigin || d.SiteKey == nil {
+		return fmt.Errorf("%s: %w (role %s; create one with gritsd init --origin)", what, ErrNotOrigin, d.Config.Role)
+	}
+	return nil
+}
+
+// ImportStatePath is where the skip-unchanged state of one (source,
+// destination) pair lives.
+func (d *Dir) ImportStatePath(src, at string) string {
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		abs = src
+	}
+	h := blockstore.Sum([]byte(abs + "\x00" + at))
+	return d.path(filepath.Join("import", h.Hex()[:32]+".json"))
+}
+
+// Commit signs a new root for tree hash t as the successor of the
+// latest root in the log and appends it. The caller must have made the
+// tree's blocks durable first.
+func (d *Dir) Commit(ctx context.Context, t blockstore.Hash, now time.Time) (tree.Root, error) {
+	if err := d.RequireOrigin("commit"); err != nil {
+		return tree.Root{}, err
+	}
+	r := tree.Root{Seq: 1, Time: now, Expires: now.Add(d.Config.RootTTL.Duration), Tree: t}
+	if last, ok := d.Log.Latest(); ok {
+		r.Seq = last.Seq + 1
+		r.Prev = last.Hash()
+		if !r.Time.After(last.Time) {
+			// Keep signing times increasing even if the clock stepped back.
+			r.Time = last.Time.Add(time.Second)
+			r.Expires = r.Time.Add(d.Config.RootTTL.Duration)
+		}
+	}
+	signed, err := tree.SignRoot(d.SiteKey, r)
+	if err != nil {
+		return tree.Root{}, fmt.Errorf("sign root: %w", err)
+	}
+	if err := d.Log.Append(ctx, signed); err != nil {
+		return tree.Root{}, fmt.Errorf("append root: %w", err)
+	}
+	return signed, nil
+}
+
+func newKey(path string) (ed25519.PrivateKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return nil, err
+	}
+	return priv, nil
+}
+
+func readKey(path string) (ed25519.PrivateKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	blk, _ := pem.Decode(raw)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: not a PEM private key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an ed25519 key", path)
+	}
+	return priv, nil
+}
+
+func writeFileSync(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -45,12 +45,14 @@ func fuzzFixture(t testing.TB) (*blockstore.Mem, blockstore.Hash) {
 	return fuzzTree.store, fuzzTree.root
 }
 
+var fuzzVerifyPaths = []string{"", "index.html", "img/logo.png", "docs/guide", "docs/link", "missing", "index.html/x", "docs/link/intro.md", "docs/guide/intro.md"}
+
 // FuzzVerify: no proof the fuzzer makes may convince Verify of anything
 // that differs from the real tree. Whatever Verify accepts must equal the
 // answer of a lookup in the store that holds the tree.
 func FuzzVerify(f *testing.F) {
 	store, root := fuzzFixture(f)
-	for _, path := range []string{"", "index.html", "img/logo.png", "docs/guide", "docs/link", "missing", "index.html/x", "docs/link/intro.md", "docs/guide/intro.md"} {
+	for _, path := range fuzzVerifyPaths {
 		proof, _, err := BuildProof(context.Background(), store, root, MustParsePath(path))
 		if err != nil {
 			f.Fatal(err)

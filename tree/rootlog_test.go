@@ -297,12 +297,18 @@ func TestLogCorrupt(t *testing.T) {
 	}
 	withTail := func(tail []byte) []byte { return append(bytes.Clone(good), tail...) }
 	badRecord := chain[0].Encode()[:RootSize-1] // frames fine, does not decode
+	seqDown := chain[1]                         // seq 2 after seq 3, chained to it
+	seqDown.Prev = chain[2].Hash()
+	seqDown, err := SignRoot(rootTestKey(), seqDown)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases = append(cases,
 		corruptCase{"empty file", nil, 0},
 		corruptCase{"short header", []byte("GRITS"), 0},
 		corruptCase{"bad header", append([]byte("GRITSRL2"), good[8:]...), 0},
 		corruptCase{"record that does not decode", withTail(logFrame(badRecord)), len(good)},
-		corruptCase{"seq not increasing", logBytes(chain[0], chain[2], chain[1]), middle + frameLen},
+		corruptCase{"seq not increasing", logBytes(chain[2], seqDown), middle},
 		corruptCase{"repeated root", logBytes(chain[0], chain[0]), middle},
 		corruptCase{"prev not chained", logBytes(chain[0], chain[2]), middle},
 		corruptCase{"length above MaxLogRecord at the end", withTail([]byte{0, 0, 0x10, 0x01}), len(good)},
@@ -397,11 +403,12 @@ func TestLogConcurrentAppend(t *testing.T) {
 
 	// Every writer offers every root in order; exactly one Append of each
 	// must win, the rest see ErrSameRoot or ErrRollback.
-	var wg sync.WaitGroup
+	var writers, readers sync.WaitGroup
+	done := make(chan struct{})
 	var mu sync.Mutex
 	wins := make(map[uint64]int)
 	for range 8 {
-		wg.Go(func() {
+		writers.Go(func() {
 			for _, r := range chain {
 				err := l.Append(ctx, r)
 				switch {
@@ -417,8 +424,13 @@ func TestLogConcurrentAppend(t *testing.T) {
 		})
 	}
 	for range 4 {
-		wg.Go(func() {
-			for l.Len() < len(chain) {
+		readers.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
 				if latest, ok := l.Latest(); ok {
 					if _, found := l.Find(latest.Hash()); !found {
 						t.Error("Find does not see the latest root")
@@ -432,7 +444,9 @@ func TestLogConcurrentAppend(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	writers.Wait()
+	close(done)
+	readers.Wait()
 	for _, r := range chain {
 		if wins[r.Seq] != 1 {
 			t.Fatalf("seq %d appended %d times", r.Seq, wins[r.Seq])

@@ -53,9 +53,9 @@ func (x *index) add(h Hash, size int64, r Residency, lastUsed time.Time) *entry 
 }
 
 // update reconciles an entry with what was just observed on disk (another
-// process may have changed it), adding it if missing. It reports the entry
-// and whether it became cached or grew while cached, i.e. whether the
-// caller should enforce the quota.
+// process may have changed it), adding it if missing, as used at now. It
+// does not count as a use of a known block. It reports whether the cached
+// bytes grew, i.e. whether the caller should enforce the quota.
 func (x *index) update(h Hash, size int64, r Residency, now time.Time) (*entry, bool) {
 	e := x.entries[h]
 	if e == nil {
@@ -68,7 +68,6 @@ func (x *index) update(h Hash, size int64, r Residency, now time.Time) (*entry, 
 		x.account(e, +1)
 	}
 	x.setResidency(e, r)
-	x.touch(e, now)
 	return e, grew
 }
 

@@ -36,7 +36,7 @@ func (m *Mem) Put(ctx context.Context, data []byte, opts PutOptions) (Hash, erro
 	h := Sum(data)
 	res, err := putResidency(opts)
 	if err != nil {
-		return h, fmt.Errorf("blockstore: put %s: %w", h.Short(), err)
+		return Hash{}, fmt.Errorf("blockstore: put %s: %w", h.Short(), err)
 	}
 	now := time.Now()
 

@@ -98,23 +98,36 @@ type Stats struct {
 // Store holds blocks by hash. Implementations must be safe for concurrent
 // use, must compute (never trust) the hash of what they store, and must
 // never return bytes from Get that do not hash to the requested Hash.
+// Every method fails with ctx's error once ctx is done. See the package
+// documentation for the eviction rules.
 type Store interface {
-	// Put stores data and returns its hash. It is idempotent.
+	// Put stores data and returns its hash. It is idempotent, and counts
+	// as a use of the block. Blocks over MaxBlockSize fail with
+	// ErrTooLarge.
 	Put(ctx context.Context, data []byte, opts PutOptions) (Hash, error)
-	// Get returns the block's bytes, verified against h.
+	// Get returns the block's bytes, verified against h; the caller owns
+	// the slice. A missing block fails with ErrNotFound. A block whose
+	// bytes fail verification fails with a *CorruptError and is removed,
+	// so the next Get reports ErrNotFound.
 	Get(ctx context.Context, h Hash) ([]byte, error)
 	// Has reports whether the block is stored (without verifying it).
+	// It does not count as a use.
 	Has(ctx context.Context, h Hash) (bool, error)
-	// Stat returns what the store knows about one block.
+	// Stat returns what the store knows about one block, or ErrNotFound.
+	// It does not count as a use.
 	Stat(ctx context.Context, h Hash) (Info, error)
-	// SetResidency pins or unpins a stored block.
+	// SetResidency pins or unpins a stored block (ErrNotFound if it is
+	// not stored). An unpinned block becomes the least recently used
+	// cached block, and is evicted first if the quota is exceeded.
 	SetResidency(ctx context.Context, h Hash, r Residency) error
 	// Delete removes a block; deleting a missing block is not an error.
 	Delete(ctx context.Context, h Hash) error
 	// Walk calls fn for every stored block, in no particular order. The
-	// store may change during the walk; fn may call other methods.
+	// store may change during the walk; fn may call other methods. An
+	// error from fn stops the walk and is returned unwrapped.
 	Walk(ctx context.Context, fn func(Info) error) error
-	// Sync makes every block written so far durable.
+	// Sync makes every block written so far durable, including those
+	// written with PutOptions.Deferred.
 	Sync(ctx context.Context) error
 	// Stats returns counts and bytes by residency.
 	Stats(ctx context.Context) (Stats, error)

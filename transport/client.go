@@ -1,0 +1,503 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/proto"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// ErrBadPeer marks data from a peer that failed verification. Callers
+// should stop using that peer; see PeerError.
+var ErrBadPeer = errors.New("peer sent bad data")
+
+// PeerError is an error attributed to one peer.
+type PeerError struct {
+	Peer string
+	// Bad is true when the peer sent something that failed verification
+	// (errors.Is(err, ErrBadPeer)), false for plain failures such as a
+	// timeout, a refused connection or a "not found" answer.
+	Bad bool
+	Err error
+}
+
+func (e *PeerError) Error() string {
+	if e.Bad {
+		return fmt.Sprintf("peer %s sent bad data: %v", e.Peer, e.Err)
+	}
+	return fmt.Sprintf("peer %s: %v", e.Peer, e.Err)
+}
+
+func (e *PeerError) Unwrap() error { return e.Err }
+
+func (e *PeerError) Is(target error) bool { return target == ErrBadPeer && e.Bad }
+
+func badPeer(peer string, format string, args ...any) error {
+	return &PeerError{Peer: peer, Bad: true, Err: fmt.Errorf(format, args...)}
+}
+
+func peerErr(peer string, err error) error {
+	var pe *PeerError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return &PeerError{Peer: peer, Err: err}
+}
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// SiteKey verifies roots. Required.
+	SiteKey tree.PublicKey
+	// Identity, if set, is presented to servers (nodes authenticate to
+	// each other; read-only clients need none).
+	Identity *tls.Certificate
+	// DialTimeout bounds a handshake; default 5s.
+	DialTimeout time.Duration
+	// StallTimeout bounds the wait for each response frame; a peer that
+	// hangs mid-stream is given up after it. Default 10s.
+	StallTimeout time.Duration
+	// IdleTimeout of pooled connections; default 60s.
+	IdleTimeout time.Duration
+	// OnRequest, if set, is called for every request sent (a round trip):
+	// tests count them. It must not block.
+	OnRequest func(peer string, t proto.Type)
+	Logger    *slog.Logger
+	// Now is the clock for root expiry; default time.Now.
+	Now func() time.Time
+}
+
+// Client talks grits/1 to many peers over one UDP socket, one pooled
+// QUIC connection per peer.
+type Client struct {
+	cfg  ClientConfig
+	tr   *quic.Transport
+	tlsc *tls.Config
+
+	mu    sync.Mutex
+	conns map[string]*quic.Conn
+	dials map[string]*dialCall
+	last  *tree.Root // newest root accepted, against rollback
+
+	requests atomic.Int64
+}
+
+type dialCall struct {
+	done chan struct{}
+	conn *quic.Conn
+	err  error
+}
+
+// NewClient opens the client's UDP socket.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.SiteKey.IsZero() {
+		return nil, errors.New("transport: client needs the site key")
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{})
+	if err != nil {
+		return nil, fmt.Errorf("transport: client socket: %w", err)
+	}
+	tlsc := &tls.Config{
+		NextProtos: []string{ALPN},
+		MinVersion: tls.VersionTLS13,
+		// Server identity is a node key, not a name a CA vouches for;
+		// every byte is verified against hashes and the site key anyway.
+		InsecureSkipVerify:    true,
+		VerifyPeerCertificate: verifyAnyNodeCert,
+		ClientSessionCache:    tls.NewLRUClientSessionCache(256),
+	}
+	if cfg.Identity != nil {
+		tlsc.Certificates = []tls.Certificate{*cfg.Identity}
+	}
+	return &Client{cfg: cfg, tr: &quic.Transport{Conn: pc}, tlsc: tlsc,
+		conns: map[string]*quic.Conn{}, dials: map[string]*dialCall{}}, nil
+}
+
+// Close closes every connection and the socket.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	for _, conn := range c.conns {
+		conn.CloseWithError(codeNoError, "")
+	}
+	c.conns = map[string]*quic.Conn{}
+	c.mu.Unlock()
+	err := c.tr.Close()
+	_ = c.tr.Conn.Close()
+	return err
+}
+
+// Requests returns how many requests (round trips) the client has sent.
+func (c *Client) Requests() int64 { return c.requests.Load() }
+
+// conn returns a live pooled connection to peer, dialling once if needed
+// (concurrent callers share one dial).
+func (c *Client) conn(ctx context.Context, peer string) (*quic.Conn, error) {
+	c.mu.Lock()
+	if conn, ok := c.conns[peer]; ok {
+		if conn.Context().Err() == nil {
+			c.mu.Unlock()
+			return conn, nil
+		}
+		delete(c.conns, peer)
+	}
+	call, ok := c.dials[peer]
+	if !ok {
+		call = &dialCall{done: make(chan struct{})}
+		c.dials[peer] = call
+		go c.dial(peer, call)
+	}
+	c.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.conn, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Client) dial(peer string, call *dialCall) {
+	defer close(call.done)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	defer cancel()
+	addr, err := net.ResolveUDPAddr("udp", peer)
+	if err == nil {
+		qc := &quic.Config{
+			HandshakeIdleTimeout:  c.cfg.DialTimeout,
+			MaxIdleTimeout:        c.cfg.IdleTimeout,
+			KeepAlivePeriod:       c.cfg.IdleTimeout / 3,
+			MaxIncomingStreams:    -1,
+			MaxIncomingUniStreams: -1,
+		}
+		tlsc := c.tlsc.Clone()
+		tlsc.ServerName = peer // keys the session cache, for 0-RTT resumption
+		call.conn, err = c.tr.DialEarly(ctx, addr, tlsc, qc)
+	}
+	c.mu.Lock()
+	delete(c.dials, peer)
+	if err == nil {
+		c.conns[peer] = call.conn
+	}
+	c.mu.Unlock()
+	if err != nil {
+		call.err = fmt.Errorf("dial: %w", err)
+	}
+}
+
+// exchange is one request on its own stream.
+type exchange struct {
+	c    *Client
+	peer string
+	req  proto.Message
+	st   *quic.Stream
+	r    *bufio.Reader
+	stop func() bool
+}
+
+func (c *Client) send(ctx context.Context, peer string, req proto.Message) (*exchange, error) {
+	conn, err := c.conn(ctx, peer)
+	if err != nil {
+		return nil, peerErr(peer, err)
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		c.drop(peer, conn)
+		return nil, peerErr(peer, fmt.Errorf("open stream: %w", err))
+	}
+	c.requests.Add(1)
+	if c.cfg.OnRequest != nil {
+		c.cfg.OnRequest(peer, req.Type())
+	}
+	// Cancelling the context resets the stream both ways, which frees the
+	// server's side at once.
+	stop := context.AfterFunc(ctx, func() {
+		st.CancelRead(streamCancelled)
+		st.CancelWrite(streamCancelled)
+	})
+	st.SetWriteDeadline(time.Now().Add(c.cfg.StallTimeout))
+	if err := proto.WriteMessage(st, req); err != nil {
+		stop()
+		st.CancelRead(streamCancelled)
+		return nil, peerErr(peer, ctxErr(ctx, fmt.Errorf("send %v: %w", req.Type(), err)))
+	}
+	st.Close()
+	return &exchange{c: c, peer: peer, req: req, st: st, r: bufio.NewReaderSize(st, 64<<10), stop: stop}, nil
+}
+
+func (c *Client) drop(peer string, conn *quic.Conn) {
+	c.mu.Lock()
+	if c.conns[peer] == conn {
+		delete(c.conns, peer)
+	}
+	c.mu.Unlock()
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// next reads one response frame; io.EOF at a clean end of stream.
+func (x *exchange) next(ctx context.Context) (proto.Message, error) {
+	x.st.SetReadDeadline(time.Now().Add(x.c.cfg.StallTimeout))
+	m, err := proto.ReadResponse(x.r, x.req.Type())
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		return nil, io.EOF
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, proto.ErrMalformed), errors.Is(err, proto.ErrUnknownType),
+		errors.Is(err, proto.ErrUnexpectedType), errors.Is(err, proto.ErrFrameTooLarge):
+		return nil, badPeer(x.peer, "%v answer: %w", x.req.Type(), err)
+	case isTimeout(err):
+		return nil, peerErr(x.peer, fmt.Errorf("%v: no answer within %v (stalled)", x.req.Type(), x.c.cfg.StallTimeout))
+	default:
+		return nil, peerErr(x.peer, fmt.Errorf("%v: %w", x.req.Type(), err))
+	}
+	if e, ok := m.(*proto.Error); ok {
+		return nil, peerErr(x.peer, e)
+	}
+	return m, nil
+}
+
+func (x *exchange) close() {
+	x.stop()
+	x.st.CancelRead(codeOK)
+}
+
+// one sends a request and reads its single answer.
+func (c *Client) one(ctx context.Context, peer string, req proto.Message) (proto.Message, error) {
+	x, err := c.send(ctx, peer, req)
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	m, err := x.next(ctx)
+	if errors.Is(err, io.EOF) {
+		return nil, badPeer(peer, "%v: stream ended without an answer", req.Type())
+	}
+	return m, err
+}
+
+// acceptRoot verifies r against the site key and the newest root this
+// client accepted; a forged, expired or older root marks the peer bad.
+func (c *Client) acceptRoot(peer string, r tree.Root) error {
+	if err := r.Verify(c.cfg.SiteKey, c.cfg.Now()); err != nil {
+		return badPeer(peer, "root seq %d: %w", r.Seq, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last != nil {
+		if err := r.CheckSuccessor(*c.last); err != nil && !errors.Is(err, tree.ErrSameRoot) {
+			return badPeer(peer, "root seq %d: %w", r.Seq, err)
+		}
+		if r.Seq <= c.last.Seq {
+			return nil
+		}
+	}
+	c.last = &r
+	return nil
+}
+
+// AcceptRoot tells the client about a root verified elsewhere (a node's
+// own log), so that peers offering older ones are caught as rollbacks.
+func (c *Client) AcceptRoot(r tree.Root) error { return c.acceptRoot("local", r) }
+
+// LatestAccepted returns the newest root the client has accepted.
+func (c *Client) LatestAccepted() (tree.Root, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		return tree.Root{}, false
+	}
+	return *c.last, true
+}
+
+// Root fetches and verifies a peer's latest signed root.
+func (c *Client) Root(ctx context.Context, peer string) (tree.Root, error) {
+	m, err := c.one(ctx, peer, &proto.GetRoot{})
+	if err != nil {
+		return tree.Root{}, err
+	}
+	r := m.(*proto.Root).Root
+	if err := c.acceptRoot(peer, r); err != nil {
+		return tree.Root{}, err
+	}
+	return r, nil
+}
+
+// LookupResult is a verified lookup.
+type LookupResult struct {
+	// Root is the signed root the proof was checked against.
+	Root tree.Root
+	tree.Result
+	Proof *tree.Proof
+	// Inline holds the whole file when the peer sent it (verified against
+	// the file's chunk hashes); HasInline says whether it did.
+	Inline    []byte
+	HasInline bool
+}
+
+// Lookup resolves p on peer. With root nil it asks for the peer's latest
+// root and gets it in the same round trip. inlineMax asks for small files
+// inline (0 for never). The proof is verified against the (verified)
+// root; a path that does not exist is a result, not an error.
+func (c *Client) Lookup(ctx context.Context, peer string, root *tree.Root, p tree.Path, inlineMax int) (*LookupResult, error) {
+	req := &proto.Lookup{Path: p.String(), MaxInline: uint64(max(inlineMax, 0)), AcceptZstd: true}
+	if root == nil {
+		req.Latest = true
+	} else {
+		req.Tree = root.Tree
+	}
+	m, err := c.one(ctx, peer, req)
+	if err != nil {
+		return nil, err
+	}
+	lr := m.(*proto.LookupResult)
+	out := &LookupResult{Proof: lr.Proof}
+	switch {
+	case root != nil:
+		out.Root = *root
+	case lr.Root == nil:
+		return nil, badPeer(peer, "latest lookup answered without a root")
+	default:
+		if err := c.acceptRoot(peer, *lr.Root); err != nil {
+			return nil, err
+		}
+		out.Root = *lr.Root
+	}
+	res, err := tree.Verify(out.Root.Tree, p, lr.Proof)
+	if err != nil {
+		return nil, badPeer(peer, "proof for %s: %w", p, err)
+	}
+	if res.Status != lr.Status {
+		return nil, badPeer(peer, "claims %v for %s, its proof shows %v", lr.Status, p, res.Status)
+	}
+	out.Result = res
+	if data, ok := lr.Inline(); ok {
+		f, isFile := res.Node.(*tree.FileNode)
+		if !isFile {
+			return nil, badPeer(peer, "inline data for %s, which is not a file", p)
+		}
+		if err := verifyInline(f, data); err != nil {
+			return nil, badPeer(peer, "inline data for %s: %w", p, err)
+		}
+		out.Inline, out.HasInline = data, true
+	}
+	return out, nil
+}
+
+// verifyInline checks a whole small file against its level-0 file node.
+func verifyInline(f *tree.FileNode, data []byte) error {
+	if uint64(len(data)) != f.Size {
+		return fmt.Errorf("%d bytes, the file has %d", len(data), f.Size)
+	}
+	if f.Level != 0 {
+		return errors.New("inline data for a file with index nodes")
+	}
+	cs := int(f.ChunkSize)
+	for i, h := range f.Hashes {
+		chunk := data[i*cs : min(len(data), (i+1)*cs)]
+		if blockstore.Sum(chunk) != h {
+			return fmt.Errorf("chunk %d does not match its hash", i)
+		}
+	}
+	return nil
+}
+
+// GetBlock fetches one whole block and verifies it.
+func (c *Client) GetBlock(ctx context.Context, peer string, h blockstore.Hash) ([]byte, error) {
+	m, err := c.one(ctx, peer, &proto.GetBlock{Hash: h, AcceptZstd: true})
+	if err != nil {
+		return nil, err
+	}
+	b := m.(*proto.Block)
+	if b.Hash != h {
+		return nil, badPeer(peer, "asked for block %s, got %s", h.Short(), b.Hash.Short())
+	}
+	if err := b.Verify(); err != nil {
+		return nil, badPeer(peer, "%w", err)
+	}
+	return b.Data(), nil
+}
+
+// GetBlocks fetches many blocks in one request; fn receives each verified
+// block as it arrives (not necessarily in request order). It returns the
+// hashes the peer said it does not have. A stream that ends with hashes
+// unanswered, an unrequested or duplicate block, or a block that does not
+// verify is a bad peer; the blocks delivered before that stay delivered.
+func (c *Client) GetBlocks(ctx context.Context, peer string, hashes []blockstore.Hash, fn func(blockstore.Hash, []byte) error) (missing []blockstore.Hash, err error) {
+	if len(hashes) == 0 {
+		return nil, nil
+	}
+	if len(hashes) > proto.MaxBatch {
+		return nil, fmt.Errorf("transport: %d hashes in one request exceed proto.MaxBatch %d", len(hashes), proto.MaxBatch)
+	}
+	want := make(map[blockstore.Hash]bool, len(hashes))
+	for _, h := range hashes {
+		want[h] = true
+	}
+	x, err := c.send(ctx, peer, &proto.GetBlocks{Hashes: hashes, AcceptZstd: true})
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	for len(want) > 0 {
+		m, err := x.next(ctx)
+		if errors.Is(err, io.EOF) {
+			return missing, badPeer(peer, "stream ended with %d of %d blocks unanswered", len(want), len(hashes))
+		}
+		if err != nil {
+			return missing, err
+		}
+		switch m := m.(type) {
+		case *proto.Missing:
+			if !want[m.Hash] {
+				return missing, badPeer(peer, "unrequested or repeated answer for %s", m.Hash.Short())
+			}
+			delete(want, m.Hash)
+			missing = append(missing, m.Hash)
+		case *proto.Block:
+			if !want[m.Hash] {
+				return missing, badPeer(peer, "unrequested or repeated block %s", m.Hash.Short())
+			}
+			if err := m.Verify(); err != nil {
+				return missing, badPeer(peer, "%w", err)
+			}
+			delete(want, m.Hash)
+			if err := fn(m.Hash, m.Data()); err != nil {
+				return missing, err
+			}
+		}
+	}
+	return missing, nil
+}

@@ -1,0 +1,25 @@
+// Package transport carries the grits/1 protocol (package proto) over
+// QUIC with quic-go: a Server that answers from a node's block store and
+// root log, and a Client that pools connections per peer and verifies
+// everything it returns.
+//
+// Vocabulary:
+//
+//   - peer: a node address ("host:port", UDP).
+//   - request: one proto request frame on its own bidirectional stream;
+//     the client closes its send side after it, the server closes after
+//     its answer. Every request is idempotent, so 0-RTT is allowed.
+//   - round trip: one request and its answer. The Client counts them
+//     (Stats), which is how tests check that a small file costs one.
+//   - bad peer: a peer that sent something that failed verification: a
+//     block whose bytes do not hash to its name, a proof that does not
+//     verify, a root that is forged, expired or older than one already
+//     accepted, or a frame that breaks the protocol. Such errors wrap
+//     ErrBadPeer inside a *PeerError that names the peer, so callers can
+//     stop using it.
+//
+// Limits protect the server: streams per connection (QUIC flow control),
+// connections per source IP and in total, a deadline to receive a request
+// and one to finish answering it (a slow reader is cut off), and the
+// idle and handshake timeouts of QUIC itself.
+package transport

@@ -1,0 +1,493 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/proto"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// ALPN names the protocol version on the wire.
+const ALPN = "grits/1"
+
+// Application error codes for QUIC stream resets and connection closes.
+const (
+	codeNoError      quic.ApplicationErrorCode = 0
+	codeRefused      quic.ApplicationErrorCode = 1 // connection limit or not authorized
+	codeShutdown     quic.ApplicationErrorCode = 2
+	streamCancelled  quic.StreamErrorCode      = 1
+	streamTimeout    quic.StreamErrorCode      = 2
+	streamBadRequest quic.StreamErrorCode      = 3
+)
+
+// Roots is where a server finds the newest signed root it serves.
+// tree.Log satisfies it.
+type Roots interface {
+	Latest() (tree.Root, bool)
+}
+
+// Peer describes the other end of a connection for authorization.
+type Peer struct {
+	Addr net.Addr
+	// ID is the node key the peer proved; HasID is false for read-only
+	// clients that presented no certificate.
+	ID    NodeID
+	HasID bool
+}
+
+// ServerConfig configures a Server. Zero values take the defaults.
+type ServerConfig struct {
+	// Identity is this node's certificate (see Certificate). Required.
+	Identity tls.Certificate
+	// Store holds the blocks served. Required.
+	Store tree.Getter
+	// Roots gives the latest signed root; nil serves blocks and lookups
+	// of explicit trees only.
+	Roots Roots
+	// Authorize decides, after the handshake, whether a connection may
+	// make requests. nil allows everyone: blocks are public and verified.
+	// It must not block for long.
+	Authorize func(ctx context.Context, p Peer) error
+
+	MaxStreamsPerConn int64         // concurrent requests per connection; default 100
+	MaxConnsPerIP     int           // default 32
+	MaxConns          int           // default 4096
+	RequestTimeout    time.Duration // to receive a request; default 10s
+	ResponseTimeout   time.Duration // to finish writing an answer; default 60s
+	HandshakeTimeout  time.Duration // default 5s
+	IdleTimeout       time.Duration // default 60s
+	// InlineMax caps inline file data in lookups; default proto.InlineMax.
+	InlineMax int
+	Logger    *slog.Logger
+}
+
+func (c *ServerConfig) setDefaults() error {
+	if len(c.Identity.Certificate) == 0 {
+		return errors.New("transport: server needs an identity certificate")
+	}
+	if c.Store == nil {
+		return errors.New("transport: server needs a store")
+	}
+	if c.MaxStreamsPerConn <= 0 {
+		c.MaxStreamsPerConn = 100
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 32
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 4096
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.ResponseTimeout <= 0 {
+		c.ResponseTimeout = 60 * time.Second
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.InlineMax <= 0 || c.InlineMax > proto.InlineMax {
+		c.InlineMax = proto.InlineMax
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// ServerStats counts what a server did, for tests and status output.
+type ServerStats struct {
+	Conns, Refused, Requests, BadRequests, Blocks, Lookups, BytesSent int64
+}
+
+// Server answers grits/1 requests.
+type Server struct {
+	cfg ServerConfig
+
+	mu     sync.Mutex
+	perIP  map[netip.Addr]int
+	nconns int
+
+	conns, refused, requests, badRequests, blocks, lookups, bytesSent atomic.Int64
+}
+
+// NewServer checks the configuration.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, perIP: map[netip.Addr]int{}}, nil
+}
+
+// Stats returns counters since the server started.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{Conns: s.conns.Load(), Refused: s.refused.Load(), Requests: s.requests.Load(),
+		BadRequests: s.badRequests.Load(), Blocks: s.blocks.Load(), Lookups: s.lookups.Load(), BytesSent: s.bytesSent.Load()}
+}
+
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		Certificates:          []tls.Certificate{s.cfg.Identity},
+		NextProtos:            []string{ALPN},
+		MinVersion:            tls.VersionTLS13,
+		ClientAuth:            tls.RequestClientCert,
+		VerifyPeerCertificate: verifyAnyNodeCert,
+	}
+}
+
+func (s *Server) quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout:  s.cfg.HandshakeTimeout,
+		MaxIdleTimeout:        s.cfg.IdleTimeout,
+		MaxIncomingStreams:    s.cfg.MaxStreamsPerConn,
+		MaxIncomingUniStreams: -1,
+		KeepAlivePeriod:       s.cfg.IdleTimeout / 3,
+		Allow0RTT:             true,
+	}
+}
+
+// admit counts a new connection from addr, or refuses it over a limit.
+func (s *Server) admit(addr net.Addr) (release func(), err error) {
+	ip := addrIP(addr)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nconns >= s.cfg.MaxConns {
+		return nil, fmt.Errorf("server has %d connections, the limit", s.nconns)
+	}
+	if s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		return nil, fmt.Errorf("%v has %d connections, the per-address limit", ip, s.perIP[ip])
+	}
+	s.nconns++
+	s.perIP[ip]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.nconns--
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
+			s.mu.Unlock()
+		})
+	}, nil
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ua.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// Serve answers connections arriving on pc until ctx is cancelled, then
+// stops accepting, lets requests in flight finish for up to a few
+// seconds, and closes every connection.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	tr := &quic.Transport{
+		Conn: pc,
+		ConnContext: func(cctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+			release, err := s.admit(info.RemoteAddr)
+			if err != nil {
+				s.refused.Add(1)
+				s.cfg.Logger.Debug("connection refused", "remote", info.RemoteAddr, "err", err)
+				return nil, err
+			}
+			context.AfterFunc(cctx, release)
+			return cctx, nil
+		},
+	}
+	ln, err := tr.ListenEarly(s.tlsConfig(), s.quicConfig())
+	if err != nil {
+		return fmt.Errorf("transport: listen: %w", err)
+	}
+	s.cfg.Logger.Info("serving grits/1", "addr", pc.LocalAddr())
+	var wg sync.WaitGroup
+	connCtx, stopConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConns()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		conn, err := ln.Accept(ctx)
+		if err != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveConn(connCtx, conn)
+		}()
+	}
+	// Graceful: in-flight requests get a moment, then everything closes.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+	}
+	stopConns()
+	<-done
+	err = tr.Close()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
+	s.conns.Add(1)
+	peer := Peer{Addr: conn.RemoteAddr()}
+	// Streams may arrive as 0-RTT data before the handshake completes;
+	// the peer's identity is only known after it.
+	select {
+	case <-conn.HandshakeComplete():
+	case <-conn.Context().Done():
+		return
+	case <-ctx.Done():
+		conn.CloseWithError(codeShutdown, "shutting down")
+		return
+	}
+	if id, err := PeerID(conn.ConnectionState().TLS); err == nil {
+		peer.ID, peer.HasID = id, true
+	}
+	if s.cfg.Authorize != nil {
+		if err := s.cfg.Authorize(ctx, peer); err != nil {
+			s.refused.Add(1)
+			s.cfg.Logger.Info("connection not authorized", "remote", peer.Addr, "node", peer.ID, "err", err)
+			conn.CloseWithError(codeRefused, "not authorized")
+			return
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := conn.AcceptStream(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				conn.CloseWithError(codeShutdown, "shutting down")
+			}
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveStream(ctx, st)
+		}()
+	}
+}
+
+// countingWriter counts bytes written to the stream.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (s *Server) serveStream(ctx context.Context, st *quic.Stream) {
+	// A peer that opens streams and never sends a request must not hold
+	// them: the deadline frees the stream and its flow-control credit.
+	st.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
+	req, err := proto.ReadRequest(bufio.NewReaderSize(st, 512))
+	if err != nil {
+		s.badRequests.Add(1)
+		st.CancelRead(streamBadRequest)
+		if !isTimeout(err) {
+			st.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = proto.WriteMessage(st, proto.NewError(proto.CodeBadRequest, err.Error()))
+			st.Close()
+		} else {
+			st.CancelWrite(streamTimeout)
+		}
+		return
+	}
+	s.requests.Add(1)
+	// The request is whole; anything more the client sends is ignored.
+	st.CancelRead(codeOK)
+	// A slow reader gets until the deadline to take the answer.
+	st.SetWriteDeadline(time.Now().Add(s.cfg.ResponseTimeout))
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(st.Context(), cancel) // the peer reset the stream
+	defer stop()
+
+	w := bufio.NewWriterSize(countingWriter{st, &s.bytesSent}, 64<<10)
+	if err := s.answer(rctx, req, w); err != nil {
+		if rctx.Err() != nil || isTimeout(err) {
+			st.CancelWrite(streamCancelled)
+			return
+		}
+		s.cfg.Logger.Debug("request failed", "type", req.Type(), "err", err)
+		w.Reset(countingWriter{st, &s.bytesSent})
+		_ = proto.WriteMessage(w, proto.ErrorFor(err))
+	}
+	if err := w.Flush(); err != nil {
+		st.CancelWrite(streamCancelled)
+		return
+	}
+	st.Close()
+}
+
+const codeOK quic.StreamErrorCode = 0
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
+}
+
+// answer writes the response frames for one request. An error before
+// anything was written becomes an Error frame.
+func (s *Server) answer(ctx context.Context, req proto.Message, w *bufio.Writer) error {
+	switch req := req.(type) {
+	case *proto.GetRoot:
+		r, ok := s.latest()
+		if !ok {
+			return fmt.Errorf("%w: this node holds no signed root yet", proto.ErrNotFound)
+		}
+		return proto.WriteMessage(w, &proto.Root{Root: r})
+	case *proto.GetBlock:
+		b, err := s.block(ctx, req.Hash, req.Offset, req.Length, req.AcceptZstd)
+		if err != nil {
+			return err
+		}
+		return proto.WriteMessage(w, b)
+	case *proto.GetBlocks:
+		for _, h := range req.Hashes {
+			b, err := s.block(ctx, h, 0, 0, req.AcceptZstd)
+			var m proto.Message = b
+			switch {
+			case errors.Is(err, blockstore.ErrNotFound) || errors.Is(err, blockstore.ErrCorrupt):
+				m = &proto.Missing{Hash: h}
+			case err != nil:
+				return err
+			}
+			if err := proto.WriteMessage(w, m); err != nil {
+				return err
+			}
+			// Stream each block as soon as it is read.
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *proto.Lookup:
+		return s.lookup(ctx, req, w)
+	}
+	return fmt.Errorf("%w: %v is not a request this server answers", proto.ErrBadRequest, req.Type())
+}
+
+func (s *Server) latest() (tree.Root, bool) {
+	if s.cfg.Roots == nil {
+		return tree.Root{}, false
+	}
+	return s.cfg.Roots.Latest()
+}
+
+func (s *Server) block(ctx context.Context, h blockstore.Hash, off, n uint64, zstdOK bool) (*proto.Block, error) {
+	data, err := s.cfg.Store.Get(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	size := uint64(len(data))
+	if off > size {
+		return nil, fmt.Errorf("%w: offset %d beyond the block's %d bytes", proto.ErrBadRequest, off, size)
+	}
+	end := size
+	if n > 0 && n < size-off {
+		end = off + n
+	}
+	s.blocks.Add(1)
+	return proto.NewBlock(h, off, size, data[off:end], zstdOK && compressible(data)), nil
+}
+
+// compressible is a cheap guess that spares the CPU of trying zstd on
+// media and archives: high byte diversity in a sample means already
+// compressed (or random) data.
+func compressible(b []byte) bool {
+	if len(b) < 512 {
+		return false
+	}
+	sample := b[:min(len(b), 1024)]
+	var seen [256]bool
+	distinct := 0
+	for _, c := range sample {
+		if !seen[c] {
+			seen[c] = true
+			distinct++
+		}
+	}
+	return distinct < 160
+}
+
+func (s *Server) lookup(ctx context.Context, req *proto.Lookup, w *bufio.Writer) error {
+	p, err := tree.ParsePath(req.Path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", proto.ErrBadRequest, err)
+	}
+	root := req.Tree
+	var signed *tree.Root
+	if req.Latest {
+		r, ok := s.latest()
+		if !ok {
+			return fmt.Errorf("%w: this node holds no signed root yet", proto.ErrNotFound)
+		}
+		signed, root = &r, r.Tree
+	}
+	proof, res, err := tree.BuildProof(ctx, s.cfg.Store, root, p)
+	if err != nil {
+		if errors.Is(err, blockstore.ErrNotFound) {
+			if _, rerr := s.cfg.Store.Get(ctx, root); errors.Is(rerr, blockstore.ErrNotFound) {
+				return fmt.Errorf("%w: tree %s", proto.ErrUnknownRoot, root.Short())
+			}
+		}
+		return err
+	}
+	s.lookups.Add(1)
+	var inline []byte
+	maxInline := min(req.MaxInline, uint64(s.cfg.InlineMax))
+	if res.Status == tree.Found && res.Entry.Kind == tree.KindFile && res.Entry.Size <= maxInline {
+		var buf bytesBuffer
+		f := res.Node.(*tree.FileNode)
+		if err := tree.ReadFile(ctx, s.cfg.Store, f, 0, f.Size, &buf); err == nil {
+			inline = buf.b
+			if inline == nil {
+				inline = []byte{}
+			}
+		}
+		// A node with the proof but not the bytes still answers; the
+		// client fetches the blocks elsewhere.
+	}
+	m := proto.NewLookupResult(res.Status, proof, inline, req.AcceptZstd && compressible(inline))
+	m.Root = signed
+	return proto.WriteMessage(w, m)
+}
+
+type bytesBuffer struct{ b []byte }
+
+func (b *bytesBuffer) Write(p []byte) (int, error) { b.b = append(b.b, p...); return len(p), nil }

@@ -53,6 +53,9 @@ type Config struct {
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 	Logger           *slog.Logger
+	// Now is the clock that decides which files changed too recently to
+	// be remembered (see racyMargin); default time.Now.
+	Now func() time.Time
 }
 
 // Validate checks the configuration and fills in defaults.
@@ -68,6 +71,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return nil
 }
@@ -102,6 +108,7 @@ func Import(ctx context.Context, src string, cfg Config) (*Result, error) {
 	}
 	// The source itself may be a symlink to what the user means to import;
 	// links inside it are stored as links.
+	start := cfg.Now()
 	info, err := os.Stat(src)
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
@@ -117,7 +124,7 @@ func Import(ctx context.Context, src string, cfg Config) (*Result, error) {
 	for _, f := range files {
 		p.BytesTotal += f.info.Size()
 	}
-	if err := hashFiles(ctx, &cfg, files, &p, res); err != nil {
+	if err := hashFiles(ctx, &cfg, files, &p, res, start); err != nil {
 		return nil, err
 	}
 	b := &tree.Builder{Store: cfg.Store, PutOptions: cfg.PutOptions, ChunkSize: cfg.ChunkSize}
@@ -205,7 +212,7 @@ func fileMode(m fs.FileMode) uint32 {
 	return 0o644
 }
 
-func hashFiles(ctx context.Context, cfg *Config, files []*item, p *Progress, res *Result) error {
+func hashFiles(ctx context.Context, cfg *Config, files []*item, p *Progress, res *Result, start time.Time) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := &tree.Builder{Store: cfg.Store, PutOptions: cfg.PutOptions, ChunkSize: cfg.ChunkSize}
@@ -282,10 +289,30 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// A file changed within the file system's timestamp granularity of
+	// this import could change again with the same size and times (git's
+	// "racy clean" problem): such files are not remembered, so the next
+	// import reads them again instead of trusting their metadata.
+	racy := start.Add(-racyMargin)
 	for _, it := range files {
-		res.State.Files[it.rel] = FileState{Size: it.info.Size(), MTime: it.info.ModTime().UnixNano(), Inode: inode(it.info), Hash: it.entry.Hash}
+		if !it.info.ModTime().Before(racy) || ctime(it.info) >= racy.UnixNano() {
+			continue
+		}
+		res.State.Files[it.rel] = FileState{Size: it.info.Size(), MTime: it.info.ModTime().UnixNano(),
+			Inode: inode(it.info), CTime: ctime(it.info), Hash: it.entry.Hash}
 	}
 	return nil
+}
+
+// racyMargin covers coarse file system timestamps (ext4 without fine
+// timestamps ticks at the kernel's jiffy; FAT at 2 s).
+const racyMargin = 2 * time.Second
+
+func ctime(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ctim.Sec*1e9 + st.Ctim.Nsec
+	}
+	return 0
 }
 
 func inode(fi fs.FileInfo) uint64 {
@@ -340,7 +367,7 @@ func hashFile(ctx context.Context, b *tree.Builder, cfg *Config, it *item) (reus
 }
 
 func sameFile(a, b fs.FileInfo) bool {
-	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && inode(a) == inode(b)
+	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && inode(a) == inode(b) && ctime(a) == ctime(b)
 }
 
 // blocksPresent reports whether a file node and all its chunks are in the

@@ -13,13 +13,14 @@ import (
 
 // stateVersion is bumped when the State file format changes; an old
 // State is ignored (the import just reads every file again).
-const stateVersion = 1
+const stateVersion = 2
 
 // FileState is what the last import learned about one file.
 type FileState struct {
 	Size  int64           `json:"size"`
 	MTime int64           `json:"mtime_ns"`
 	Inode uint64          `json:"inode"`
+	CTime int64           `json:"ctime_ns"`
 	Hash  blockstore.Hash `json:"hash"`
 }
 
@@ -40,7 +41,7 @@ func (s *State) lookup(rel string) (FileState, bool) {
 }
 
 func (f FileState) matches(fi fs.FileInfo) bool {
-	return f.Size == fi.Size() && f.MTime == fi.ModTime().UnixNano() && f.Inode == inode(fi)
+	return f.Size == fi.Size() && f.MTime == fi.ModTime().UnixNano() && f.Inode == inode(fi) && f.CTime == ctime(fi)
 }
 
 // LoadState reads a State file. A missing, unreadable or outdated file is

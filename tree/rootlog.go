@@ -387,3 +387,26 @@ func (l *Log) Close() error {
 	}
 	return nil
 }
+
+// ReadLog reads the log at path without opening it for writing: a torn
+// tail is ignored, not cut off, because the process holding the log may
+// be in the middle of that very append. Use it to follow a log another
+// process writes (a daemon watching the roots an import commits). The
+// returned Log refuses Append.
+func ReadLog(ctx context.Context, path string) (*Log, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read root log %s: %w", path, err)
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &Log{path: path, logger: slog.New(slog.DiscardHandler)}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read root log: %w", err)
+	}
+	roots, hashes, end, err := parseLog(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrLogCorrupt, path, err)
+	}
+	return &Log{path: path, logger: slog.New(slog.DiscardHandler), size: int64(end), roots: roots, hashes: hashes}, nil
+}

@@ -3,6 +3,7 @@ package tree
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
 )
@@ -454,4 +456,48 @@ func TestLogConcurrentAppend(t *testing.T) {
 	}
 	l.Close()
 	sameRoots(t, openTestLog(t, path).Roots(), chain)
+}
+
+func TestReadLogLeavesTornTail(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "roots.log")
+	l, err := OpenLog(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := ed25519.NewKeyFromSeed(make([]byte, 32))
+	now := time.Now()
+	r, err := SignRoot(key, Root{Seq: 1, Time: now, Expires: now.Add(time.Hour), Tree: blockstore.Sum([]byte("t"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0, 0, 0, 186, 0x52}) // an append in progress
+	f.Close()
+	before, _ := os.ReadFile(path)
+	ro, err := ReadLog(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := ro.Latest(); !ok || got.Hash() != r.Hash() {
+		t.Fatalf("ReadLog latest = %v, %v", got, ok)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before, after) {
+		t.Fatal("ReadLog modified the file")
+	}
+	if err := ro.Append(ctx, r); err == nil {
+		t.Fatal("a read-only log accepted an append")
+	}
+	missing, err := ReadLog(ctx, filepath.Join(t.TempDir(), "none.log"))
+	if err != nil || missing.Len() != 0 {
+		t.Fatalf("missing log: %v, %d roots", err, missing.Len())
+	}
 }

@@ -26,6 +26,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -134,6 +136,8 @@ type Dir struct {
 	Log     *tree.Log
 	logger  *slog.Logger
 	lock    *os.File
+
+	logWritable bool
 }
 
 func (d *Dir) path(name string) string { return filepath.Join(d.Path, name) }
@@ -215,11 +219,30 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Log, err = tree.OpenLog(ctx, d.path("roots.log"), logger)
-	if err != nil {
+	if err := d.openLog(ctx); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// openLog opens the root log for writing when no other gritsd command
+// holds the lock (holding it just long enough: opening may cut a torn
+// tail), and read-only otherwise, since then the other command may be
+// appending at this very moment.
+func (d *Dir) openLog(ctx context.Context) error {
+	f, err := os.OpenFile(d.path("lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		d.Log, err = tree.ReadLog(ctx, d.path("roots.log"))
+		return err
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	d.Log, err = tree.OpenLog(ctx, d.path("roots.log"), d.logger)
+	d.logWritable = err == nil
+	return err
 }
 
 // Close releases the lock (if held) and the log.
@@ -250,7 +273,77 @@ func (d *Dir) Lock() error {
 		return fmt.Errorf("lock: %w", err)
 	}
 	d.lock = f
+	if !d.logWritable {
+		// Another command held the lock when this one opened; now that
+		// the lock is ours, the log may be opened for writing.
+		l, err := tree.OpenLog(context.Background(), d.path("roots.log"), d.logger)
+		if err != nil {
+			d.Unlock()
+			return err
+		}
+		d.Log, d.logWritable = l, true
+	}
 	return nil
+}
+
+// Unlock releases the write lock taken by Lock.
+func (d *Dir) Unlock() {
+	if d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
+	}
+}
+
+// GCFloor is the lowest root seq whose blocks gc kept: roots below it may
+// be incomplete on purpose, so fsck and gc skip them. 0 when gc never ran.
+func (d *Dir) GCFloor() uint64 {
+	b, err := os.ReadFile(d.path("gc-floor"))
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// SetGCFloor records the floor durably, before gc deletes anything, so
+// that a crash in the middle never leaves fsck blaming roots gc was told
+// to drop.
+func (d *Dir) SetGCFloor(seq uint64) error {
+	if seq <= d.GCFloor() {
+		return nil
+	}
+	tmp := d.path("gc-floor.tmp")
+	os.Remove(tmp)
+	if err := writeFileSync(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, d.path("gc-floor")); err != nil {
+		return fmt.Errorf("gc floor: %w", err)
+	}
+	dir, err := os.Open(d.Path)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// Retained returns the newest n roots that gc has not dropped.
+func (d *Dir) Retained(n int) []tree.Root {
+	floor := d.GCFloor()
+	roots := d.Log.Roots()
+	i := 0
+	for i < len(roots) && roots[i].Seq < floor {
+		i++
+	}
+	roots = roots[i:]
+	if len(roots) > n {
+		roots = roots[len(roots)-n:]
+	}
+	return roots
 }
 
 // RequireOrigin returns ErrNotOrigin unless this is an origin.

@@ -13,15 +13,6 @@ import (
 
 var timeNow = time.Now
 
-// retained returns the newest n roots of the log.
-func retained(d *datadir.Dir, n int) []tree.Root {
-	roots := d.Log.Roots()
-	if len(roots) > n {
-		roots = roots[len(roots)-n:]
-	}
-	return roots
-}
-
 func describeVisit(v tree.Visit, seq uint64) string {
 	s := fmt.Sprintf("%s of %s in root seq %d", v.Kind, v.Path, seq)
 	if v.Kind == tree.BlockChunk {
@@ -82,7 +73,7 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	}
 	referenced := map[blockstore.Hash]bool{}
 	complete := d.Config.Role != datadir.RoleVolunteer
-	for _, r := range retained(d, d.Config.RetainRoots) {
+	for _, r := range d.Retained(d.Config.RetainRoots) {
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			if referenced[v.Hash] && v.Err == nil {
 				return false, nil
@@ -147,7 +138,7 @@ func runGC(ctx context.Context, c *cmdContext) error {
 		}
 		n = *keep
 	}
-	roots := retained(d, n)
+	roots := d.Retained(n)
 	live := map[blockstore.Hash]bool{}
 	for _, r := range roots {
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
@@ -164,6 +155,13 @@ func runGC(ctx context.Context, c *cmdContext) error {
 			return v.Err == nil, nil
 		})
 		if err != nil {
+			return err
+		}
+	}
+	if len(roots) > 0 && !*dryRun {
+		// Recorded first: from here on, older roots are incomplete on
+		// purpose, and fsck must not report them.
+		if err := d.SetGCFloor(roots[0].Seq); err != nil {
 			return err
 		}
 	}

@@ -181,7 +181,11 @@ func runProof(ctx context.Context, c *cmdContext) error {
 	defer w.Flush()
 	switch r.Status {
 	case tree.Found:
-		fmt.Fprintf(w, "proof that %s exists under tree %s: a %s of %d bytes\n", p, root, r.Entry.Kind, r.Entry.Size)
+		if len(p) == 0 {
+			fmt.Fprintf(w, "proof of the root directory of tree %s\n", root)
+		} else {
+			fmt.Fprintf(w, "proof that %s exists under tree %s: a %s of %d bytes\n", p, root, r.Entry.Kind, r.Entry.Size)
+		}
 	default:
 		fmt.Fprintf(w, "proof that %s does not exist under tree %s: %v\n", p, root, r.Err(p))
 	}

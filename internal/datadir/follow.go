@@ -1,0 +1,85 @@
+package datadir
+
+import (
+	"context"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/grits-cdn/grits/tree"
+)
+
+// RootFollower tracks the newest root in a data directory's log while
+// another process (gritsd import) appends to it. It satisfies
+// transport.Roots.
+type RootFollower struct {
+	path   string
+	latest atomic.Pointer[tree.Root]
+	// changed is closed and replaced each time a newer root is seen.
+	notify atomic.Pointer[chan struct{}]
+}
+
+// FollowRoots starts following the log; the goroutine stops with ctx.
+func (d *Dir) FollowRoots(ctx context.Context, every time.Duration) *RootFollower {
+	f := &RootFollower{path: d.path("roots.log")}
+	ch := make(chan struct{})
+	f.notify.Store(&ch)
+	if r, ok := d.Log.Latest(); ok {
+		f.latest.Store(&r)
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		var lastSize int64 = -1
+		var lastMod time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			st, err := os.Stat(f.path)
+			if err != nil || st.Size() == lastSize && st.ModTime().Equal(lastMod) {
+				continue
+			}
+			l, err := tree.ReadLog(ctx, f.path)
+			if err != nil {
+				continue
+			}
+			lastSize, lastMod = st.Size(), st.ModTime()
+			if r, ok := l.Latest(); ok {
+				f.Offer(r)
+			}
+		}
+	}()
+	return f
+}
+
+// Offer makes r the latest root if it is newer than the current one (a
+// caller that just committed need not wait for the next poll).
+func (f *RootFollower) Offer(r tree.Root) {
+	for {
+		cur := f.latest.Load()
+		if cur != nil && cur.Seq >= r.Seq {
+			return
+		}
+		if f.latest.CompareAndSwap(cur, &r) {
+			ch := make(chan struct{})
+			old := f.notify.Swap(&ch)
+			close(*old)
+			return
+		}
+	}
+}
+
+// Latest returns the newest root seen.
+func (f *RootFollower) Latest() (tree.Root, bool) {
+	r := f.latest.Load()
+	if r == nil {
+		return tree.Root{}, false
+	}
+	return *r, true
+}
+
+// Changed returns a channel closed when a newer root arrives.
+func (f *RootFollower) Changed() <-chan struct{} { return *f.notify.Load() }

@@ -47,6 +47,8 @@ var commands = []command{
 	{"log", "", "the history of signed roots, newest first", runLog},
 	{"fsck", "", "verify every block and that retained roots are complete", runFsck},
 	{"gc", "[--keep N] [--dry-run]", "remove blocks not reachable from the newest retained roots", runGC},
+	{"serve", "[--listen ADDR]", "run the node: answer the grits/1 protocol from the store (SIGINT/SIGTERM to stop)", runServe},
+	{"get", "--peer HOST:PORT [--peer ...] PATH [-o FILE] [--site-key KEY]", "fetch a path from peers, verify it, write it atomically", runGet},
 }
 
 // usageError marks errors that are the caller's arguments' fault.
@@ -69,11 +71,12 @@ func (e *exitError) Error() string { return e.msg }
 // a way to open the data directory.
 type cmdContext struct {
 	Env
-	name    string
-	flags   *flag.FlagSet
-	dataDir *string
-	args    []string
-	logger  *slog.Logger
+	name     string
+	flags    *flag.FlagSet
+	dataDir  *string
+	logLevel *string
+	args     []string
+	logger   *slog.Logger
 }
 
 func (c *cmdContext) dir() (string, error) {
@@ -121,10 +124,14 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: gritsd COMMAND [flags] [args]\n\ncommands:\n")
+	width := 0
+	for _, c := range commands {
+		width = max(width, len(c.args))
+	}
 	cs := append([]command(nil), commands...)
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-7s %-34s %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %-7s %-*s  %s\n", c.name, width, c.args, c.summary)
 	}
 	fmt.Fprintf(w, "\nEvery command takes --data DIR (default: $GRITS_DATA, else $XDG_DATA_HOME/grits or ~/.local/share/grits).\nRun gritsd COMMAND -h for its flags.\n")
 }
@@ -175,8 +182,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	c := &cmdContext{Env: env, name: cmd.name, flags: fs, args: args[1:]}
 	c.dataDir = fs.String("data", globalData, "data directory")
-	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
-	c.logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: levelVar(logLevel)}))
+	c.logLevel = fs.String("log-level", "", "log level: debug, info, warn, error (default warn; info for serve)")
+	c.logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: levelVar(c.logLevel)}))
 	err := cmd.run(ctx, c)
 	var ue *usageError
 	var ee *exitError
@@ -208,6 +215,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 type lazyLevel struct{ s *string }
 
 func (l lazyLevel) Level() slog.Level {
+	if *l.s == "" {
+		return slog.LevelWarn
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*l.s)); err != nil {
 		return slog.LevelWarn

@@ -149,7 +149,7 @@ const hugeDirProofBound = 16 << 10
 // that proofs of presence and absence in it stay within the stated bound.
 func TestProofOfHugeDirectory(t *testing.T) {
 	n := 1_000_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 100_000
 	}
 	ctx := context.Background()

@@ -501,3 +501,18 @@ func (c *Client) GetBlocks(ctx context.Context, peer string, hashes []blockstore
 	}
 	return missing, nil
 }
+
+// PeerNodeID connects to peer (or reuses the pooled connection) and
+// returns the node key it proved in the TLS handshake.
+func (c *Client) PeerNodeID(ctx context.Context, peer string) (NodeID, error) {
+	conn, err := c.conn(ctx, peer)
+	if err != nil {
+		return NodeID{}, peerErr(peer, err)
+	}
+	select {
+	case <-conn.HandshakeComplete():
+	case <-ctx.Done():
+		return NodeID{}, ctx.Err()
+	}
+	return PeerID(conn.ConnectionState().TLS)
+}

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"testing"
 
@@ -85,5 +86,23 @@ func TestBlocksAndRoot(t *testing.T) {
 	}
 	if _, err := c.GetBlock(ctx, addr, s.root.Prev); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("missing block: %v", err)
+	}
+}
+
+func TestPeerNodeID(t *testing.T) {
+	s := newSite(t, map[string][]byte{"a": []byte("a")})
+	_, key, _ := ed25519.GenerateKey(nil)
+	cert, err := Certificate(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startServer(t, ServerConfig{Identity: cert, Store: s.store})
+	c := newClient(t, s.pub, nil)
+	id, err := c.PeerNodeID(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != tree.PublicKeyOf(key) {
+		t.Fatalf("peer ID %s, want %s", id, tree.PublicKeyOf(key))
 	}
 }

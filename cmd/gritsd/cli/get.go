@@ -122,6 +122,10 @@ func runGet(ctx context.Context, c *cmdContext) error {
 	return nil
 }
 
+// rootGrace is how long get waits, after a successful lookup, for the
+// other peers' roots (one of them could be newer).
+const rootGrace = 500 * time.Millisecond
+
 // lookupAcross asks the first peer for the path under its latest root
 // (root, proof and a small file in one round trip) while asking the
 // others for their roots; if another peer has a newer root, the lookup
@@ -170,6 +174,9 @@ func lookupAcross(ctx context.Context, c *cmdContext, client *transport.Client, 
 		if i > 0 {
 			// The first answer failed: use the newest root seen so far.
 			wg.Wait()
+			if bad[peer] {
+				continue // its root request failed already: no second dial
+			}
 			root = newest
 		}
 		r, err := client.Lookup(ctx, peer, root, p, proto.InlineMax)
@@ -181,7 +188,21 @@ func lookupAcross(ctx context.Context, c *cmdContext, client *transport.Client, 
 		res = r
 		break
 	}
-	wg.Wait()
+	// Other peers' roots only matter if one is newer; once the lookup
+	// has an answer, a dead peer must not hold it up for a dial timeout.
+	rootsDone := make(chan struct{})
+	go func() { wg.Wait(); close(rootsDone) }()
+	if res != nil {
+		select {
+		case <-rootsDone:
+		case <-time.After(rootGrace):
+		case <-ctx.Done():
+		}
+	} else {
+		<-rootsDone
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	if res == nil {
 		return nil, nil, fmt.Errorf("%w: no peer could answer the lookup of %s:\n  %s", transport.ErrUnavailable, p, strings.Join(errs, "\n  "))
 	}

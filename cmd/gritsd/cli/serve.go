@@ -23,6 +23,10 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	if *c.logLevel == "" {
 		*c.logLevel = "info"
 	}
+	addr, err := net.ResolveUDPAddr("udp", *listen)
+	if err != nil {
+		return usagef("--listen %q: %v", *listen, err)
+	}
 	d, err := c.open(ctx)
 	if err != nil {
 		return err
@@ -36,10 +40,6 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	srv, err := transport.NewServer(transport.ServerConfig{Identity: cert, Store: d.Store, Roots: roots, Logger: c.logger.With("component", "transport")})
 	if err != nil {
 		return err
-	}
-	addr, err := net.ResolveUDPAddr("udp", *listen)
-	if err != nil {
-		return usagef("--listen %q: %v", *listen, err)
 	}
 	pc, err := net.ListenUDP("udp", addr)
 	if err != nil {

@@ -80,6 +80,25 @@ func (d *Disk) move(src, dst string, deferred bool, sy *syncer) error {
 	return nil
 }
 
+// moveNoReplace is move for a new block: it never replaces an existing
+// file (the error wraps fs.ErrExist then).
+func (d *Disk) moveNoReplace(src, dst string, deferred bool, sy *syncer) error {
+	err := renameNoReplace(src, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		if mkErr := mkShard(filepath.Dir(dst)); mkErr != nil {
+			return fmt.Errorf("creating shard directory: %v", mkErr)
+		}
+		err = renameNoReplace(src, dst)
+	}
+	if err != nil {
+		return err
+	}
+	if !deferred {
+		sy.dir(filepath.Dir(dst))
+	}
+	return nil
+}
+
 // mkShard creates a shard directory if it is missing. The parent
 // is synced even for deferred writes: it happens at most 512 times in a
 // store's life, and a later non-deferred write into the shard could not
@@ -169,7 +188,29 @@ func (d *Disk) makeDirs() error {
 		}
 	}
 	if created {
-		return fsyncPath(d.dir)
+		if err := fsyncPath(d.dir); err != nil {
+			return err
+		}
+	}
+	// All 256 shard directories up front, with one fsync per residency
+	// directory: created lazily, a fresh store's first import paid one
+	// parent fsync per shard (about 130 ms of a 1 GiB import).
+	for _, sub := range []string{pinnedDir, cachedDir} {
+		parent := filepath.Join(d.dir, sub)
+		made := false
+		for i := 0; i < 256; i++ {
+			err := os.Mkdir(filepath.Join(parent, fmt.Sprintf("%02x", i)), 0o755)
+			if err == nil {
+				made = true
+			} else if !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+		}
+		if made {
+			if err := fsyncPath(parent); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -56,11 +56,16 @@ func (d *Disk) put(ctx context.Context, h Hash, data []byte, res Residency, defe
 			return err
 		}
 		lk.Lock()
-		// Someone (a goroutine, another process) may have stored the
-		// block meanwhile.
-		got, done, err = d.putExisting(h, size, got, deferred, &sy)
-		if err == nil && !done {
-			got, err = d.commit(h, size, tmp, got, deferred, &sy)
+		// The common case, nobody stored the block meanwhile, costs one
+		// renameat2. If the name is taken (another goroutine or process
+		// stored it, or the file seen above is damaged), fall back to
+		// looking at what is there.
+		got, err = d.commit(h, size, tmp, got, deferred, true, &sy)
+		if errors.Is(err, fs.ErrExist) {
+			got, done, err = d.putExisting(h, size, got, deferred, &sy)
+			if err == nil && !done {
+				got, err = d.commit(h, size, tmp, got, deferred, false, &sy)
+			}
 		}
 		lk.Unlock()
 		if done || err != nil {
@@ -167,9 +172,18 @@ func (d *Disk) makeDurable(h Hash, p string, sy *syncer) error {
 
 // commit renames a fully written temporary file into place. It returns the
 // residency the block ended up with. The block's stripe must be locked.
-func (d *Disk) commit(h Hash, size int64, tmp string, res Residency, deferred bool, sy *syncer) (Residency, error) {
+//
+// With noReplace, an existing file at the destination is left alone and
+// the error wraps fs.ErrExist.
+func (d *Disk) commit(h Hash, size int64, tmp string, res Residency, deferred, noReplace bool, sy *syncer) (Residency, error) {
 	dst := d.path(res, h)
-	if err := d.move(tmp, dst, deferred, sy); err != nil {
+	var err error
+	if noReplace {
+		err = d.moveNoReplace(tmp, dst, deferred, sy)
+	} else {
+		err = d.move(tmp, dst, deferred, sy)
+	}
+	if err != nil {
 		return res, err
 	}
 	other := d.path(Cached, h)

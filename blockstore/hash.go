@@ -25,8 +25,31 @@ var ErrInvalidHash = errors.New("invalid hash")
 
 // Sum returns the hash of data.
 func Sum(data []byte) Hash {
+	if len(data) <= smallHash {
+		// blake3.Sum256 starts goroutines for any input over one BLAKE3
+		// chunk (1 KiB); for tree nodes and small files the scheduling
+		// costs more than the hashing (a 2.6 KB node: 17.7 µs vs 5.1 µs).
+		// Writes of at most a chunk each stay on this goroutine and give
+		// the same digest.
+		h := blake3.New(HashSize, nil)
+		for len(data) > blake3ChunkSize {
+			h.Write(data[:blake3ChunkSize])
+			data = data[blake3ChunkSize:]
+		}
+		h.Write(data)
+		var out Hash
+		h.Sum(out[:0])
+		return out
+	}
 	return Hash(blake3.Sum256(data))
 }
+
+const (
+	blake3ChunkSize = 1024
+	// smallHash: below this, hashing in one goroutine beats the
+	// library's parallel path (they break even near 32 KiB).
+	smallHash = 16 << 10
+)
 
 // ParseHash parses the text form produced by Hash.String: "b3-" followed
 // by 64 lower-case hex digits. Anything else is refused, so one hash has

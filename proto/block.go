@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/wire"
 )
 
 // ErrPartialBlock is returned by Block.Verify for a Block that carries a
@@ -38,7 +39,7 @@ func (m *GetBlock) check() error {
 }
 
 func (m *GetBlock) payloadLen() int {
-	return hashSize + 1 + uvarintLen(m.Offset) + uvarintLen(m.Length)
+	return hashSize + 1 + wire.UvarintLen(m.Offset) + wire.UvarintLen(m.Length)
 }
 
 func (m *GetBlock) appendPayload(dst []byte) []byte {
@@ -49,13 +50,13 @@ func (m *GetBlock) appendPayload(dst []byte) []byte {
 }
 
 func decodeGetBlock(p []byte) (Message, error) {
-	d := &dec{b: p}
+	d := wire.NewReader(p, ErrMalformed)
 	m := &GetBlock{}
-	m.Hash = d.hash()
+	m.Hash = d.Hash()
 	m.AcceptZstd = readFlags(d)
-	m.Offset = d.uvarint()
-	m.Length = d.uvarint()
-	if err := d.done(); err != nil {
+	m.Offset = d.Uvarint()
+	m.Length = d.Uvarint()
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	if err := m.check(); err != nil {
@@ -91,7 +92,7 @@ func (m *GetBlocks) check() error {
 }
 
 func (m *GetBlocks) payloadLen() int {
-	return 1 + uvarintLen(uint64(len(m.Hashes))) + hashSize*len(m.Hashes)
+	return 1 + wire.UvarintLen(uint64(len(m.Hashes))) + hashSize*len(m.Hashes)
 }
 
 func (m *GetBlocks) appendPayload(dst []byte) []byte {
@@ -104,26 +105,26 @@ func (m *GetBlocks) appendPayload(dst []byte) []byte {
 }
 
 func decodeGetBlocks(p []byte) (Message, error) {
-	d := &dec{b: p}
+	d := wire.NewReader(p, ErrMalformed)
 	m := &GetBlocks{}
 	m.AcceptZstd = readFlags(d)
-	n := d.uvarint()
-	if d.err != nil {
-		return nil, d.err
+	n := d.Uvarint()
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	// Both bounds before allocating: the count must be in range and the
 	// payload must hold exactly that many hashes.
 	if n < 1 || n > MaxBatch {
 		return nil, fmt.Errorf("%w: count %d, want 1..MaxBatch = %d", ErrMalformed, n, MaxBatch)
 	}
-	if uint64(d.remaining()) != n*hashSize {
-		return nil, fmt.Errorf("%w: count %d needs %d bytes of hashes, the payload has %d", ErrMalformed, n, n*hashSize, d.remaining())
+	if uint64(d.Remaining()) != n*hashSize {
+		return nil, fmt.Errorf("%w: count %d needs %d bytes of hashes, the payload has %d", ErrMalformed, n, n*hashSize, d.Remaining())
 	}
 	m.Hashes = make([]blockstore.Hash, n)
 	for i := range m.Hashes {
-		m.Hashes[i] = d.hash()
+		m.Hashes[i] = d.Hash()
 	}
-	if err := d.done(); err != nil {
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	if err := m.check(); err != nil {
@@ -208,7 +209,7 @@ func (m *Block) check() error {
 }
 
 func (m *Block) payloadLen() int {
-	return hashSize + 1 + uvarintLen(m.Offset) + uvarintLen(m.Total) + len(m.wire)
+	return hashSize + 1 + wire.UvarintLen(m.Offset) + wire.UvarintLen(m.Total) + len(m.wire)
 }
 
 func (m *Block) appendHead(dst []byte) []byte {
@@ -225,14 +226,14 @@ func (m *Block) appendPayload(dst []byte) []byte {
 }
 
 func decodeBlock(p []byte) (Message, error) {
-	d := &dec{b: p}
+	d := wire.NewReader(p, ErrMalformed)
 	m := &Block{}
-	m.Hash = d.hash()
-	m.enc = Encoding(d.u8())
-	m.Offset = d.uvarint()
-	m.Total = d.uvarint()
-	m.wire = d.rest()
-	if err := d.done(); err != nil {
+	m.Hash = d.Hash()
+	m.enc = Encoding(d.U8())
+	m.Offset = d.Uvarint()
+	m.Total = d.Uvarint()
+	m.wire = d.Rest()
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	// Field limits before decompressing, so the decompression bound
@@ -270,9 +271,9 @@ func (*Missing) payloadLen() int { return hashSize }
 func (m *Missing) appendPayload(dst []byte) []byte { return append(dst, m.Hash[:]...) }
 
 func decodeMissing(p []byte) (Message, error) {
-	d := &dec{b: p}
-	m := &Missing{Hash: d.hash()}
-	if err := d.done(); err != nil {
+	d := wire.NewReader(p, ErrMalformed)
+	m := &Missing{Hash: d.Hash()}
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/wire"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -196,7 +197,7 @@ func (e *Error) check() error {
 }
 
 func (e *Error) payloadLen() int {
-	return 2 + uvarintLen(uint64(len(e.Message))) + len(e.Message)
+	return 2 + wire.UvarintLen(uint64(len(e.Message))) + len(e.Message)
 }
 
 func (e *Error) appendPayload(dst []byte) []byte {
@@ -206,15 +207,15 @@ func (e *Error) appendPayload(dst []byte) []byte {
 }
 
 func decodeError(p []byte) (Message, error) {
-	d := &dec{b: p}
+	d := wire.NewReader(p, ErrMalformed)
 	e := &Error{}
-	e.Code = ErrorCode(d.u16())
-	n := d.uvarint()
-	if d.err == nil && n > MaxErrorMessage {
+	e.Code = ErrorCode(d.U16())
+	n := d.Uvarint()
+	if d.Err == nil && n > MaxErrorMessage {
 		return nil, fmt.Errorf("%w: message of %d bytes exceeds MaxErrorMessage = %d", ErrMalformed, n, MaxErrorMessage)
 	}
-	e.Message = string(d.bytes(n))
-	if err := d.done(); err != nil {
+	e.Message = string(d.Bytes(n))
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	if err := e.check(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/wire"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -364,116 +365,16 @@ func WriteMessage(w io.Writer, m Message) error {
 	return err
 }
 
-// dec parses a payload with sticky errors: after the first failure every
-// read returns zero values and the decoder checks d.err once.
-type dec struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (d *dec) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: at byte %d: %s", ErrMalformed, d.off, fmt.Sprintf(format, args...))
-	}
-}
-
-func (d *dec) remaining() int { return len(d.b) - d.off }
-
-func (d *dec) u8() byte {
-	if d.err != nil {
-		return 0
-	}
-	if d.remaining() < 1 {
-		d.fail("truncated")
-		return 0
-	}
-	c := d.b[d.off]
-	d.off++
-	return c
-}
-
-func (d *dec) u16() uint16 {
-	if d.err != nil {
-		return 0
-	}
-	if d.remaining() < 2 {
-		d.fail("truncated")
-		return 0
-	}
-	v := binary.BigEndian.Uint16(d.b[d.off:])
-	d.off += 2
-	return v
-}
-
-// uvarint refuses overlong encodings: one value, one spelling.
-func (d *dec) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	switch {
-	case n == 0:
-		d.fail("truncated varint")
-		return 0
-	case n < 0:
-		d.fail("varint overflows 64 bits")
-		return 0
-	case n > 1 && d.b[d.off+n-1] == 0:
-		d.fail("non-minimal varint")
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-// bytes returns the next n bytes, aliasing the payload. n is checked
-// against what is left before anything is sliced.
-func (d *dec) bytes(n uint64) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(d.remaining()) {
-		d.fail("truncated: need %d bytes, have %d", n, d.remaining())
-		return nil
-	}
-	b := d.b[d.off : d.off+int(n) : d.off+int(n)]
-	d.off += int(n)
-	return b
-}
-
-func (d *dec) rest() []byte { return d.bytes(uint64(d.remaining())) }
-
-func (d *dec) hash() blockstore.Hash {
-	var h blockstore.Hash
-	copy(h[:], d.bytes(hashSize))
-	return h
-}
-
-func (d *dec) done() error {
-	if d.err == nil && d.remaining() != 0 {
-		d.fail("%d trailing bytes", d.remaining())
-	}
-	return d.err
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
+func uvarintLen(v uint64) int { return wire.UvarintLen(v) }
 
 // flagZstd is bit 0 of a request's flags byte: the client accepts zstd.
 // Every other bit must be zero; a new flag comes with a new ALPN version.
 const flagZstd = 0x01
 
-func readFlags(d *dec) bool {
-	f := d.u8()
+func readFlags(d *wire.Reader) bool {
+	f := d.U8()
 	if f&^flagZstd != 0 {
-		d.fail("unknown flags 0x%02x", f)
+		d.Fail("unknown flags 0x%02x", f)
 	}
 	return f&flagZstd != 0
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/wire"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -44,7 +45,7 @@ func (m *Lookup) check() error {
 }
 
 func (m *Lookup) payloadLen() int {
-	return 1 + hashSize + uvarintLen(uint64(len(m.Path))) + len(m.Path) + uvarintLen(m.MaxInline)
+	return 1 + hashSize + wire.UvarintLen(uint64(len(m.Path))) + len(m.Path) + wire.UvarintLen(m.MaxInline)
 }
 
 func (m *Lookup) appendPayload(dst []byte) []byte {
@@ -60,21 +61,21 @@ func (m *Lookup) appendPayload(dst []byte) []byte {
 }
 
 func decodeLookup(p []byte) (Message, error) {
-	d := &dec{b: p}
+	d := wire.NewReader(p, ErrMalformed)
 	m := &Lookup{}
-	f := d.u8()
+	f := d.U8()
 	if f&^(flagZstd|flagLatest) != 0 {
-		d.fail("unknown flags 0x%02x", f)
+		d.Fail("unknown flags 0x%02x", f)
 	}
 	m.AcceptZstd, m.Latest = f&flagZstd != 0, f&flagLatest != 0
-	m.Tree = d.hash()
-	n := d.uvarint()
-	if d.err == nil && n > tree.MaxPathLen {
+	m.Tree = d.Hash()
+	n := d.Uvarint()
+	if d.Err == nil && n > tree.MaxPathLen {
 		return nil, fmt.Errorf("%w: path of %d bytes exceeds tree.MaxPathLen = %d", ErrMalformed, n, tree.MaxPathLen)
 	}
-	m.Path = string(d.bytes(n))
-	m.MaxInline = d.uvarint()
-	if err := d.done(); err != nil {
+	m.Path = string(d.Bytes(n))
+	m.MaxInline = d.Uvarint()
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	if err := m.check(); err != nil {
@@ -208,12 +209,12 @@ func (m *LookupResult) check() error {
 
 func (m *LookupResult) payloadLen() int {
 	n := m.Proof.Size()
-	n = 1 + 1 + uvarintLen(uint64(n)) + n + 1
+	n = 1 + 1 + wire.UvarintLen(uint64(n)) + n + 1
 	if m.Root != nil {
 		n += tree.RootSize
 	}
 	if m.hasInline {
-		n += uvarintLen(uint64(len(m.inlineWire))) + len(m.inlineWire)
+		n += wire.UvarintLen(uint64(len(m.inlineWire))) + len(m.inlineWire)
 	}
 	return n
 }
@@ -242,24 +243,24 @@ func (m *LookupResult) appendPayload(dst []byte) []byte {
 }
 
 func decodeLookupResult(p []byte) (Message, error) {
-	d := &dec{b: p}
+	d := wire.NewReader(p, ErrMalformed)
 	m := &LookupResult{}
-	sb := d.u8()
-	if d.err != nil {
-		return nil, d.err
+	sb := d.U8()
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	st, ok := statusFromWire(sb)
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown status %d", ErrMalformed, sb)
 	}
 	m.Status = st
-	switch hr := d.u8(); {
-	case d.err != nil:
-		return nil, d.err
+	switch hr := d.U8(); {
+	case d.Err != nil:
+		return nil, d.Err
 	case hr == 1:
-		r, err := tree.DecodeRoot(d.bytes(tree.RootSize))
-		if d.err != nil {
-			return nil, d.err
+		r, err := tree.DecodeRoot(d.Bytes(tree.RootSize))
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -268,32 +269,32 @@ func decodeLookupResult(p []byte) (Message, error) {
 	case hr != 0:
 		return nil, fmt.Errorf("%w: root presence byte %d", ErrMalformed, hr)
 	}
-	n := d.uvarint()
-	if d.err == nil && n > tree.MaxProofSize {
+	n := d.Uvarint()
+	if d.Err == nil && n > tree.MaxProofSize {
 		return nil, fmt.Errorf("%w: proof of %d bytes exceeds tree.MaxProofSize = %d", ErrMalformed, n, tree.MaxProofSize)
 	}
-	raw := d.bytes(n)
-	if d.err != nil {
-		return nil, d.err
+	raw := d.Bytes(n)
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	proof, err := tree.DecodeProof(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	m.Proof = proof
-	switch ib := d.u8(); {
-	case d.err != nil:
-		return nil, d.err
+	switch ib := d.U8(); {
+	case d.Err != nil:
+		return nil, d.Err
 	case ib == inlineNone:
 	case ib == inlineRaw || ib == inlineZstd:
-		n := d.uvarint()
-		if d.err == nil && n > InlineMax {
+		n := d.Uvarint()
+		if d.Err == nil && n > InlineMax {
 			return nil, fmt.Errorf("%w: inline data of %d bytes exceeds InlineMax = %d", ErrMalformed, n, InlineMax)
 		}
 		m.hasInline = true
-		m.inlineWire = d.bytes(n)
-		if d.err != nil {
-			return nil, d.err
+		m.inlineWire = d.Bytes(n)
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		m.inline = m.inlineWire
 		if ib == inlineZstd {
@@ -305,7 +306,7 @@ func decodeLookupResult(p []byte) (Message, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown inline encoding %d", ErrMalformed, ib)
 	}
-	if err := d.done(); err != nil {
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	if err := m.check(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"lukechampine.com/blake3"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/wire"
 )
 
 // A directory's shape is a pure function of its set of entries:
@@ -35,7 +36,7 @@ func nibble(h *[32]byte, depth uint8) uint8 {
 }
 
 func fitsLeaf(count, entryBytes uint64, depth uint8) bool {
-	return depth >= MaxShardDepth || 2+uint64(uvarintLen(count))+entryBytes <= DirLeafMax
+	return depth >= MaxShardDepth || 2+uint64(wire.UvarintLen(count))+entryBytes <= DirLeafMax
 }
 
 type hashedEntry struct {

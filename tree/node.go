@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/wire"
 )
 
 // Wire constants. They are explicit numbers, never iota: inserting a
@@ -97,12 +98,12 @@ type Entry struct {
 }
 
 func (e *Entry) encodedLen() int {
-	n := uvarintLen(uint64(len(e.Name))) + len(e.Name) + 2 + uvarintLen(uint64(e.Mode)) + uvarintLen(e.Size)
+	n := wire.UvarintLen(uint64(len(e.Name))) + len(e.Name) + 2 + wire.UvarintLen(uint64(e.Mode)) + wire.UvarintLen(e.Size)
 	if !e.MTime.IsZero() {
-		n += varintLen(e.MTime.UnixNano())
+		n += wire.VarintLen(e.MTime.UnixNano())
 	}
 	if e.Kind == KindSymlink {
-		n += uvarintLen(uint64(len(e.Target))) + len(e.Target)
+		n += wire.UvarintLen(uint64(len(e.Target))) + len(e.Target)
 	} else {
 		n += blockstore.HashSize
 	}
@@ -166,43 +167,43 @@ func (e *Entry) validate() error {
 	return nil
 }
 
-func readEntry(r *reader) Entry {
+func readEntry(r *wire.Reader) Entry {
 	var e Entry
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n > MaxNameLen {
-		r.fail("name length %d exceeds %d", n, MaxNameLen)
+		r.Fail("name length %d exceeds %d", n, MaxNameLen)
 		return e
 	}
-	e.Name = string(r.bytes(int(n)))
-	e.Kind = Kind(r.u8())
-	flags := r.u8()
+	e.Name = string(r.Bytes(n))
+	e.Kind = Kind(r.U8())
+	flags := r.U8()
 	if flags&^knownFlags != 0 {
-		r.fail("unknown entry flags %#x", flags)
+		r.Fail("unknown entry flags %#x", flags)
 	}
-	mode := r.uvarint()
+	mode := r.Uvarint()
 	if mode > maxModeBits {
-		r.fail("mode %#o exceeds %#o", mode, maxModeBits)
+		r.Fail("mode %#o exceeds %#o", mode, maxModeBits)
 	}
 	e.Mode = uint32(mode)
-	e.Size = r.uvarint()
+	e.Size = r.Uvarint()
 	if flags&flagMTime != 0 {
-		ns := r.varint()
+		ns := r.Varint()
 		e.MTime = time.Unix(0, ns).UTC()
 	}
 	switch e.Kind {
 	case KindFile, KindDir:
-		e.Hash = r.hash()
+		e.Hash = r.Hash()
 	case KindSymlink:
-		tl := r.uvarint()
+		tl := r.Uvarint()
 		if tl > MaxSymlinkLen {
-			r.fail("symlink target length %d exceeds %d", tl, MaxSymlinkLen)
+			r.Fail("symlink target length %d exceeds %d", tl, MaxSymlinkLen)
 			return e
 		}
-		e.Target = string(r.bytes(int(tl)))
+		e.Target = string(r.Bytes(tl))
 	}
-	if r.err == nil {
+	if r.Err == nil {
 		if err := e.validate(); err != nil {
-			r.fail("%v", err)
+			r.Fail("%v", err)
 		}
 	}
 	return e
@@ -231,7 +232,7 @@ func (d *DirNode) tag() byte { return TagDir }
 
 // Encode implements Node.
 func (d *DirNode) Encode() []byte {
-	n := 2 + uvarintLen(uint64(len(d.Entries)))
+	n := 2 + wire.UvarintLen(uint64(len(d.Entries)))
 	for i := range d.Entries {
 		n += d.Entries[i].encodedLen()
 	}
@@ -266,17 +267,17 @@ func (d *DirNode) Find(name string) int {
 // counts before allocation.
 const minEntryLen = 8
 
-func decodeDir(r *reader) *DirNode {
-	count := r.uvarint()
-	if count > uint64(r.remaining()/minEntryLen) {
-		r.fail("entry count %d cannot fit in %d bytes", count, r.remaining())
+func decodeDir(r *wire.Reader) *DirNode {
+	count := r.Uvarint()
+	if count > uint64(r.Remaining()/minEntryLen) {
+		r.Fail("entry count %d cannot fit in %d bytes", count, r.Remaining())
 		return nil
 	}
 	d := &DirNode{Entries: make([]Entry, 0, count)}
-	for i := uint64(0); i < count && r.err == nil; i++ {
+	for i := uint64(0); i < count && r.Err == nil; i++ {
 		e := readEntry(r)
-		if r.err == nil && len(d.Entries) > 0 && d.Entries[len(d.Entries)-1].Name >= e.Name {
-			r.fail("entry %q out of order or duplicated", clip(e.Name))
+		if r.Err == nil && len(d.Entries) > 0 && d.Entries[len(d.Entries)-1].Name >= e.Name {
+			r.Fail("entry %q out of order or duplicated", clip(e.Name))
 		}
 		d.Entries = append(d.Entries, e)
 	}
@@ -340,22 +341,22 @@ func (s *ShardNode) Count() uint64 {
 	return n
 }
 
-func decodeShard(r *reader) *ShardNode {
-	s := &ShardNode{Depth: r.u8()}
+func decodeShard(r *wire.Reader) *ShardNode {
+	s := &ShardNode{Depth: r.U8()}
 	if s.Depth >= MaxShardDepth {
-		r.fail("shard depth %d exceeds %d", s.Depth, MaxShardDepth-1)
+		r.Fail("shard depth %d exceeds %d", s.Depth, MaxShardDepth-1)
 	}
-	bitmap := r.u16()
-	if r.err == nil && bitmap == 0 {
-		r.fail("shard with no children")
+	bitmap := r.U16()
+	if r.Err == nil && bitmap == 0 {
+		r.Fail("shard with no children")
 	}
-	for i := uint8(0); i < ShardFanout && r.err == nil; i++ {
+	for i := uint8(0); i < ShardFanout && r.Err == nil; i++ {
 		if bitmap&(1<<i) == 0 {
 			continue
 		}
-		c := ShardRef{Index: i, Hash: r.hash(), Count: r.uvarint(), Bytes: r.uvarint()}
-		if r.err == nil && (c.Count == 0 || c.Bytes < c.Count) {
-			r.fail("shard child %d: count %d, bytes %d", i, c.Count, c.Bytes)
+		c := ShardRef{Index: i, Hash: r.Hash(), Count: r.Uvarint(), Bytes: r.Uvarint()}
+		if r.Err == nil && (c.Count == 0 || c.Bytes < c.Count) {
+			r.Fail("shard child %d: count %d, bytes %d", i, c.Count, c.Bytes)
 		}
 		s.Children = append(s.Children, c)
 	}
@@ -428,45 +429,45 @@ func (f *FileNode) IsTop() bool {
 	return f.Level == topLevel(f.Size, f.ChunkSize)
 }
 
-func decodeFile(r *reader) *FileNode {
-	f := &FileNode{Level: r.u8()}
-	cs := r.uvarint()
-	f.Size = r.uvarint()
-	count := r.uvarint()
-	if r.err != nil {
+func decodeFile(r *wire.Reader) *FileNode {
+	f := &FileNode{Level: r.U8()}
+	cs := r.Uvarint()
+	f.Size = r.Uvarint()
+	count := r.Uvarint()
+	if r.Err != nil {
 		return nil
 	}
 	switch {
 	case f.Level > MaxFileLevel:
-		r.fail("file level %d exceeds %d", f.Level, MaxFileLevel)
+		r.Fail("file level %d exceeds %d", f.Level, MaxFileLevel)
 	case cs < MinChunkSize || cs > MaxChunkSize:
-		r.fail("chunk size %d outside %d..%d", cs, MinChunkSize, MaxChunkSize)
+		r.Fail("chunk size %d outside %d..%d", cs, MinChunkSize, MaxChunkSize)
 	case count > FileFanout:
-		r.fail("%d hashes exceed the fanout %d", count, FileFanout)
+		r.Fail("%d hashes exceed the fanout %d", count, FileFanout)
 	}
-	if r.err != nil {
+	if r.Err != nil {
 		return nil
 	}
 	f.ChunkSize = uint32(cs)
 	if f.Size > 1<<62 {
-		r.fail("file size %d too large", f.Size)
+		r.Fail("file size %d too large", f.Size)
 		return nil
 	}
 	if want := childCount(f.Size, f.ChunkSize, f.Level); count != want {
-		r.fail("%d hashes for size %d at level %d, want %d", count, f.Size, f.Level, want)
+		r.Fail("%d hashes for size %d at level %d, want %d", count, f.Size, f.Level, want)
 		return nil
 	}
 	if f.Level > 0 && count < 1 {
-		r.fail("empty index node")
+		r.Fail("empty index node")
 		return nil
 	}
-	if count > uint64(r.remaining()/blockstore.HashSize) {
-		r.fail("truncated hash list")
+	if count > uint64(r.Remaining()/blockstore.HashSize) {
+		r.Fail("truncated hash list")
 		return nil
 	}
 	f.Hashes = make([]blockstore.Hash, count)
 	for i := range f.Hashes {
-		f.Hashes[i] = r.hash()
+		f.Hashes[i] = r.Hash()
 	}
 	return f
 }
@@ -478,9 +479,9 @@ func Decode(b []byte) (Node, error) {
 	if len(b) > MaxNodeSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds the node limit %d", ErrMalformed, len(b), MaxNodeSize)
 	}
-	r := &reader{b: b}
-	tag := r.u8()
-	if v := r.u8(); r.err == nil && v != FormatVersion {
+	r := wire.NewReader(b, ErrMalformed)
+	tag := r.U8()
+	if v := r.U8(); r.Err == nil && v != FormatVersion {
 		return nil, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, v)
 	}
 	var n Node
@@ -492,11 +493,11 @@ func Decode(b []byte) (Node, error) {
 	case TagFile:
 		n = decodeFile(r)
 	default:
-		if r.err == nil {
+		if r.Err == nil {
 			return nil, fmt.Errorf("%w: unknown node type %#x", ErrMalformed, tag)
 		}
 	}
-	if err := r.done(); err != nil {
+	if err := r.Done(); err != nil {
 		return nil, err
 	}
 	return n, nil

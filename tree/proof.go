@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/wire"
 )
 
 // Proof limits, checked by DecodeProof before allocating.
@@ -34,9 +35,9 @@ type Proof struct {
 
 // Size is the encoded length of the proof.
 func (p *Proof) Size() int {
-	n := uvarintLen(uint64(len(p.Nodes)))
+	n := wire.UvarintLen(uint64(len(p.Nodes)))
 	for _, b := range p.Nodes {
-		n += uvarintLen(uint64(len(b))) + len(b)
+		n += wire.UvarintLen(uint64(len(b))) + len(b)
 	}
 	return n
 }
@@ -63,20 +64,20 @@ func DecodeProof(b []byte) (*Proof, error) {
 	if len(b) > MaxProofSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrBadProof, len(b), MaxProofSize)
 	}
-	r := &reader{b: b}
-	count := r.uvarint()
-	if r.err == nil && (count > MaxProofNodes || count > uint64(r.remaining())) {
-		return nil, fmt.Errorf("%w: %d nodes (limit %d) in %d bytes", ErrBadProof, count, MaxProofNodes, r.remaining())
+	r := wire.NewReader(b, ErrMalformed)
+	count := r.Uvarint()
+	if r.Err == nil && (count > MaxProofNodes || count > uint64(r.Remaining())) {
+		return nil, fmt.Errorf("%w: %d nodes (limit %d) in %d bytes", ErrBadProof, count, MaxProofNodes, r.Remaining())
 	}
 	p := &Proof{Nodes: make([][]byte, 0, count)}
-	for i := uint64(0); i < count && r.err == nil; i++ {
-		n := r.uvarint()
+	for i := uint64(0); i < count && r.Err == nil; i++ {
+		n := r.Uvarint()
 		if n > MaxNodeSize {
 			return nil, fmt.Errorf("%w: node %d is %d bytes, limit %d", ErrBadProof, i, n, MaxNodeSize)
 		}
-		p.Nodes = append(p.Nodes, r.bytes(int(n)))
+		p.Nodes = append(p.Nodes, r.Bytes(n))
 	}
-	if err := r.done(); err != nil {
+	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadProof, err)
 	}
 	return p, nil

@@ -225,10 +225,18 @@ func (c *Client) send(ctx context.Context, peer string, req proto.Message) (*exc
 	if err != nil {
 		return nil, peerErr(peer, err)
 	}
-	st, err := conn.OpenStreamSync(ctx)
+	// A peer that never grants stream credit stalls here: bound it.
+	octx, ocancel := context.WithTimeout(ctx, c.cfg.StallTimeout)
+	st, err := conn.OpenStreamSync(octx)
+	ocancel()
 	if err != nil {
-		c.drop(peer, conn)
-		return nil, peerErr(peer, fmt.Errorf("open stream: %w", err))
+		if conn.Context().Err() != nil {
+			c.drop(peer, conn) // not for our own cancellation: the connection is fine
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no stream credit within %v (stalled)", c.cfg.StallTimeout)
+		}
+		return nil, peerErr(peer, ctxErr(ctx, fmt.Errorf("open stream: %w", err)))
 	}
 	c.requests.Add(1)
 	if c.cfg.OnRequest != nil {
@@ -250,12 +258,15 @@ func (c *Client) send(ctx context.Context, peer string, req proto.Message) (*exc
 	return &exchange{c: c, peer: peer, req: req, st: st, r: bufio.NewReaderSize(st, 64<<10), stop: stop}, nil
 }
 
+// drop forgets a pooled connection and closes it: Close only reaches
+// pooled ones.
 func (c *Client) drop(peer string, conn *quic.Conn) {
 	c.mu.Lock()
 	if c.conns[peer] == conn {
 		delete(c.conns, peer)
 	}
 	c.mu.Unlock()
+	conn.CloseWithError(codeNoError, "")
 }
 
 func ctxErr(ctx context.Context, err error) error {
@@ -296,6 +307,32 @@ func (x *exchange) close() {
 
 // one sends a request and reads its single answer.
 func (c *Client) one(ctx context.Context, peer string, req proto.Message) (proto.Message, error) {
+	m, err := c.oneTry(ctx, peer, req)
+	if c.resumed(ctx, peer, err) {
+		m, err = c.oneTry(ctx, peer, req)
+	}
+	return m, err
+}
+
+// resumed reports whether err says the server rejected the 0-RTT data a
+// request went out in, and if so readies the connection for sending it
+// again: every grits/1 request is idempotent, and a rejection comes
+// before any answer.
+func (c *Client) resumed(ctx context.Context, peer string, err error) bool {
+	if !errors.Is(err, quic.Err0RTTRejected) {
+		return false
+	}
+	c.mu.Lock()
+	conn := c.conns[peer]
+	c.mu.Unlock()
+	if conn == nil {
+		return true // dropped: the retry dials again
+	}
+	_, err = conn.NextConnection(ctx)
+	return err == nil
+}
+
+func (c *Client) oneTry(ctx context.Context, peer string, req proto.Message) (proto.Message, error) {
 	x, err := c.send(ctx, peer, req)
 	if err != nil {
 		return nil, err
@@ -456,6 +493,14 @@ func (c *Client) GetBlock(ctx context.Context, peer string, h blockstore.Hash) (
 // unanswered, an unrequested or duplicate block, or a block that does not
 // verify is a bad peer; the blocks delivered before that stay delivered.
 func (c *Client) GetBlocks(ctx context.Context, peer string, hashes []blockstore.Hash, fn func(blockstore.Hash, []byte) error) (missing []blockstore.Hash, err error) {
+	missing, err = c.getBlocks(ctx, peer, hashes, fn)
+	if c.resumed(ctx, peer, err) {
+		missing, err = c.getBlocks(ctx, peer, hashes, fn)
+	}
+	return missing, err
+}
+
+func (c *Client) getBlocks(ctx context.Context, peer string, hashes []blockstore.Hash, fn func(blockstore.Hash, []byte) error) (missing []blockstore.Hash, err error) {
 	if len(hashes) == 0 {
 		return nil, nil
 	}

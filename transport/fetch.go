@@ -13,11 +13,13 @@ import (
 
 // FetchOptions tunes FetchFile.
 type FetchOptions struct {
-	// Batch is the number of blocks per GetBlocks request; default 8
-	// (2 MiB of 256 KiB chunks: big enough to amortise a round trip,
-	// small enough to spread a file over several peers).
-	Batch int
-	// PerPeer is the number of requests in flight per peer; default 4.
+	// Batch is the number of blocks per GetBlocks request; default 32
+	// (8 MiB of 256 KiB chunks). PerPeer is the number of requests in
+	// flight per peer; default 2. Measured on loopback against a raw
+	// quic-go stream (BenchmarkDownload): 8/4 reached 0.53-0.66x, 32/2
+	// 0.73-0.74x, 64/1 0.78-0.82x; 32/2 keeps enough requests to spread
+	// a file over several peers.
+	Batch   int
 	PerPeer int
 	// OnBadPeer is called once for each peer dropped for bad data.
 	OnBadPeer func(peer string, err error)
@@ -44,10 +46,10 @@ var ErrUnavailable = errors.New("no peer could serve the data")
 // is asked of another peer.
 func (c *Client) FetchFile(ctx context.Context, peers []string, f *tree.FileNode, w io.WriterAt, opts FetchOptions) (FetchStats, error) {
 	if opts.Batch <= 0 {
-		opts.Batch = 8
+		opts.Batch = 32
 	}
 	if opts.PerPeer <= 0 {
-		opts.PerPeer = 4
+		opts.PerPeer = 2
 	}
 	st := FetchStats{BytesFrom: map[string]int64{}, Bad: map[string]error{}}
 	chunks, err := c.chunkList(ctx, peers, f, opts, &st)
@@ -162,14 +164,16 @@ func (c *Client) fetchBlocks(ctx context.Context, peers []string, hashes []block
 		fatal    error
 	)
 	for _, p := range peers {
-		live[p] = true
+		// A peer dropped earlier in this fetch (at an index level)
+		// stays dropped.
+		live[p] = st.Bad[p] == nil
 	}
 	// take hands a worker of peer p up to Batch hashes p has not tried.
 	take := func(p string) []blockstore.Hash {
 		mu.Lock()
 		defer mu.Unlock()
 		for {
-			if fatal != nil || !live[p] || done == len(hashes) {
+			if fatal != nil || ctx.Err() != nil || !live[p] || done == len(hashes) {
 				return nil
 			}
 			var batch, rest []blockstore.Hash
@@ -197,9 +201,16 @@ func (c *Client) fetchBlocks(ctx context.Context, peers []string, hashes []block
 		mu.Lock()
 		defer mu.Unlock()
 		inflight -= len(batch)
+		defer cond.Broadcast()
 		for _, h := range batch {
 			if got[h] {
 				done++
+				continue
+			}
+			if ctx.Err() != nil {
+				// The fetch is over (cancelled, or failed already):
+				// this peer was not really tried.
+				pending = append(pending, h)
 				continue
 			}
 			if tried[h] == nil {
@@ -208,7 +219,10 @@ func (c *Client) fetchBlocks(ctx context.Context, peers []string, hashes []block
 			tried[h][p] = true
 			pending = append(pending, h)
 		}
-		if err != nil && ctx.Err() == nil {
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
 			if errors.Is(err, ErrBadPeer) {
 				if live[p] {
 					live[p] = false
@@ -235,7 +249,6 @@ func (c *Client) fetchBlocks(ctx context.Context, peers []string, hashes []block
 				cancel()
 			}
 		}
-		cond.Broadcast()
 	}
 
 	var wg sync.WaitGroup

@@ -189,6 +189,13 @@ func (s *Server) admit(addr net.Addr) (release func(), err error) {
 	}, nil
 }
 
+func (s *Server) crowded(addr net.Addr) bool {
+	ip := addrIP(addr)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perIP[ip] >= max(1, s.cfg.MaxConnsPerIP/2) || s.nconns >= max(1, s.cfg.MaxConns/2)
+}
+
 func addrIP(a net.Addr) netip.Addr {
 	if ua, ok := a.(*net.UDPAddr); ok {
 		if ip, ok := netip.AddrFromSlice(ua.IP); ok {
@@ -208,6 +215,12 @@ func addrIP(a net.Addr) netip.Addr {
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	tr := &quic.Transport{
 		Conn: pc,
+		// An address that already holds half its connection slots must
+		// prove it is real (a Retry round trip) before it gets another:
+		// Initial packets cost nothing to send from a forged address,
+		// and each one that is admitted holds a slot until the handshake
+		// times out.
+		VerifySourceAddress: s.crowded,
 		ConnContext: func(cctx context.Context, info *quic.ClientInfo) (context.Context, error) {
 			release, err := s.admit(info.RemoteAddr)
 			if err != nil {
@@ -237,7 +250,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.serveConn(connCtx, conn)
+			s.serveConn(ctx, connCtx, conn)
 		}()
 	}
 	// Graceful: in-flight requests get a moment, then everything closes.
@@ -256,7 +269,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	return err
 }
 
-func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
+// serveConn accepts requests until the connection or serve (the
+// server's life) ends; requests run under ctx, which outlives serve by
+// the shutdown grace period.
+func (s *Server) serveConn(serve, ctx context.Context, conn *quic.Conn) {
 	s.conns.Add(1)
 	peer := Peer{Addr: conn.RemoteAddr()}
 	// Streams may arrive as 0-RTT data before the handshake completes;
@@ -265,7 +281,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	case <-conn.HandshakeComplete():
 	case <-conn.Context().Done():
 		return
-	case <-ctx.Done():
+	case <-serve.Done():
 		conn.CloseWithError(codeShutdown, "shutting down")
 		return
 	}
@@ -281,11 +297,11 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		}
 	}
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
-		st, err := conn.AcceptStream(ctx)
+		st, err := conn.AcceptStream(serve)
 		if err != nil {
-			if ctx.Err() != nil {
+			wg.Wait()
+			if serve.Err() != nil {
 				conn.CloseWithError(codeShutdown, "shutting down")
 			}
 			return
@@ -319,8 +335,12 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream) {
 		s.badRequests.Add(1)
 		st.CancelRead(streamBadRequest)
 		if !isTimeout(err) {
+			code := proto.CodeBadRequest
+			if errors.Is(err, proto.ErrFrameTooLarge) {
+				code = proto.CodeTooLarge // SPEC.md section 2, "Refuse"
+			}
 			st.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = proto.WriteMessage(st, proto.NewError(proto.CodeBadRequest, err.Error()))
+			_ = proto.WriteMessage(st, proto.NewError(code, err.Error()))
 			st.Close()
 		} else {
 			st.CancelWrite(streamTimeout)

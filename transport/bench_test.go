@@ -80,10 +80,13 @@ func BenchmarkDownload(b *testing.B) {
 		store, addr string
 		opts        FetchOptions
 	}{
+		{"mem", memAddr, FetchOptions{}}, // the adaptive defaults
 		{"mem", memAddr, FetchOptions{Batch: 8, PerPeer: 4}},
 		{"mem", memAddr, FetchOptions{Batch: 32, PerPeer: 2}},
 		{"mem", memAddr, FetchOptions{Batch: 64, PerPeer: 1}},
 		{"mem", memAddr, FetchOptions{Batch: 16, PerPeer: 8}},
+		{"mem", memAddr, FetchOptions{Batch: 64, PerPeer: 2}},
+		{"mem", memAddr, FetchOptions{Batch: 128, PerPeer: 1}},
 		{"map", mapAddr, FetchOptions{Batch: 8, PerPeer: 4}},
 		{"map", mapAddr, FetchOptions{Batch: 64, PerPeer: 1}},
 	}

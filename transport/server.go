@@ -242,9 +242,11 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	defer stopConns()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	var acceptErr error
 	for {
 		conn, err := ln.Accept(ctx)
 		if err != nil {
+			acceptErr = err
 			break
 		}
 		wg.Add(1)
@@ -262,11 +264,13 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	}
 	stopConns()
 	<-done
-	err = tr.Close()
+	closeErr := tr.Close()
 	if ctx.Err() != nil {
-		return nil
+		return nil // asked to stop
 	}
-	return err
+	// Accept failed on its own (the socket went away): that is an error
+	// the caller must see, not a clean stop.
+	return errors.Join(fmt.Errorf("transport: accept: %w", acceptErr), closeErr)
 }
 
 // serveConn accepts requests until the connection or serve (the

@@ -38,6 +38,12 @@ const (
 // inspect.
 var ErrLogCorrupt = errors.New("root log corrupt")
 
+// ErrLogStale is returned by Append when the file grew or shrank since
+// this Log read it: another process appended, and appending from a stale
+// view could sign a second root with the same sequence number. Reopen
+// the log (under the data directory lock) and try again.
+var ErrLogStale = errors.New("root log changed on disk since it was opened")
+
 // Log is an append-only, crash-safe file of every root this node has
 // accepted, oldest first, each one's Prev the Hash of the one before.
 //
@@ -286,6 +292,12 @@ func (l *Log) Append(ctx context.Context, r Root) error {
 	}
 	if l.broken != nil {
 		return fmt.Errorf("append to root log %s: unusable since an earlier write failed (reopen it): %w", l.path, l.broken)
+	}
+
+	if fi, err := l.f.Stat(); err != nil {
+		return fmt.Errorf("append to root log %s: %w", l.path, err)
+	} else if fi.Size() != l.size {
+		return fmt.Errorf("append to root log %s: %w (%d bytes on disk, %d read)", l.path, ErrLogStale, fi.Size(), l.size)
 	}
 
 	// Only Append changes roots, and it holds appendMu, so reading

@@ -136,8 +136,6 @@ type Dir struct {
 	Log     *tree.Log
 	logger  *slog.Logger
 	lock    *os.File
-
-	logWritable bool
 }
 
 func (d *Dir) path(name string) string { return filepath.Join(d.Path, name) }
@@ -241,7 +239,6 @@ func (d *Dir) openLog(ctx context.Context) error {
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	d.Log, err = tree.OpenLog(ctx, d.path("roots.log"), d.logger)
-	d.logWritable = err == nil
 	return err
 }
 
@@ -273,16 +270,19 @@ func (d *Dir) Lock() error {
 		return fmt.Errorf("lock: %w", err)
 	}
 	d.lock = f
-	if !d.logWritable {
-		// Another command held the lock when this one opened; now that
-		// the lock is ours, the log may be opened for writing.
-		l, err := tree.OpenLog(context.Background(), d.path("roots.log"), d.logger)
-		if err != nil {
-			d.Unlock()
-			return err
-		}
-		d.Log, d.logWritable = l, true
+	// Re-read the log now that no other command can append: whatever
+	// this Dir read before (a long-running serve opened it hours ago) may
+	// be stale, and appending to a stale view would sign a second root
+	// with an existing sequence number.
+	l, err := tree.OpenLog(context.Background(), d.path("roots.log"), d.logger)
+	if err != nil {
+		d.Unlock()
+		return err
 	}
+	if d.Log != nil {
+		d.Log.Close()
+	}
+	d.Log = l
 	return nil
 }
 

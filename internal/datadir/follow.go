@@ -15,19 +15,18 @@ import (
 type RootFollower struct {
 	path   string
 	latest atomic.Pointer[tree.Root]
-	// changed is closed and replaced each time a newer root is seen.
-	notify atomic.Pointer[chan struct{}]
+	done   chan struct{}
 }
 
-// FollowRoots starts following the log; the goroutine stops with ctx.
+// FollowRoots starts following the log; the goroutine stops with ctx,
+// and Done is closed when it has.
 func (d *Dir) FollowRoots(ctx context.Context, every time.Duration) *RootFollower {
-	f := &RootFollower{path: d.path("roots.log")}
-	ch := make(chan struct{})
-	f.notify.Store(&ch)
+	f := &RootFollower{path: d.path("roots.log"), done: make(chan struct{})}
 	if r, ok := d.Log.Latest(); ok {
 		f.latest.Store(&r)
 	}
 	go func() {
+		defer close(f.done)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		var lastSize int64 = -1
@@ -64,9 +63,6 @@ func (f *RootFollower) Offer(r tree.Root) {
 			return
 		}
 		if f.latest.CompareAndSwap(cur, &r) {
-			ch := make(chan struct{})
-			old := f.notify.Swap(&ch)
-			close(*old)
 			return
 		}
 	}
@@ -81,5 +77,5 @@ func (f *RootFollower) Latest() (tree.Root, bool) {
 	return *r, true
 }
 
-// Changed returns a channel closed when a newer root arrives.
-func (f *RootFollower) Changed() <-chan struct{} { return *f.notify.Load() }
+// Done is closed when the following goroutine has stopped.
+func (f *RootFollower) Done() <-chan struct{} { return f.done }

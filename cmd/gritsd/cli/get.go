@@ -155,12 +155,23 @@ func lookupAcross(ctx context.Context, c *cmdContext, client *transport.Client, 
 			}
 		}
 	)
+	// The root requests belong to this function: cancelled and waited
+	// for before it returns, so none writes to stderr afterwards.
+	rctx, cancelRoots := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancelRoots()
 	for _, peer := range peers[1:] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := client.Root(ctx, peer)
+			r, err := client.Root(rctx, peer)
+			if rctx.Err() != nil && ctx.Err() == nil {
+				// Given up on after the grace period: not known to be
+				// alive, so not asked for blocks either.
+				skipped(peer, fmt.Errorf("peer %s: no answer within %v", peer, rootGrace))
+				return
+			}
 			if err != nil {
 				skipped(peer, err)
 				return
@@ -201,18 +212,37 @@ func lookupAcross(ctx context.Context, c *cmdContext, client *transport.Client, 
 	} else {
 		<-rootsDone
 	}
+	cancelRoots()
 	mu.Lock()
-	defer mu.Unlock()
 	if res == nil {
+		defer mu.Unlock()
 		return nil, nil, fmt.Errorf("%w: no peer could answer the lookup of %s:\n  %s", transport.ErrUnavailable, p, strings.Join(errs, "\n  "))
 	}
-	if newest != nil && newest.Seq > res.Root.Seq {
-		r, err := client.Lookup(ctx, holder, newest, p, proto.InlineMax)
+	latest, from := newest, holder
+	var candidates []string
+	if latest != nil && latest.Seq > res.Root.Seq {
+		candidates = append(candidates, from)
+		for _, peer := range peers {
+			if peer != from && !bad[peer] {
+				candidates = append(candidates, peer)
+			}
+		}
+	}
+	mu.Unlock()
+	// A newer root was offered: look the path up under it, at the peer
+	// that offered it first, then at the others. If none can, the answer
+	// under the older root still stands (it is verified).
+	for _, peer := range candidates {
+		r, err := client.Lookup(ctx, peer, latest, p, proto.InlineMax)
 		if err != nil {
-			return nil, nil, fmt.Errorf("peer %s offered root seq %d but could not answer under it: %w", holder, newest.Seq, err)
+			skipped(peer, fmt.Errorf("lookup under root seq %d: %w", latest.Seq, err))
+			continue
 		}
 		res = r
+		break
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	var good []string
 	for _, peer := range peers {
 		if !bad[peer] {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/grits-cdn/grits/internal/datadir"
@@ -32,11 +33,18 @@ func runServe(ctx context.Context, c *cmdContext) error {
 		return err
 	}
 	defer d.Close()
+	// The goroutines below use d; they must be gone before it closes,
+	// however Serve ends.
+	ctx, cancel := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel()
 	cert, err := transport.Certificate(d.NodeKey)
 	if err != nil {
 		return err
 	}
 	roots := d.FollowRoots(ctx, time.Second)
+	bg.Go(func() { <-roots.Done() })
 	srv, err := transport.NewServer(transport.ServerConfig{Identity: cert, Store: d.Store, Roots: roots, Logger: c.logger.With("component", "transport")})
 	if err != nil {
 		return err
@@ -55,7 +63,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	// Scripts and tests wait for this line to know the port.
 	c.errorf("listening on %s\n", pc.LocalAddr())
 	if d.Config.Role == datadir.RoleOrigin {
-		go keepRootFresh(ctx, c, d, roots)
+		bg.Go(func() { keepRootFresh(ctx, c, d, roots) })
 	}
 	if err := srv.Serve(ctx, pc); err != nil {
 		return err

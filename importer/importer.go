@@ -333,7 +333,7 @@ func hashFile(ctx context.Context, b *tree.Builder, cfg *Config, it *item) (reus
 		e.MTime = it.info.ModTime().UTC()
 	}
 	if prev, ok := cfg.Previous.lookup(it.rel); ok && prev.matches(it.info) {
-		if complete, err := blocksPresent(ctx, cfg.Store, prev.Hash, uint64(it.info.Size())); err != nil {
+		if complete, err := blocksPresent(ctx, cfg.Store, prev.Hash, uint64(it.info.Size()), b.ChunkSizeOrDefault()); err != nil {
 			return false, err
 		} else if complete {
 			e.Hash = prev.Hash
@@ -375,7 +375,10 @@ func sameFile(a, b fs.FileInfo) bool {
 
 // blocksPresent reports whether a file node and all its chunks are in the
 // store, so a reused hash never points at something gc removed.
-func blocksPresent(ctx context.Context, s blockstore.Store, h blockstore.Hash, size uint64) (bool, error) {
+// A file chunked with another chunk size (the config changed) is not
+// reused either: the same content must give the same tree whether it was
+// imported fresh or incrementally.
+func blocksPresent(ctx context.Context, s blockstore.Store, h blockstore.Hash, size uint64, chunkSize uint32) (bool, error) {
 	n, err := tree.LoadNode(ctx, s, h)
 	if errors.Is(err, blockstore.ErrNotFound) || errors.Is(err, blockstore.ErrCorrupt) {
 		return false, nil
@@ -384,7 +387,7 @@ func blocksPresent(ctx context.Context, s blockstore.Store, h blockstore.Hash, s
 		return false, err
 	}
 	f, ok := n.(*tree.FileNode)
-	if !ok || f.Size != size {
+	if !ok || f.Size != size || f.ChunkSize != chunkSize {
 		return false, nil
 	}
 	missing := errors.New("missing")

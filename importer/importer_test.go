@@ -307,3 +307,25 @@ func TestStateSaveLoad(t *testing.T) {
 		t.Fatal("garbage state accepted")
 	}
 }
+
+// TestReimportWithNewChunkSize: after the chunk size changes, unchanged
+// files are chunked again, so an incremental import gives the same tree
+// as a fresh one.
+func TestReimportWithNewChunkSize(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, sample)
+	store := blockstore.NewMem(-1)
+	ctx := context.Background()
+	first := importDir(t, store, src, nil)
+	again, err := Import(ctx, src, Config{Store: store, ChunkSize: 2 * tree.MinChunkSize, Previous: first.State, Now: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Import(ctx, src, Config{Store: blockstore.NewMem(-1), ChunkSize: 2 * tree.MinChunkSize, Now: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Entry.Hash != fresh.Entry.Hash {
+		t.Fatalf("incremental import with a new chunk size differs from a fresh one (%d files reused)", again.Unchanged)
+	}
+}

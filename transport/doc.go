@@ -10,7 +10,7 @@
 //     the client closes its send side after it, the server closes after
 //     its answer. Every request is idempotent, so 0-RTT is allowed.
 //   - round trip: one request and its answer. The Client counts them
-//     (Stats), which is how tests check that a small file costs one.
+//     (Requests), which is how tests check that a small file costs one.
 //   - bad peer: a peer that sent something that failed verification: a
 //     block whose bytes do not hash to its name, a proof that does not
 //     verify, a root that is forged, expired or older than one already

@@ -43,7 +43,10 @@ type Builder struct {
 	ChunkSize uint32
 }
 
-func (b *Builder) chunkSize() uint32 {
+func (b *Builder) chunkSize() uint32 { return b.ChunkSizeOrDefault() }
+
+// ChunkSizeOrDefault is the chunk size new files get.
+func (b *Builder) ChunkSizeOrDefault() uint32 {
 	if b.ChunkSize == 0 {
 		return DefaultChunkSize
 	}

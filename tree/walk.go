@@ -41,9 +41,12 @@ type Visit struct {
 	Path Path
 	// Offset of a chunk in its file.
 	Offset uint64
-	// Err is set, for a node, when it could not be loaded or decoded: the
-	// walk reports it and goes on with the rest of the tree.
+	// Err is set, for a node, when it could not be loaded or decoded, or
+	// does not fit where it is linked: the walk reports it and goes on
+	// with the rest of the tree.
 	Err error
+
+	base uint64 // offset of the parent index node, to find this child's index
 }
 
 // Walk calls fn for every block reachable from the directory root: nodes
@@ -51,15 +54,58 @@ type Visit struct {
 // fn returns descend=false for a node, its children are skipped; callers
 // walking many roots use that to visit shared subtrees once. A non-nil
 // error from fn stops the walk.
+//
+// A node that does not fit where it is linked (a shard of the wrong
+// depth, a file node where a directory belongs, an index node that does
+// not match its parent) is reported like an unreadable one: the walk
+// checks what readers check, so fsck cannot pass a tree cat refuses.
 func Walk(ctx context.Context, g Getter, root blockstore.Hash, fn func(Visit) (descend bool, err error)) error {
-	return walkNode(ctx, g, Visit{Hash: root, Kind: BlockDir, Path: Path{}}, 0, fn)
+	return walkNode(ctx, g, Visit{Hash: root, Kind: BlockDir, Path: Path{}}, 0, nil, fn)
 }
 
-func walkNode(ctx context.Context, g Getter, v Visit, depth uint8, fn func(Visit) (bool, error)) error {
+// fits checks a loaded node against its link: a directory level (shard
+// depth) or, for file nodes, the parent that lists it (nil for a top).
+func fits(n Node, kind BlockKind, depth uint8, parent *FileNode, i int) error {
+	switch n := n.(type) {
+	case *DirNode:
+		if kind == BlockFile {
+			return fmt.Errorf("%w: a directory node where a file node belongs", ErrMalformed)
+		}
+	case *ShardNode:
+		if kind == BlockFile {
+			return fmt.Errorf("%w: a shard node where a file node belongs", ErrMalformed)
+		}
+		if n.Depth != depth {
+			return fmt.Errorf("%w: shard depth %d, expected %d", ErrMalformed, n.Depth, depth)
+		}
+	case *FileNode:
+		if kind != BlockFile {
+			return fmt.Errorf("%w: a file node where a directory node belongs", ErrMalformed)
+		}
+		if parent != nil && (n.Level != parent.Level-1 || n.ChunkSize != parent.ChunkSize || n.Size != parent.ChildSize(i)) {
+			return fmt.Errorf("%w: index node does not match its parent", ErrMalformed)
+		}
+		if parent == nil && !n.IsTop() {
+			return fmt.Errorf("%w: a file's top node is not at its canonical level", ErrMalformed)
+		}
+	}
+	return nil
+}
+
+func walkNode(ctx context.Context, g Getter, v Visit, depth uint8, parent *FileNode, fn func(Visit) (bool, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	_, n, err := loadNode(ctx, g, v.Hash)
+	if err == nil {
+		i := 0
+		if parent != nil {
+			i = int((v.Offset - v.base) / Span(parent.ChunkSize, parent.Level))
+		}
+		if ferr := fits(n, v.Kind, depth, parent, i); ferr != nil {
+			err = fmt.Errorf("tree: node %s: %w", v.Hash.Short(), ferr)
+		}
+	}
 	if err != nil {
 		v.Err = err
 		_, ferr := fn(v)
@@ -83,9 +129,9 @@ func walkNode(ctx context.Context, g Getter, v Visit, depth uint8, fn func(Visit
 			child := append(v.Path[:len(v.Path):len(v.Path)], e.Name)
 			switch e.Kind {
 			case KindDir:
-				err = walkNode(ctx, g, Visit{Hash: e.Hash, Kind: BlockDir, Path: child}, 0, fn)
+				err = walkNode(ctx, g, Visit{Hash: e.Hash, Kind: BlockDir, Path: child}, 0, nil, fn)
 			case KindFile:
-				err = walkNode(ctx, g, Visit{Hash: e.Hash, Kind: BlockFile, Path: child}, 0, fn)
+				err = walkNode(ctx, g, Visit{Hash: e.Hash, Kind: BlockFile, Path: child}, 0, nil, fn)
 			}
 			if err != nil {
 				return err
@@ -93,7 +139,7 @@ func walkNode(ctx context.Context, g Getter, v Visit, depth uint8, fn func(Visit
 		}
 	case *ShardNode:
 		for _, c := range n.Children {
-			if err := walkNode(ctx, g, Visit{Hash: c.Hash, Kind: BlockDir, Path: v.Path}, depth+1, fn); err != nil {
+			if err := walkNode(ctx, g, Visit{Hash: c.Hash, Kind: BlockDir, Path: v.Path}, depth+1, nil, fn); err != nil {
 				return err
 			}
 		}
@@ -107,7 +153,7 @@ func walkNode(ctx context.Context, g Getter, v Visit, depth uint8, fn func(Visit
 				}
 				continue
 			}
-			if err := walkNode(ctx, g, Visit{Hash: h, Kind: BlockFile, Path: v.Path, Offset: off}, 0, fn); err != nil {
+			if err := walkNode(ctx, g, Visit{Hash: h, Kind: BlockFile, Path: v.Path, Offset: off, base: v.Offset}, 0, n, fn); err != nil {
 				return err
 			}
 		}

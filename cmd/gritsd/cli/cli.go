@@ -202,7 +202,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 		}
 		return ee.code
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		fmt.Fprintf(env.Stderr, "gritsd %s: interrupted; nothing was committed\n", cmd.name)
+		fmt.Fprintf(env.Stderr, "gritsd %s: interrupted\n", cmd.name)
 		return ExitInterrupted
 	default:
 		fmt.Fprintf(env.Stderr, "gritsd %s: %v\n", cmd.name, err)
@@ -235,6 +235,12 @@ func (c *cmdContext) parse(minArgs, maxArgs int) error {
 			return err
 		}
 		return &exitError{code: ExitUsage}
+	}
+	if *c.logLevel != "" {
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(*c.logLevel)); err != nil {
+			return usagef("--log-level %q: want debug, info, warn or error", *c.logLevel)
+		}
 	}
 	if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
 		switch {

@@ -78,6 +78,9 @@ func runImport(ctx context.Context, c *cmdContext) error {
 	start := time.Now()
 	res, err := importer.Import(ctx, src, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w; nothing was committed", err)
+		}
 		return err
 	}
 	newTree := res.Entry.Hash

@@ -291,29 +291,7 @@ func readPayload(r io.Reader, n int) ([]byte, int, error) {
 
 // readUvarint reads a minimal LEB128 value byte by byte, so that nothing
 // past the varint is consumed.
-func readUvarint(r io.ByteReader) (uint64, error) {
-	var x uint64
-	for i := range maxVarint {
-		b, err := r.ReadByte()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return 0, fmt.Errorf("%w: truncated varint: %w", ErrMalformed, io.ErrUnexpectedEOF)
-			}
-			return 0, err
-		}
-		if b < 0x80 {
-			switch {
-			case i == maxVarint-1 && b > 1:
-				return 0, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
-			case i > 0 && b == 0:
-				return 0, fmt.Errorf("%w: non-minimal varint", ErrMalformed)
-			}
-			return x | uint64(b)<<(7*i), nil
-		}
-		x |= uint64(b&0x7f) << (7 * i)
-	}
-	return 0, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
-}
+func readUvarint(r io.ByteReader) (uint64, error) { return wire.ReadUvarint(r, ErrMalformed) }
 
 // AppendMessage appends m as one frame. It refuses a message that a
 // peer would refuse to read, with an error wrapping ErrMalformed.

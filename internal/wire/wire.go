@@ -6,7 +6,9 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/grits-cdn/grits/blockstore"
 )
@@ -129,6 +131,37 @@ func (r *Reader) Done() error {
 		r.Fail("%d trailing bytes", r.Remaining())
 	}
 	return r.Err
+}
+
+// maxVarintLen is the longest LEB128 encoding of a uint64.
+const maxVarintLen = 10
+
+// ReadUvarint reads one varint from a stream with the same rules as
+// Reader.Uvarint (minimal length, 64 bits). A stream that ends inside
+// the varint is malformed, wrapping io.ErrUnexpectedEOF; other read
+// errors are returned as they are.
+func ReadUvarint(r io.ByteReader, malformed error) (uint64, error) {
+	var x uint64
+	for i := range maxVarintLen {
+		b, err := r.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, fmt.Errorf("%w: truncated varint: %w", malformed, io.ErrUnexpectedEOF)
+			}
+			return 0, err
+		}
+		if b < 0x80 {
+			switch {
+			case i == maxVarintLen-1 && b > 1:
+				return 0, fmt.Errorf("%w: varint overflows 64 bits", malformed)
+			case i > 0 && b == 0:
+				return 0, fmt.Errorf("%w: non-minimal varint", malformed)
+			}
+			return x | uint64(b)<<(7*i), nil
+		}
+		x |= uint64(b&0x7f) << (7 * i)
+	}
+	return 0, fmt.Errorf("%w: varint overflows 64 bits", malformed)
 }
 
 // UvarintLen is the encoded length of v.

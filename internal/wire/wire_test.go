@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -51,5 +52,22 @@ func TestStickyAndBounded(t *testing.T) {
 	b := r.Bytes(2)
 	if cap(b) != 2 {
 		t.Fatalf("returned slice can grow into the rest of the input: cap %d", cap(b))
+	}
+}
+
+// TestReadUvarintMatchesReader: the stream reader and the slice reader
+// accept and refuse exactly the same bytes.
+func TestReadUvarintMatchesReader(t *testing.T) {
+	inputs := [][]byte{{0}, {1}, {0x7f}, {0x80, 0x01}, {0x80, 0x00}, {0x80}, {},
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02},
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}}
+	for _, in := range inputs {
+		r := NewReader(in, errBad)
+		want := r.Uvarint()
+		got, err := ReadUvarint(bytes.NewReader(in), errBad)
+		if (err == nil) != (r.Err == nil) || got != want {
+			t.Errorf("%x: stream %d, %v; slice %d, %v", in, got, err, want, r.Err)
+		}
 	}
 }

@@ -218,7 +218,11 @@ func fileMode(m fs.FileMode) uint32 {
 func hashFiles(ctx context.Context, cfg *Config, files []*item, p *Progress, res *Result, start time.Time) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b := &tree.Builder{Store: cfg.Store, PutOptions: cfg.PutOptions, ChunkSize: cfg.ChunkSize}
+	// One pool of chunk slots for all workers: each WriteFile alone
+	// would allow GOMAXPROCS chunks, and Workers of them in parallel
+	// would hold 4·P² chunk buffers (1 GiB at 32 cores).
+	b := &tree.Builder{Store: cfg.Store, PutOptions: cfg.PutOptions, ChunkSize: cfg.ChunkSize,
+		ChunkSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 
 	var filesDone, bytesDone, unchanged atomic.Int64
 	report := func() {

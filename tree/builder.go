@@ -41,6 +41,10 @@ type Builder struct {
 	PutOptions blockstore.PutOptions
 	// ChunkSize for new files; 0 means DefaultChunkSize.
 	ChunkSize uint32
+	// ChunkSlots, if set, bounds the chunks being stored at once across
+	// every WriteFile that shares it (an importer hashing many files in
+	// parallel); nil gives each WriteFile GOMAXPROCS slots of its own.
+	ChunkSlots chan struct{}
 }
 
 func (b *Builder) chunkSize() uint32 { return b.ChunkSizeOrDefault() }

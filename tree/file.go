@@ -25,9 +25,12 @@ func (b *Builder) WriteFile(ctx context.Context, r io.Reader) (blockstore.Hash, 
 		wg     sync.WaitGroup
 		mu     sync.Mutex
 		first  error
-		sem    = make(chan struct{}, runtime.GOMAXPROCS(0))
+		sem    = b.ChunkSlots
 		pool   = chunkPool(cs)
 	)
+	if sem == nil {
+		sem = make(chan struct{}, runtime.GOMAXPROCS(0))
+	}
 	fail := func(err error) {
 		mu.Lock()
 		if first == nil {

@@ -8,8 +8,10 @@ import (
 	"github.com/grits-cdn/grits/blockstore"
 )
 
-// Getter returns verified blocks. blockstore.Store is one; so is a
-// network fetcher that checks hashes.
+// Getter returns verified blocks: Get must never return bytes that do
+// not hash to h (blockstore.Store re-hashes every read; a network fetcher
+// must check before returning). The tree code relies on it and does not
+// hash again; BuildProof still verifies the proof it built as a whole.
 type Getter interface {
 	Get(ctx context.Context, h blockstore.Hash) ([]byte, error)
 }

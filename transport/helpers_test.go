@@ -46,30 +46,7 @@ func randomBytes(n int, seed uint64) []byte {
 
 func newSite(t testing.TB, files map[string][]byte) *site {
 	t.Helper()
-	ctx := context.Background()
-	_, key, _ := ed25519.GenerateKey(nil)
-	s := &site{key: key, pub: tree.PublicKeyOf(key), store: blockstore.NewMem(-1), files: files}
-	b := &tree.Builder{Store: s.store}
-	root, err := b.EmptyDir(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, data := range files {
-		h, n, err := b.WriteFile(ctx, bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		root, err = b.Set(ctx, root, tree.MustParsePath(p), tree.Entry{Kind: tree.KindFile, Mode: 0o644, Size: n, Hash: h})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now()
-	s.root, err = tree.SignRoot(key, tree.Root{Seq: 1, Time: now, Expires: now.Add(time.Hour), Tree: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return newSiteChunked(t, 0, files)
 }
 
 // startServer runs a server on a loopback UDP port until the test ends.
@@ -147,8 +124,8 @@ func fastRandom(n int, seed uint64) []byte {
 	return b
 }
 
-// newSiteChunked is newSite with a chunk size of the test's choosing, so
-// that files with index nodes stay small.
+// newSiteChunked builds a signed site with a chunk size of the test's
+// choosing (0 for the default), so that files with index nodes stay small.
 func newSiteChunked(t testing.TB, chunkSize uint32, files map[string][]byte) *site {
 	t.Helper()
 	ctx := context.Background()

@@ -114,17 +114,7 @@ func runEnv(t *testing.T, extraEnv []string, args ...string) result {
 		t.Fatal(rerr)
 	}
 	r := result{args: args, stdout: string(stdout), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		t.Fatalf("gritsd %s: did not finish within %v\n%s", strings.Join(args, " "), cmdTimeout, r)
-	case errors.As(err, &ee) && ee.Exited():
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("gritsd %s: %v\n%s", strings.Join(args, " "), err, r)
-	}
-	return r
+	return outcome(t, ctx, err, r)
 }
 
 // run runs gritsd with args and returns what it printed and its exit code.
@@ -531,4 +521,21 @@ func settle(t *testing.T, dir string) {
 	if wait := time.Until(newest.Add(2*time.Second + 100*time.Millisecond)); wait > 0 {
 		time.Sleep(wait)
 	}
+}
+
+// outcome turns cmd.Run's error into r's exit code, and fails the test
+// for a command that hung past its timeout or could not run at all.
+func outcome(t *testing.T, ctx context.Context, err error, r result) result {
+	t.Helper()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		t.Fatalf("gritsd %s: did not finish within %v\n%s", strings.Join(r.args, " "), cmdTimeout, r)
+	case errors.As(err, &ee) && ee.Exited():
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("gritsd %s: %v\n%s", strings.Join(r.args, " "), err, r)
+	}
+	return r
 }

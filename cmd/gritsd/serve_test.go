@@ -163,17 +163,7 @@ func runIn(t *testing.T, dir string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		t.Fatalf("gritsd %s: did not finish within %v\n%s", strings.Join(args, " "), cmdTimeout, r)
-	case errors.As(err, &ee) && ee.Exited():
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("gritsd %s: %v\n%s", strings.Join(args, " "), err, r)
-	}
-	return r
+	return outcome(t, ctx, err, r)
 }
 
 var siteKeyRE = regexp.MustCompile(`(?m)^site-key: (ed25519-[0-9a-f]{64})$`)

@@ -60,11 +60,17 @@ func startServer(t testing.TB, cfg ServerConfig) (*Server, string) {
 		}
 		cfg.Identity = cert
 	}
-	srv, err := NewServer(cfg)
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return serveOn(t, cfg, pc)
+}
+
+// serveOn runs a server on pc until the test ends.
+func serveOn(t testing.TB, cfg ServerConfig, pc net.PacketConn) (*Server, string) {
+	t.Helper()
+	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,21 +49,7 @@ func TestIPv6Loopback(t *testing.T) {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	s := newSite(t, map[string][]byte{"page.bin": randomBytes(100<<10, 1)})
-	srv, err := NewServer(ServerConfig{Identity: newCert(t), Store: s.store, Roots: &rootList{s.root}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, pc) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		pc.Close()
-	})
-	addr := pc.LocalAddr().String()
+	_, addr := serveOn(t, ServerConfig{Identity: newCert(t), Store: s.store, Roots: &rootList{s.root}}, pc)
 	c := newClient(t, s.pub, nil)
 	r, err := c.Lookup(context.Background(), addr, nil, tree.MustParsePath("page.bin"), 0)
 	if err != nil {

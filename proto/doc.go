@@ -18,7 +18,10 @@
 //   - request: a frame of type 0x01..0x3F, sent by the client.
 //   - response: a frame of type 0x40..0x7F, sent by the server.
 //   - limit: the largest payload of a type (Max*Payload), checked before
-//     anything is allocated; also MaxBatch, MaxErrorMessage, InlineMax.
+//     anything is allocated; also MaxBatch, MaxErrorMessage, InlineMax,
+//     MaxRootsPerRequest, MaxTokenSize, MaxGrantSize, MaxSwarmKeysSize.
+//   - opaque body: the payload of Enroll, Grant and SwarmKeys, bytes the
+//     membership layer defines and this package only frames and bounds.
 //   - encoding: how data travels, Raw or Zstd. A hash always names the
 //     uncompressed whole block.
 //   - inline data: a small file's whole content sent with its

@@ -22,18 +22,24 @@ type Type uint8
 // meaning for as long as its ALPN version is spoken, and a retired one is
 // never reused.
 //
-// grits/1 (2026-11): GetRoot, GetBlock, GetBlocks, Lookup; Root, Block,
-// Missing, LookupResult, Error.
+// grits/1 (2026-11): GetRoot, GetBlock, GetBlocks, Lookup, GetRoots,
+// Enroll, GetSwarmKeys; Root, Block, Missing, LookupResult, Grant,
+// SwarmKeys, Error.
 const (
-	TypeGetRoot   Type = 0x01
-	TypeGetBlock  Type = 0x02
-	TypeGetBlocks Type = 0x03
-	TypeLookup    Type = 0x04
+	TypeGetRoot      Type = 0x01
+	TypeGetBlock     Type = 0x02
+	TypeGetBlocks    Type = 0x03
+	TypeLookup       Type = 0x04
+	TypeGetRoots     Type = 0x05
+	TypeEnroll       Type = 0x06
+	TypeGetSwarmKeys Type = 0x07
 
 	TypeRoot         Type = 0x40
 	TypeBlock        Type = 0x41
 	TypeMissing      Type = 0x42
 	TypeLookupResult Type = 0x43
+	TypeGrant        Type = 0x44
+	TypeSwarmKeys    Type = 0x45
 	TypeError        Type = 0x7F
 )
 
@@ -47,6 +53,12 @@ func (t Type) String() string {
 		return "GetBlocks"
 	case TypeLookup:
 		return "Lookup"
+	case TypeGetRoots:
+		return "GetRoots"
+	case TypeEnroll:
+		return "Enroll"
+	case TypeGetSwarmKeys:
+		return "GetSwarmKeys"
 	case TypeRoot:
 		return "Root"
 	case TypeBlock:
@@ -55,6 +67,10 @@ func (t Type) String() string {
 		return "Missing"
 	case TypeLookupResult:
 		return "LookupResult"
+	case TypeGrant:
+		return "Grant"
+	case TypeSwarmKeys:
+		return "SwarmKeys"
 	case TypeError:
 		return "Error"
 	}
@@ -66,6 +82,12 @@ func (t Type) IsRequest() bool { return t >= 0x01 && t <= 0x3F }
 
 // IsResponse reports whether t lies in the response range, assigned or not.
 func (t Type) IsResponse() bool { return t >= 0x40 && t <= 0x7F }
+
+// Idempotent reports whether a request of type t changes nothing on the
+// server, so that it may be sent in 0-RTT data and repeated after a
+// failure. Every request is but Enroll, which may use up its token: it
+// must wait for the handshake to complete (SPEC.md section 1).
+func (t Type) Idempotent() bool { return t.IsRequest() && t != TypeEnroll }
 
 // Limits on payload lengths. ReadMessage checks a frame's length field
 // against the limit of its type before it allocates or reads the payload,
@@ -86,10 +108,23 @@ const (
 	maxVarint = binary.MaxVarintLen64
 	hashSize  = blockstore.HashSize
 
-	MaxGetRootPayload   = 0
-	MaxGetBlockPayload  = hashSize + 1 + maxVarint + maxVarint
-	MaxGetBlocksPayload = 1 + maxVarint + hashSize*MaxBatch
-	MaxLookupPayload    = 1 + hashSize + maxVarint + tree.MaxPathLen + maxVarint
+	// MaxRootsPerRequest is the most roots one GetRoots may ask for.
+	MaxRootsPerRequest = 256
+	// MaxTokenSize is the longest join token an Enroll carries. The
+	// token is opaque here: the membership layer defines it.
+	MaxTokenSize = 2048
+	// MaxGrantSize and MaxSwarmKeysSize bound the opaque bodies of Grant
+	// and SwarmKeys, which the membership layer defines.
+	MaxGrantSize     = 64 << 10
+	MaxSwarmKeysSize = 4096
+
+	MaxGetRootPayload      = 0
+	MaxGetBlockPayload     = hashSize + 1 + maxVarint + maxVarint
+	MaxGetBlocksPayload    = 1 + maxVarint + hashSize*MaxBatch
+	MaxLookupPayload       = 1 + hashSize + maxVarint + tree.MaxPathLen + maxVarint
+	MaxGetRootsPayload     = maxVarint + maxVarint
+	MaxEnrollPayload       = MaxTokenSize
+	MaxGetSwarmKeysPayload = 0
 
 	RootPayload    = tree.RootSize // exactly
 	MissingPayload = hashSize      // exactly
@@ -98,13 +133,16 @@ const (
 	// raw block would have been allowed to be.
 	MaxBlockPayload        = hashSize + 1 + maxVarint + maxVarint + blockstore.MaxBlockSize
 	MaxLookupResultPayload = 1 + 1 + tree.RootSize + maxVarint + tree.MaxProofSize + 1 + maxVarint + InlineMax
+	MaxGrantPayload        = MaxGrantSize
+	MaxSwarmKeysPayload    = MaxSwarmKeysSize
 	MaxErrorPayload        = 2 + 2 + MaxErrorMessage
 
 	// MaxPayload is the largest payload of any type: a LookupResult
 	// carrying the largest proof tree.DecodeProof accepts.
 	MaxPayload = max(MaxGetRootPayload, MaxGetBlockPayload, MaxGetBlocksPayload,
-		MaxLookupPayload, RootPayload, MissingPayload, MaxBlockPayload,
-		MaxLookupResultPayload, MaxErrorPayload)
+		MaxLookupPayload, MaxGetRootsPayload, MaxEnrollPayload, MaxGetSwarmKeysPayload,
+		RootPayload, MissingPayload, MaxBlockPayload, MaxLookupResultPayload,
+		MaxGrantPayload, MaxSwarmKeysPayload, MaxErrorPayload)
 	// MaxFrameSize bounds a whole frame: type, length and payload.
 	MaxFrameSize = 1 + maxVarint + MaxPayload
 )
@@ -163,6 +201,12 @@ func ruleFor(t Type) (frameRule, bool) {
 		return frameRule{MaxGetBlocksPayload, decodeGetBlocks}, true
 	case TypeLookup:
 		return frameRule{MaxLookupPayload, decodeLookup}, true
+	case TypeGetRoots:
+		return frameRule{MaxGetRootsPayload, decodeGetRoots}, true
+	case TypeEnroll:
+		return frameRule{MaxEnrollPayload, decodeEnroll}, true
+	case TypeGetSwarmKeys:
+		return frameRule{MaxGetSwarmKeysPayload, decodeGetSwarmKeys}, true
 	case TypeRoot:
 		return frameRule{RootPayload, decodeRoot}, true
 	case TypeBlock:
@@ -171,6 +215,10 @@ func ruleFor(t Type) (frameRule, bool) {
 		return frameRule{MissingPayload, decodeMissing}, true
 	case TypeLookupResult:
 		return frameRule{MaxLookupResultPayload, decodeLookupResult}, true
+	case TypeGrant:
+		return frameRule{MaxGrantPayload, decodeGrant}, true
+	case TypeSwarmKeys:
+		return frameRule{MaxSwarmKeysPayload, decodeSwarmKeys}, true
 	case TypeError:
 		return frameRule{MaxErrorPayload, decodeError}, true
 	}
@@ -191,6 +239,12 @@ func answers(req, resp Type) bool {
 		return resp == TypeBlock || resp == TypeMissing
 	case TypeLookup:
 		return resp == TypeLookupResult
+	case TypeGetRoots:
+		return resp == TypeRoot
+	case TypeEnroll:
+		return resp == TypeGrant
+	case TypeGetSwarmKeys:
+		return resp == TypeSwarmKeys
 	}
 	return false
 }

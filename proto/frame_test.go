@@ -121,10 +121,22 @@ func TestTruncated(t *testing.T) {
 	}
 }
 
+// opaque reports whether m's payload is one opaque body (Enroll, Grant,
+// SwarmKeys): any non-empty prefix of it, or the body with a byte more,
+// is itself a valid body.
+func opaque(m Message) bool {
+	switch m.(type) {
+	case *Enroll, *Grant, *SwarmKeys:
+		return true
+	}
+	return false
+}
+
 // TestTruncatedPayload: a payload cut short but framed with its shorter
 // length fails too, so decoders do not lean on the frame length to find
 // their fields. A Block's data is the rest of the frame, so only its
-// header is cut.
+// header is cut; an opaque body is the whole payload, so only the empty
+// one is refused.
 func TestTruncatedPayload(t *testing.T) {
 	for _, s := range samples(t) {
 		t.Run(s.name, func(t *testing.T) {
@@ -133,6 +145,9 @@ func TestTruncatedPayload(t *testing.T) {
 			cuts := len(payload)
 			if blk, ok := s.msg.(*Block); ok {
 				cuts = len(blk.appendHead(nil))
+			}
+			if opaque(s.msg) {
+				cuts = 1
 			}
 			for n := range cuts {
 				frame := append([]byte{byte(s.msg.Type())}, binary.AppendUvarint(nil, uint64(n))...)
@@ -144,9 +159,9 @@ func TestTruncatedPayload(t *testing.T) {
 				}
 			}
 			// And one byte too many is refused too (except for Block
-			// and the fixed-size types, where the limit refuses it or
-			// the byte becomes data).
-			if _, ok := s.msg.(*Block); ok {
+			// and the opaque bodies, where the byte becomes data, and the
+			// fixed-size types, where the limit refuses it).
+			if _, ok := s.msg.(*Block); ok || opaque(s.msg) {
 				return
 			}
 			frame := append([]byte{byte(s.msg.Type())}, binary.AppendUvarint(nil, uint64(len(payload)+1))...)
@@ -242,6 +257,14 @@ func TestRefusedBeforeAllocation(t *testing.T) {
 		{"proof-length-over", frame(TypeLookupResult, []byte{1, 0}, uv(tree.MaxProofSize+1), []byte{0}), ErrMalformed, "MaxProofSize"},
 		{"proof-nodes-2^40", frame(TypeLookupResult, []byte{1, 0}, uv(6), uv(1<<40), []byte{0}), ErrMalformed, "nodes"},
 		{"inline-length-over", frame(TypeLookupResult, []byte{1, 0}, uv(1), uv(0), []byte{inlineRaw}, uv(InlineMax+1), []byte("x")), ErrMalformed, "InlineMax"},
+		{"get-roots-over", append([]byte{byte(TypeGetRoots)}, uv(MaxGetRootsPayload+1)...), ErrFrameTooLarge, "limit"},
+		{"get-roots-max-257", frame(TypeGetRoots, uv(0), uv(MaxRootsPerRequest+1)), ErrMalformed, "MaxRootsPerRequest"},
+		{"get-roots-max-2^63", frame(TypeGetRoots, uv(0), uv(1<<63)), ErrMalformed, "MaxRootsPerRequest"},
+		{"enroll-one-over", append([]byte{byte(TypeEnroll)}, uv(MaxTokenSize+1)...), ErrFrameTooLarge, "limit"},
+		{"enroll-2^60", append([]byte{byte(TypeEnroll)}, uv(1<<60)...), ErrFrameTooLarge, "limit"},
+		{"get-swarm-keys-one-byte", append([]byte{byte(TypeGetSwarmKeys)}, uv(1)...), ErrFrameTooLarge, "limit"},
+		{"grant-one-over", append([]byte{byte(TypeGrant)}, uv(MaxGrantSize+1)...), ErrFrameTooLarge, "limit"},
+		{"swarm-keys-one-over", append([]byte{byte(TypeSwarmKeys)}, uv(MaxSwarmKeysSize+1)...), ErrFrameTooLarge, "limit"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -297,7 +320,7 @@ func TestClaimWithoutData(t *testing.T) {
 }
 
 func TestUnknownType(t *testing.T) {
-	for _, typ := range []byte{0x00, 0x05, 0x3F, 0x44, 0x7E, 0x80, 0xFF} {
+	for _, typ := range []byte{0x00, 0x08, 0x3F, 0x46, 0x7E, 0x80, 0xFF} {
 		t.Run(Type(typ).String(), func(t *testing.T) {
 			r := bufio.NewReader(bytes.NewReader([]byte{typ, 0x01, 0x00}))
 			_, err := ReadMessage(r)
@@ -320,6 +343,10 @@ func TestReadRequestResponse(t *testing.T) {
 	errFrame := encode(t, &Error{Code: CodeOverloaded})
 	rootFrame := encode(t, &Root{})
 	get := encode(t, &GetBlocks{Hashes: []blockstore.Hash{hashOf("x")}})
+	grant := encode(t, &Grant{Body: []byte("g")})
+	keys := encode(t, &SwarmKeys{Body: []byte("k")})
+	enroll := encode(t, &Enroll{Token: []byte("t")})
+	hugeGrant := append([]byte{byte(TypeGrant)}, uv(MaxGrantPayload)...)
 	cases := []struct {
 		name string
 		read func(*bufio.Reader) (Message, error)
@@ -337,6 +364,22 @@ func TestReadRequestResponse(t *testing.T) {
 		{"response-to-GetRoot/Root", respTo(TypeGetRoot), rootFrame, true},
 		{"response-to-Lookup/huge-Block", respTo(TypeLookup), block, false},
 		{"response-to-GetBlock/request", respTo(TypeGetBlock), get, false},
+		{"request/Enroll", ReadRequest, enroll, true},
+		{"request/refuses-Grant-before-payload", ReadRequest, hugeGrant, false},
+		{"request/refuses-SwarmKeys", ReadRequest, keys, false},
+		{"response-to-GetRoots/Root", respTo(TypeGetRoots), rootFrame, true},
+		{"response-to-GetRoots/Error", respTo(TypeGetRoots), errFrame, true},
+		{"response-to-GetRoots/Block", respTo(TypeGetRoots), block, false},
+		{"response-to-GetRoots/Grant", respTo(TypeGetRoots), grant, false},
+		{"response-to-Enroll/Grant", respTo(TypeEnroll), grant, true},
+		{"response-to-Enroll/Error", respTo(TypeEnroll), errFrame, true},
+		{"response-to-Enroll/SwarmKeys", respTo(TypeEnroll), keys, false},
+		{"response-to-Enroll/Root", respTo(TypeEnroll), rootFrame, false},
+		{"response-to-GetSwarmKeys/SwarmKeys", respTo(TypeGetSwarmKeys), keys, true},
+		{"response-to-GetSwarmKeys/Error", respTo(TypeGetSwarmKeys), errFrame, true},
+		{"response-to-GetSwarmKeys/Grant", respTo(TypeGetSwarmKeys), grant, false},
+		{"response-to-GetRoot/Grant", respTo(TypeGetRoot), grant, false},
+		{"response-to-GetBlocks/SwarmKeys", respTo(TypeGetBlocks), keys, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -402,6 +445,16 @@ func TestMalformed(t *testing.T) {
 		{"error-invalid-utf8", frame(TypeError, []byte{0, 1}, uv(2), []byte{0xC3, 0x28}), "UTF-8"},
 		{"error-short-code", frame(TypeError, []byte{0}), "truncated"},
 		{"error-length-mismatch", frame(TypeError, []byte{0, 1}, uv(3), []byte("ab")), "truncated"},
+		{"get-roots-max-0", frame(TypeGetRoots, uv(5), uv(0)), "MaxRootsPerRequest"},
+		{"get-roots-no-max", frame(TypeGetRoots, uv(5)), "truncated"},
+		{"get-roots-empty", frame(TypeGetRoots), "truncated"},
+		{"get-roots-trailing", frame(TypeGetRoots, uv(5), uv(1), []byte{0}), "trailing"},
+		{"get-roots-after-non-minimal", frame(TypeGetRoots, []byte{0x85, 0x00}, uv(1)), "non-minimal"},
+		{"get-roots-max-non-minimal", frame(TypeGetRoots, uv(0), []byte{0x81, 0x00}), "non-minimal"},
+		{"get-roots-after-overflow", frame(TypeGetRoots, bytes.Repeat([]byte{0xFF}, 9), []byte{0x02}, uv(1)), "overflows"},
+		{"enroll-empty", frame(TypeEnroll), "token of 0 bytes"},
+		{"grant-empty", frame(TypeGrant), "grant of 0 bytes"},
+		{"swarm-keys-empty", frame(TypeSwarmKeys), "swarm keys of 0 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -448,6 +501,14 @@ func TestEncodeRefuses(t *testing.T) {
 		{"lookup-result-proof-node", &LookupResult{Status: tree.Found, Proof: &tree.Proof{Nodes: [][]byte{make([]byte, tree.MaxNodeSize+1)}}}},
 		{"error-long", &Error{Code: 1, Message: strings.Repeat("x", MaxErrorMessage+1)}},
 		{"error-utf8", &Error{Code: 1, Message: "\xff"}},
+		{"get-roots-max-0", &GetRoots{After: 1}},
+		{"get-roots-max-257", &GetRoots{Max: MaxRootsPerRequest + 1}},
+		{"enroll-empty", &Enroll{}},
+		{"enroll-too-long", &Enroll{Token: make([]byte, MaxTokenSize+1)}},
+		{"grant-empty", &Grant{Body: []byte{}}},
+		{"grant-too-long", &Grant{Body: make([]byte, MaxGrantSize+1)}},
+		{"swarm-keys-empty", &SwarmKeys{}},
+		{"swarm-keys-too-long", &SwarmKeys{Body: make([]byte, MaxSwarmKeysSize+1)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -491,10 +552,15 @@ func TestWireNumbers(t *testing.T) {
 		{"GetBlock", uint64(TypeGetBlock), 0x02},
 		{"GetBlocks", uint64(TypeGetBlocks), 0x03},
 		{"Lookup", uint64(TypeLookup), 0x04},
+		{"GetRoots", uint64(TypeGetRoots), 0x05},
+		{"Enroll", uint64(TypeEnroll), 0x06},
+		{"GetSwarmKeys", uint64(TypeGetSwarmKeys), 0x07},
 		{"Root", uint64(TypeRoot), 0x40},
 		{"Block", uint64(TypeBlock), 0x41},
 		{"Missing", uint64(TypeMissing), 0x42},
 		{"LookupResult", uint64(TypeLookupResult), 0x43},
+		{"Grant", uint64(TypeGrant), 0x44},
+		{"SwarmKeys", uint64(TypeSwarmKeys), 0x45},
 		{"Error", uint64(TypeError), 0x7F},
 		{"Raw", uint64(Raw), 0},
 		{"Zstd", uint64(Zstd), 1},
@@ -507,6 +573,16 @@ func TestWireNumbers(t *testing.T) {
 		{"MaxBlockPayload", MaxBlockPayload, 1048629},
 		{"MaxLookupResultPayload", MaxLookupResultPayload, 8454353},
 		{"MaxErrorPayload", MaxErrorPayload, 516},
+		{"MaxRootsPerRequest", MaxRootsPerRequest, 256},
+		{"MaxTokenSize", MaxTokenSize, 2048},
+		{"MaxGrantSize", MaxGrantSize, 65536},
+		{"MaxSwarmKeysSize", MaxSwarmKeysSize, 4096},
+		{"MaxGetRootsPayload", MaxGetRootsPayload, 20},
+		{"MaxEnrollPayload", MaxEnrollPayload, 2048},
+		{"MaxGetSwarmKeysPayload", MaxGetSwarmKeysPayload, 0},
+		{"MaxGrantPayload", MaxGrantPayload, 65536},
+		{"MaxSwarmKeysPayload", MaxSwarmKeysPayload, 4096},
+		{"MaxPayload", MaxPayload, MaxLookupResultPayload},
 	}
 	for _, p := range pins {
 		if p.got != p.want {
@@ -519,6 +595,33 @@ func TestWireNumbers(t *testing.T) {
 		}
 		if back, ok := statusFromWire(w); !ok || back != s {
 			t.Errorf("wire status %d reads as %v, want %v", w, back, s)
+		}
+	}
+}
+
+// TestIdempotent: only Enroll may not be repeated or sent in 0-RTT.
+func TestIdempotent(t *testing.T) {
+	for _, s := range samples(t) {
+		typ := s.msg.Type()
+		want := typ.IsRequest() && typ != TypeEnroll
+		if typ.Idempotent() != want {
+			t.Errorf("%v: Idempotent() = %v, want %v", typ, typ.Idempotent(), want)
+		}
+	}
+}
+
+// TestGetRootsFields: the two varints are read in order, at any size.
+func TestGetRootsFields(t *testing.T) {
+	cases := []struct {
+		after, max uint64
+	}{{0, 1}, {1, 256}, {127, 128}, {128, 127}, {1<<64 - 1, 1}}
+	for _, c := range cases {
+		m, err := read(frame(TypeGetRoots, uv(c.after), uv(c.max)))
+		if err != nil {
+			t.Fatalf("after %d max %d: %v", c.after, c.max, err)
+		}
+		if g := m.(*GetRoots); g.After != c.after || g.Max != c.max {
+			t.Errorf("read after %d max %d, wrote %d %d", g.After, g.Max, c.after, c.max)
 		}
 	}
 }

@@ -124,6 +124,15 @@ func noise(n int) []byte {
 	return b
 }
 
+// seq returns n bytes counting up from first.
+func seq(first byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = first + byte(i)
+	}
+	return b
+}
+
 type sample struct {
 	name string
 	msg  Message
@@ -187,6 +196,19 @@ func samples(t testing.TB) []sample {
 		{"LookupResult/not-dir", NewLookupResult(tree.NotDir, notDirProof, nil, false), ""},
 		{"LookupResult/symlink-in-path", NewLookupResult(tree.SymlinkInPath, &tree.Proof{Nodes: [][]byte{{1, 2, 3}}}, nil, false), ""},
 		{"LookupResult/empty-proof", NewLookupResult(tree.Absent, &tree.Proof{}, nil, false), ""},
+		{"GetRoots", &GetRoots{After: 1, Max: MaxRootsPerRequest}, "get-roots"},
+		{"GetRoots/from-the-start", &GetRoots{After: 0, Max: 1}, ""},
+		{"GetRoots/max-after", &GetRoots{After: 1<<64 - 1, Max: 2}, ""},
+		{"Enroll", &Enroll{Token: []byte("example join token: opaque to the protocol")}, "enroll"},
+		{"Enroll/one-byte", &Enroll{Token: []byte{0}}, ""},
+		{"Enroll/max-token", &Enroll{Token: noise(MaxTokenSize)}, ""},
+		{"GetSwarmKeys", &GetSwarmKeys{}, "get-swarm-keys"},
+		{"Grant", &Grant{Body: []byte("example grant: the membership layer defines these bytes")}, "grant"},
+		{"Grant/one-byte", &Grant{Body: []byte{0xFF}}, ""},
+		{"Grant/max", &Grant{Body: noise(MaxGrantSize)}, ""},
+		{"SwarmKeys", &SwarmKeys{Body: seq(0x21, 64)}, "swarm-keys"},
+		{"SwarmKeys/one-byte", &SwarmKeys{Body: []byte{1}}, ""},
+		{"SwarmKeys/max", &SwarmKeys{Body: noise(MaxSwarmKeysSize)}, ""},
 		{"Error", &Error{Code: CodeNotFound, Message: "block b3-4f8d2a not here"}, "error"},
 		{"Error/empty-message", &Error{Code: CodeInternal}, ""},
 		{"Error/max-message", &Error{Code: CodeBadRequest, Message: strings.Repeat("é", MaxErrorMessage/2)}, ""},

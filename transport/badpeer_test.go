@@ -22,12 +22,16 @@ import (
 // enter, attributed to that peer (a *PeerError naming it, matching
 // ErrBadPeer), and must never come back as a result.
 
-// send answers with msgs, then ends the stream.
+// send answers with msgs, then ends the stream. A client that stops
+// reading at the first lie may be gone before the rest is written.
 func send(msgs ...proto.Message) fakeHandler {
 	return func(_ proto.Message, st *quic.Stream) {
 		for _, m := range msgs {
 			if err := proto.WriteMessage(st, m); err != nil {
-				panic(err) // a test bug: the message does not encode
+				if errors.Is(err, proto.ErrMalformed) {
+					panic(err) // a test bug: the message does not encode
+				}
+				return
 			}
 		}
 		st.Close()
@@ -252,7 +256,7 @@ func TestLyingPeer(t *testing.T) {
 		{name: "blocks/partial-block", call: getBlocks,
 			handle: send(proto.NewBlock(s.hashes[0], 0, uint64(len(s.chunks[0])), s.chunks[0][:1], false))},
 		{name: "blocks/root-frame", call: getBlocks, handle: send(s.block(0), &proto.Root{Root: s.root})},
-		{name: "blocks/unknown-type", call: getBlocks, handle: sendRaw(frame(s.block(0)), []byte{0x44, 0x00})},
+		{name: "blocks/unknown-type", call: getBlocks, handle: sendRaw(frame(s.block(0)), []byte{0x46, 0x00})},
 		{name: "blocks/type-zero", call: getBlocks, handle: sendRaw([]byte{0x00, 0x00})},
 		{name: "blocks/truncated-frame", call: getBlocks, handle: sendRaw(truncated)},
 		{name: "blocks/oversized-length", call: getBlocks,

@@ -77,6 +77,15 @@ type ClientConfig struct {
 	Logger    *slog.Logger
 	// Now is the clock for root expiry; default time.Now.
 	Now func() time.Time
+	// VerifyServer, if set, judges every server after the handshake, by
+	// the node ID it proved and the credential its certificate carries
+	// (nil if none), before any request goes out on the connection. An
+	// error closes the connection and fails the request with a
+	// *PeerError matching ErrBadPeer: this is how a member node refuses
+	// to fetch from non-members and banned nodes. Setting it gives up
+	// 0-RTT, since nothing is sent before the server is judged. It must
+	// not block for long.
+	VerifyServer func(id NodeID, credential []byte) error
 }
 
 // Client talks grits/1 to many peers over one UDP socket, one pooled
@@ -98,6 +107,9 @@ type dialCall struct {
 	done chan struct{}
 	conn *quic.Conn
 	err  error
+	// dropped is set under Client.mu by DropPeer: the connection being
+	// dialled must not be pooled.
+	dropped bool
 }
 
 // NewClient opens the client's UDP socket.
@@ -199,14 +211,64 @@ func (c *Client) dial(peer string, call *dialCall) {
 		tlsc.ServerName = peer // keys the session cache, for 0-RTT resumption
 		call.conn, err = c.tr.DialEarly(ctx, addr, tlsc, qc)
 	}
+	if err == nil && c.cfg.VerifyServer != nil {
+		if err = c.verifyServer(ctx, peer, call.conn); err != nil {
+			call.conn.CloseWithError(codeRefused, "server not accepted")
+		}
+	}
 	c.mu.Lock()
 	delete(c.dials, peer)
+	if err == nil && call.dropped {
+		call.conn.CloseWithError(codeNoError, "")
+		err = errors.New("connection dropped while it was being dialled")
+	}
 	if err == nil {
 		c.conns[peer] = call.conn
 	}
 	c.mu.Unlock()
 	if err != nil {
-		call.err = fmt.Errorf("dial: %w", err)
+		call.conn = nil
+		if _, ok := errors.AsType[*PeerError](err); ok {
+			call.err = err
+		} else {
+			call.err = fmt.Errorf("dial: %w", err)
+		}
+	}
+}
+
+// verifyServer waits for the handshake to complete and asks
+// cfg.VerifyServer about the server it proved to be.
+func (c *Client) verifyServer(ctx context.Context, peer string, conn *quic.Conn) error {
+	// NextConnection waits for the handshake and readies the connection
+	// even if the server rejected 0-RTT (nothing was sent in it).
+	if _, err := conn.NextConnection(ctx); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	cs := conn.ConnectionState().TLS
+	id, err := PeerID(cs)
+	if err != nil {
+		return badPeer(peer, "server identity: %w", err)
+	}
+	if err := c.cfg.VerifyServer(id, PeerCredential(cs)); err != nil {
+		return badPeer(peer, "server %s not accepted: %w", id, err)
+	}
+	return nil
+}
+
+// DropPeer closes the pooled connection to peer, if any, and keeps a
+// dial in progress from being pooled; the next request dials again (and
+// meets VerifyServer again). Requests in flight on the connection fail.
+// Use it when a peer's standing changes, such as after a ban.
+func (c *Client) DropPeer(peer string) {
+	c.mu.Lock()
+	conn := c.conns[peer]
+	delete(c.conns, peer)
+	if call, ok := c.dials[peer]; ok {
+		call.dropped = true
+	}
+	c.mu.Unlock()
+	if conn != nil {
+		conn.CloseWithError(codeNoError, "")
 	}
 }
 
@@ -224,6 +286,16 @@ func (c *Client) send(ctx context.Context, peer string, req proto.Message) (*exc
 	conn, err := c.conn(ctx, peer)
 	if err != nil {
 		return nil, peerErr(peer, err)
+	}
+	if !req.Type().Idempotent() {
+		// Never in 0-RTT data, which an attacker may replay
+		// (SPEC.md section 1): wait for the handshake.
+		if _, err := conn.NextConnection(ctx); err != nil {
+			if conn.Context().Err() != nil {
+				c.drop(peer, conn)
+			}
+			return nil, peerErr(peer, ctxErr(ctx, fmt.Errorf("handshake: %w", err)))
+		}
 	}
 	// A peer that never grants stream credit stalls here: bound it.
 	octx, ocancel := context.WithTimeout(ctx, c.cfg.StallTimeout)
@@ -308,7 +380,7 @@ func (x *exchange) close() {
 // one sends a request and reads its single answer.
 func (c *Client) one(ctx context.Context, peer string, req proto.Message) (proto.Message, error) {
 	m, err := c.oneTry(ctx, peer, req)
-	if c.resumed(ctx, peer, err) {
+	if req.Type().Idempotent() && c.resumed(ctx, peer, err) {
 		m, err = c.oneTry(ctx, peer, req)
 	}
 	return m, err
@@ -316,8 +388,8 @@ func (c *Client) one(ctx context.Context, peer string, req proto.Message) (proto
 
 // resumed reports whether err says the server rejected the 0-RTT data a
 // request went out in, and if so readies the connection for sending it
-// again: every grits/1 request is idempotent, and a rejection comes
-// before any answer.
+// again: only idempotent requests go out in 0-RTT, and a rejection
+// comes before any answer.
 func (c *Client) resumed(ctx context.Context, peer string, err error) bool {
 	if !errors.Is(err, quic.Err0RTTRejected) {
 		return false
@@ -390,6 +462,96 @@ func (c *Client) Root(ctx context.Context, peer string) (tree.Root, error) {
 		return tree.Root{}, err
 	}
 	return r, nil
+}
+
+// Roots fetches the signed roots after seq after from peer, at most max
+// (1..proto.MaxRootsPerRequest) of them, oldest first: the chain a node
+// that missed roots lacks. It checks them as a chain: each signed by the
+// site key (tree.Root.Verify at the root's own time, since older roots
+// have expired honestly), seqs after+1, after+2, ... without a gap, each
+// one's Prev the Hash of the one before, and no more than max. Any
+// violation is a *PeerError matching ErrBadPeer, and no roots are
+// returned. An empty answer means the peer has nothing newer.
+//
+// The first root's Prev is not checked: it names the caller's root of
+// seq after, which the client does not know (tree.Log.Append checks it).
+// Nor is the chain checked against the root the client accepted, or the
+// newest one's expiry: Roots fetches history, and leaves the latest
+// accepted root (AcceptRoot, Root, Lookup) as it was.
+func (c *Client) Roots(ctx context.Context, peer string, after uint64, max int) ([]tree.Root, error) {
+	if max < 1 || max > proto.MaxRootsPerRequest {
+		return nil, fmt.Errorf("transport: %d roots in one request, want 1..proto.MaxRootsPerRequest = %d", max, proto.MaxRootsPerRequest)
+	}
+	roots, err := c.roots(ctx, peer, after, max)
+	if c.resumed(ctx, peer, err) {
+		roots, err = c.roots(ctx, peer, after, max)
+	}
+	return roots, err
+}
+
+func (c *Client) roots(ctx context.Context, peer string, after uint64, max int) ([]tree.Root, error) {
+	x, err := c.send(ctx, peer, &proto.GetRoots{After: after, Max: uint64(max)})
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	var chain []tree.Root
+	for {
+		m, err := x.next(ctx)
+		if errors.Is(err, io.EOF) {
+			return chain, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		r := m.(*proto.Root).Root
+		if len(chain) == max {
+			return nil, badPeer(peer, "more roots than the %d asked for", max)
+		}
+		// No overflow concern: a seq of 0 that after+n wrapped to fails
+		// Verify below.
+		if want := after + uint64(len(chain)) + 1; r.Seq != want {
+			return nil, badPeer(peer, "root seq %d where seq %d was due, asking for the roots after %d", r.Seq, want, after)
+		}
+		if err := r.Verify(c.cfg.SiteKey, r.Time); err != nil {
+			return nil, badPeer(peer, "root seq %d: %w", r.Seq, err)
+		}
+		if len(chain) > 0 {
+			if prev := chain[len(chain)-1]; r.Prev != prev.Hash() {
+				return nil, badPeer(peer, "root seq %d follows %s, not seq %d (%s): %w",
+					r.Seq, r.Prev.Short(), prev.Seq, prev.Hash().Short(), tree.ErrBrokenChain)
+			}
+		}
+		chain = append(chain, r)
+	}
+}
+
+// Enroll presents a join token (1..proto.MaxTokenSize bytes) to peer and
+// returns the grant it answers with, unverified: the grant's format and
+// checks are the membership layer's. A refusal is an error wrapping
+// proto.ErrUnauthorized (or ErrBadRequest from a node that does not
+// enroll). The request waits for the handshake rather than going out in
+// 0-RTT, and is never repeated by the client.
+func (c *Client) Enroll(ctx context.Context, peer string, token []byte) ([]byte, error) {
+	if len(token) < 1 || len(token) > proto.MaxTokenSize {
+		return nil, fmt.Errorf("transport: join token of %d bytes, want 1..proto.MaxTokenSize = %d", len(token), proto.MaxTokenSize)
+	}
+	m, err := c.one(ctx, peer, &proto.Enroll{Token: token})
+	if err != nil {
+		return nil, err
+	}
+	return m.(*proto.Grant).Body, nil
+}
+
+// SwarmKeys asks peer for the swarm keys and returns its answer,
+// unverified (the membership layer checks it). A refusal is an error
+// wrapping proto.ErrUnauthorized (or ErrBadRequest).
+func (c *Client) SwarmKeys(ctx context.Context, peer string) ([]byte, error) {
+	m, err := c.one(ctx, peer, &proto.GetSwarmKeys{})
+	if err != nil {
+		return nil, err
+	}
+	return m.(*proto.SwarmKeys).Body, nil
 }
 
 // LookupResult is a verified lookup.

@@ -8,7 +8,13 @@
 //   - peer: a node address ("host:port", UDP).
 //   - request: one proto request frame on its own bidirectional stream;
 //     the client closes its send side after it, the server closes after
-//     its answer. Every request is idempotent, so 0-RTT is allowed.
+//     its answer. Every request but Enroll is idempotent and may go out
+//     in 0-RTT; Enroll waits for the handshake. The server answers
+//     nothing before the handshake completes, and gives each request a
+//     context carrying its Peer (PeerFromContext).
+//   - credential: opaque bytes a node embeds in its certificate
+//     (CertificateWithCredential) for the other side's membership layer
+//     to check (PeerCredential, Peer.Credential, ClientConfig.VerifyServer).
 //   - round trip: one request and its answer. The Client counts them
 //     (Requests), which is how tests check that a small file costs one.
 //   - bad peer: a peer that sent something that failed verification: a

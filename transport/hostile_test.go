@@ -175,6 +175,16 @@ func TestHostileClients(t *testing.T) {
 			{"lookup-nul", lookup("a\x00b"), proto.CodeBadRequest},
 			{"lookup-latest-with-tree", withLen(proto.TypeLookup, cat([]byte{2}, s.root.Tree[:], uv(0), uv(0))), proto.CodeBadRequest},
 			{"lookup-unknown-tree", withLen(proto.TypeLookup, cat([]byte{0}, h[:], uv(0), uv(0))), proto.CodeUnknownRoot},
+			{"getroots-max-0", withLen(proto.TypeGetRoots, cat(uv(0), uv(0))), proto.CodeBadRequest},
+			{"getroots-max-257", withLen(proto.TypeGetRoots, cat(uv(0), uv(proto.MaxRootsPerRequest+1))), proto.CodeBadRequest},
+			{"enroll-token-over-limit", cat([]byte{byte(proto.TypeEnroll)}, uv(proto.MaxTokenSize+1)), proto.CodeTooLarge},
+			{"enroll-length-1<<50", cat([]byte{byte(proto.TypeEnroll)}, uv(1<<50)), proto.CodeTooLarge},
+			{"enroll-empty-token", withLen(proto.TypeEnroll, nil), proto.CodeBadRequest},
+			{"enroll-not-offered", withLen(proto.TypeEnroll, []byte("a token")), proto.CodeBadRequest},
+			{"getswarmkeys-not-offered", withLen(proto.TypeGetSwarmKeys, nil), proto.CodeBadRequest},
+			{"getswarmkeys-with-payload", withLen(proto.TypeGetSwarmKeys, []byte{0}), proto.CodeTooLarge},
+			{"grant-as-request", cat([]byte{byte(proto.TypeGrant)}, uv(proto.MaxGrantPayload)), proto.CodeBadRequest},
+			{"swarmkeys-as-request", withLen(proto.TypeSwarmKeys, []byte("k")), proto.CodeBadRequest},
 		}
 		conn := mustRawDial(t, addr, "")
 		for _, tc := range cases {

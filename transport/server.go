@@ -40,6 +40,14 @@ type Roots interface {
 	Latest() (tree.Root, bool)
 }
 
+// RootHistory is a Roots that also keeps the roots before the latest,
+// oldest first, each chained to the one before: *tree.Log satisfies it.
+// A server whose Roots is one answers GetRoots with the chain a peer
+// lacks; with any other Roots it can offer only the latest root.
+type RootHistory interface {
+	Roots() []tree.Root
+}
+
 // Peer describes the other end of a connection for authorization.
 type Peer struct {
 	Addr net.Addr
@@ -47,6 +55,28 @@ type Peer struct {
 	// clients that presented no certificate.
 	ID    NodeID
 	HasID bool
+	// Credential is the credential the peer's certificate carries
+	// (PeerCredential), nil if none. Only ID is proven by the handshake;
+	// the credential is whatever the peer chose to embed, for the
+	// membership layer to verify. Every request of a connection shares
+	// the slice: do not modify it.
+	Credential []byte
+}
+
+type peerKey struct{}
+
+// ContextWithPeer returns ctx carrying p. The server gives every request
+// such a context (Store.Get, the Enroll and SwarmKeys hooks, Authorize);
+// tests and callers acting on behalf of a peer make their own.
+func ContextWithPeer(ctx context.Context, p Peer) context.Context {
+	return context.WithValue(ctx, peerKey{}, p)
+}
+
+// PeerFromContext returns the peer a request came from, if ctx carries
+// one (ContextWithPeer).
+func PeerFromContext(ctx context.Context) (Peer, bool) {
+	p, ok := ctx.Value(peerKey{}).(Peer)
+	return p, ok
 }
 
 // ServerConfig configures a Server. Zero values take the defaults.
@@ -62,6 +92,18 @@ type ServerConfig struct {
 	// make requests. nil allows everyone: blocks are public and verified.
 	// It must not block for long.
 	Authorize func(ctx context.Context, p Peer) error
+	// Enroll answers an Enroll request from p with the grant to send
+	// (1..proto.MaxGrantSize bytes). Its error goes to the client through
+	// proto.ErrorFor, so wrap proto.ErrUnauthorized, ErrBadRequest, ...
+	// to choose the code; the error's text goes out with those, so it
+	// must not contain the token. nil answers every Enroll with
+	// ErrBadRequest: this node does not enroll. Enroll requests are
+	// never answered before the handshake completes.
+	Enroll func(ctx context.Context, p Peer, token []byte) ([]byte, error)
+	// SwarmKeys answers a GetSwarmKeys request from p (1..
+	// proto.MaxSwarmKeysSize bytes), with errors as for Enroll. nil
+	// answers ErrBadRequest: this node does not hand out swarm keys.
+	SwarmKeys func(ctx context.Context, p Peer) ([]byte, error)
 
 	MaxStreamsPerConn int64         // concurrent requests per connection; default 100
 	MaxConnsPerIP     int           // default 32
@@ -124,6 +166,8 @@ type Server struct {
 	mu     sync.Mutex
 	perIP  map[netip.Addr]int
 	nconns int
+	// byID holds the open connections of each node ID, for Disconnect.
+	byID map[NodeID]map[*quic.Conn]struct{}
 
 	conns, refused, requests, badRequests, blocks, lookups, bytesSent atomic.Int64
 }
@@ -133,7 +177,54 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, perIP: map[netip.Addr]int{}}, nil
+	return &Server{cfg: cfg, perIP: map[netip.Addr]int{}, byID: map[NodeID]map[*quic.Conn]struct{}{}}, nil
+}
+
+// track records conn as one of id's open connections until untrack.
+func (s *Server) track(id NodeID, conn *quic.Conn) (untrack func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.byID[id]
+	if set == nil {
+		set = map[*quic.Conn]struct{}{}
+		s.byID[id] = set
+	}
+	set[conn] = struct{}{}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.byID[id], conn)
+		if len(s.byID[id]) == 0 {
+			delete(s.byID, id)
+		}
+	}
+}
+
+// Disconnect closes every open connection whose peer proved node ID id
+// (application error "refused", reason "banned") and returns how many it
+// closed; requests in flight on them are cut off. It does not stop the
+// node from connecting again: Authorize must refuse it from now on, so
+// update what Authorize consults before calling Disconnect. A connection
+// is counted from its handshake on, before Authorize has judged it, so
+// one that was being admitted while the state changed is closed too.
+func (s *Server) Disconnect(id NodeID) int {
+	s.mu.Lock()
+	conns := make([]*quic.Conn, 0, len(s.byID[id]))
+	for conn := range s.byID[id] {
+		conns = append(conns, conn)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, conn := range conns {
+		if conn.Context().Err() == nil {
+			n++
+		}
+		conn.CloseWithError(codeRefused, "banned")
+	}
+	if n > 0 {
+		s.cfg.Logger.Info("disconnected node", "node", id, "conns", n)
+	}
+	return n
 }
 
 // Stats returns counters since the server started.
@@ -289,9 +380,15 @@ func (s *Server) serveConn(serve, ctx context.Context, conn *quic.Conn) {
 		conn.CloseWithError(codeShutdown, "shutting down")
 		return
 	}
-	if id, err := PeerID(conn.ConnectionState().TLS); err == nil {
+	cs := conn.ConnectionState().TLS
+	if id, err := PeerID(cs); err == nil {
 		peer.ID, peer.HasID = id, true
+		peer.Credential = PeerCredential(cs)
+		// Tracked before Authorize runs: a Disconnect that follows a
+		// change Authorize did not see yet still finds the connection.
+		defer s.track(id, conn)()
 	}
+	ctx = ContextWithPeer(ctx, peer)
 	if s.cfg.Authorize != nil {
 		if err := s.cfg.Authorize(ctx, peer); err != nil {
 			s.refused.Add(1)
@@ -422,8 +519,72 @@ func (s *Server) answer(ctx context.Context, req proto.Message, w *bufio.Writer)
 		return nil
 	case *proto.Lookup:
 		return s.lookup(ctx, req, w)
+	case *proto.GetRoots:
+		return s.roots(req, w)
+	case *proto.Enroll:
+		if s.cfg.Enroll == nil {
+			return fmt.Errorf("%w: this node does not enroll", proto.ErrBadRequest)
+		}
+		p, _ := PeerFromContext(ctx)
+		body, err := s.cfg.Enroll(ctx, p, req.Token)
+		if err != nil {
+			return err
+		}
+		if len(body) < 1 || len(body) > proto.MaxGrantSize {
+			s.cfg.Logger.Error("Enroll hook returned a grant outside 1..proto.MaxGrantSize", "bytes", len(body))
+			return fmt.Errorf("%w: grant of %d bytes", proto.ErrInternal, len(body))
+		}
+		return proto.WriteMessage(w, &proto.Grant{Body: body})
+	case *proto.GetSwarmKeys:
+		if s.cfg.SwarmKeys == nil {
+			return fmt.Errorf("%w: this node does not hand out swarm keys", proto.ErrBadRequest)
+		}
+		p, _ := PeerFromContext(ctx)
+		body, err := s.cfg.SwarmKeys(ctx, p)
+		if err != nil {
+			return err
+		}
+		if len(body) < 1 || len(body) > proto.MaxSwarmKeysSize {
+			s.cfg.Logger.Error("SwarmKeys hook returned keys outside 1..proto.MaxSwarmKeysSize", "bytes", len(body))
+			return fmt.Errorf("%w: swarm keys of %d bytes", proto.ErrInternal, len(body))
+		}
+		return proto.WriteMessage(w, &proto.SwarmKeys{Body: body})
 	}
 	return fmt.Errorf("%w: %v is not a request this server answers", proto.ErrBadRequest, req.Type())
+}
+
+// roots answers GetRoots: the roots after req.After, from the history
+// when Roots keeps one, else the latest root alone. A chain that would
+// not start at After+1 is not sent (the client would rightly call it
+// broken): the answer is NotFound, and the client asks elsewhere.
+func (s *Server) roots(req *proto.GetRoots, w *bufio.Writer) error {
+	latest, ok := s.latest()
+	if !ok || latest.Seq <= req.After {
+		return nil // nothing newer; also spares copying the history
+	}
+	var chain []tree.Root
+	if h, isHistory := s.cfg.Roots.(RootHistory); isHistory {
+		all := h.Roots()
+		i := len(all)
+		for i > 0 && all[i-1].Seq > req.After {
+			i--
+		}
+		chain = all[i:]
+	} else {
+		chain = []tree.Root{latest}
+	}
+	if len(chain) == 0 {
+		return nil
+	}
+	if chain[0].Seq != req.After+1 {
+		return fmt.Errorf("%w: this node holds roots from seq %d on, not seq %d", proto.ErrNotFound, chain[0].Seq, req.After+1)
+	}
+	for _, r := range chain[:min(uint64(len(chain)), req.Max)] {
+		if err := proto.WriteMessage(w, &proto.Root{Root: r}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Server) latest() (tree.Root, bool) {

@@ -367,7 +367,7 @@ func TestGetFromTwoServes(t *testing.T) {
 	d, key := newOriginWithKey(t)
 	data := randBytes(20, 64*chunkSize)
 	d.importTree(t, newSource(t, []entry{{path: "big/16m.bin", data: data}}))
-	a, b := startServe(t, d), startServe(t, d)
+	a, b := startServe(t, d), startServe(t, copyDir(t, d)) // one daemon per data directory
 
 	dest := filepath.Join(t.TempDir(), "16m.bin")
 	r := run(t, append([]string{"get", "/big/16m.bin", "-o", dest, "--site-key", key}, peerArgs(a.addr, b.addr)...)...)
@@ -475,7 +475,7 @@ func TestGetFailures(t *testing.T) {
 	t.Parallel()
 	d, key := newOriginWithKey(t)
 	d.importTree(t, newSource(t, standardEntries()))
-	a, b := startServe(t, d), startServe(t, d)
+	a, b := startServe(t, d), startServe(t, copyDir(t, d)) // one daemon per data directory
 	_, otherKey := newOriginWithKey(t)
 
 	tests := []struct {

@@ -88,6 +88,29 @@ type Config struct {
 	CacheQuota int64 `json:"cache_quota_bytes"`
 	// ChunkSize for imported files.
 	ChunkSize uint32 `json:"chunk_size"`
+
+	// Swarm settings (gritsd serve; flags override them). Empty means
+	// the default.
+	Listen    string `json:"listen,omitempty"`     // grits/1 (UDP), default ":7433"
+	Gossip    string `json:"gossip,omitempty"`     // memberlist (TCP+UDP), default ":7434"
+	Advertise string `json:"advertise,omitempty"`  // host other nodes reach this one at
+	PublicURL string `json:"public_url,omitempty"` // HTTPS base URL for browsers
+	// OriginAddr and Seeds are written by gritsd join: where the origin
+	// answers grits/1, and gossip addresses to join the swarm through.
+	OriginAddr string   `json:"origin_addr,omitempty"`
+	Seeds      []string `json:"seeds,omitempty"`
+	// GossipProfile is lan (default), wan or local (tests).
+	GossipProfile string `json:"gossip_profile,omitempty"`
+	// Replication is how many home nodes each block has (default 2).
+	Replication int `json:"replication,omitempty"`
+	// Pins are the subtrees a storage node keeps (default "/").
+	Pins []string `json:"pins,omitempty"`
+	// CertTTL is how long node certificates the origin issues last.
+	CertTTL Duration `json:"cert_ttl,omitzero"`
+	// WarmMaxBytes and WarmRateBytes bound a volunteer's cache warming
+	// per new root (negative WarmMaxBytes disables it).
+	WarmMaxBytes  int64 `json:"warm_max_bytes,omitempty"`
+	WarmRateBytes int64 `json:"warm_rate_bytes,omitempty"`
 }
 
 // Validate checks a loaded or edited config.
@@ -105,8 +128,58 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config retain_roots %d: at least 1", c.RetainRoots)
 	case c.ChunkSize < tree.MinChunkSize || c.ChunkSize > tree.MaxChunkSize:
 		return fmt.Errorf("config chunk_size %d: must be %d..%d", c.ChunkSize, tree.MinChunkSize, tree.MaxChunkSize)
+	case c.Replication < 0 || c.Replication > 16:
+		return fmt.Errorf("config replication %d: must be 1..16", c.Replication)
+	case c.GossipProfile != "" && c.GossipProfile != "lan" && c.GossipProfile != "wan" && c.GossipProfile != "local":
+		return fmt.Errorf("config gossip_profile %q: want lan, wan or local", c.GossipProfile)
+	}
+	for _, p := range c.Pins {
+		if _, err := tree.ParsePath(p); err != nil {
+			return fmt.Errorf("config pins: %w", err)
+		}
 	}
 	return nil
+}
+
+// SaveConfig writes the config atomically.
+func (d *Dir) SaveConfig() error {
+	if err := d.Config.Validate(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(d.Config, "", "  ")
+	if err != nil {
+		return err
+	}
+	return d.WriteFile("config.json", append(b, '\n'), 0o644)
+}
+
+// ReadFile reads a file of the data directory.
+func (d *Dir) ReadFile(name string) ([]byte, error) { return os.ReadFile(d.path(name)) }
+
+// WriteFile replaces a file of the data directory atomically and
+// durably: a crash leaves the old or the new content, never a mix.
+func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode) error {
+	tmp := d.path(name + ".tmp")
+	os.Remove(tmp)
+	if err := writeFileSync(tmp, data, perm); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, d.path(name)); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return syncDir(d.Path)
+}
+
+// FilePath is the path of a file in the data directory.
+func (d *Dir) FilePath(name string) string { return d.path(name) }
+
+func syncDir(p string) error {
+	dir, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
 
 // DefaultDir is where a data directory lives when neither --data nor

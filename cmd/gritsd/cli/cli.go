@@ -47,7 +47,11 @@ var commands = []command{
 	{"log", "", "the history of signed roots, newest first", runLog},
 	{"fsck", "", "verify every block and that retained roots are complete", runFsck},
 	{"gc", "[--keep N] [--dry-run]", "remove blocks not reachable from the newest retained roots", runGC},
-	{"serve", "[--listen ADDR]", "run the node: answer the grits/1 protocol from the store (SIGINT/SIGTERM to stop)", runServe},
+	{"serve", "[--listen ADDR] [--gossip ADDR] [--advertise HOST]", "run the node: join the swarm, answer grits/1 (SIGINT/SIGTERM to stop)", runServe},
+	{"token", "[--ttl D] [--role volunteer|storage] [--origin-addr HOST:PORT]", "origin: print a one-time join token", runToken},
+	{"join", "TOKEN", "enroll this node with the origin a token names (creates the data directory if needed)", runJoin},
+	{"ban", "NODE", "origin: exclude a node from the swarm and rotate the gossip key", runBan},
+	{"status", "[--wait-replicas N] [--timeout D] [--json]", "members, roots and replication, from the running daemon", runStatus},
 	{"get", "--peer HOST:PORT [--peer ...] PATH [-o FILE] [--site-key KEY]", "fetch a path from peers, verify it, write it atomically", runGet},
 }
 

@@ -5,71 +5,332 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/transport"
 	"github.com/grits-cdn/grits/tree"
 )
 
-// DefaultListen is where gritsd serve answers grits/1 (UDP).
+// DefaultListen is where gritsd serve answers grits/1 (UDP); gossip
+// defaults to the next port.
 const DefaultListen = ":7433"
 
 func runServe(ctx context.Context, c *cmdContext) error {
-	listen := c.flags.String("listen", DefaultListen, "UDP address for the grits/1 protocol")
+	listenFlag := c.flags.String("listen", "", "UDP address for the grits/1 protocol (default: config listen, else "+DefaultListen+")")
+	gossipFlag := c.flags.String("gossip", "", "address for swarm gossip, TCP and UDP (default: config gossip, else the listen port + 1)")
+	advertiseFlag := c.flags.String("advertise", "", "host other nodes reach this one at (default: config advertise, else the listen host)")
+	urlFlag := c.flags.String("url", "", "public HTTPS base URL of this node for browsers (default: config public_url)")
+	profileFlag := c.flags.String("gossip-profile", "", "gossip timers: lan, wan or local (default: config gossip_profile, else lan)")
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
 	if *c.logLevel == "" {
 		*c.logLevel = "info"
 	}
-	addr, err := net.ResolveUDPAddr("udp", *listen)
-	if err != nil {
-		return usagef("--listen %q: %v", *listen, err)
-	}
 	d, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	cfg := d.Config
+	listen := first(*listenFlag, cfg.Listen, DefaultListen)
+	addr, err := net.ResolveUDPAddr("udp", listen)
+	if err != nil {
+		return usagef("--listen %q: %v", listen, err)
+	}
+	gossip := first(*gossipFlag, cfg.Gossip)
+	if gossip == "" {
+		port := 0
+		if addr.Port != 0 {
+			port = addr.Port + 1
+		}
+		gossip = net.JoinHostPort(hostOf(listen), strconv.Itoa(port))
+	}
+	if _, _, err := net.SplitHostPort(gossip); err != nil {
+		return usagef("--gossip %q: want HOST:PORT", gossip)
+	}
+	advertise := first(*advertiseFlag, cfg.Advertise)
+	profile := membership.Profile(first(*profileFlag, cfg.GossipProfile))
+	origin := cfg.Role == datadir.RoleOrigin
+
+	// The node's credential: an origin issues its own; others got theirs
+	// from gritsd join.
+	var cert membership.NodeCert
+	if origin {
+		cert, err = membership.IssueCert(d.SiteKey, tree.PublicKeyOf(d.NodeKey), membership.RoleOrigin, time.Now(), certTTL(d))
+	} else {
+		cert, err = loadCert(d)
+	}
+	if err != nil {
+		return err
+	}
+	ring, err := loadRing(d)
+	if err != nil {
+		return err
+	}
+	if !origin {
+		// A cache or storage node appends the roots it accepts: it must
+		// be the only writer for as long as it runs.
+		if err := d.Lock(); err != nil {
+			return fmt.Errorf("%w (stop the other command first; a serving node holds the lock while it runs)", err)
+		}
+		defer d.Unlock()
+	}
+	ident, err := transport.CertificateWithCredential(d.NodeKey, cert.Encode())
+	if err != nil {
+		return err
+	}
+
 	// The goroutines below use d; they must be gone before it closes,
 	// however Serve ends.
 	ctx, cancel := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	defer cancel()
-	cert, err := transport.Certificate(d.NodeKey)
+
+	var swarm *membership.Swarm
+	client, err := transport.NewClient(transport.ClientConfig{SiteKey: cfg.SiteKey, Identity: &ident,
+		DialTimeout: 3 * time.Second, StallTimeout: 10 * time.Second, Logger: c.logger.With("component", "client"),
+		VerifyServer: func(id transport.NodeID, cred []byte) error { return swarm.VerifyServer(id, cred) }})
 	if err != nil {
 		return err
 	}
-	roots := d.FollowRoots(ctx, time.Second)
-	bg.Go(func() { <-roots.Done() })
-	srv, err := transport.NewServer(transport.ServerConfig{Identity: cert, Store: d.Store, Roots: roots, Logger: c.logger.With("component", "transport")})
-	if err != nil {
-		return err
-	}
+	defer client.Close()
+
 	pc, err := net.ListenUDP("udp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *listen, err)
+		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
 	defer pc.Close()
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	protoAddr := net.JoinHostPort(first(advertise, specificHost(listen)), strconv.Itoa(port))
+
+	var rootLog membership.RootLog
+	var serverRoots transport.Roots
+	var follower *datadir.RootFollower
+	if origin {
+		follower = d.FollowRoots(ctx, 250*time.Millisecond)
+		bg.Go(func() { <-follower.Done() })
+		or := &originRoots{f: follower, path: d.FilePath("roots.log")}
+		rootLog, serverRoots = or, or
+	} else {
+		rootLog, serverRoots = d.Log, d.Log
+	}
+	gossipAdvertise := ""
+	if advertise != "" {
+		_, gp, _ := net.SplitHostPort(gossip)
+		gossipAdvertise = net.JoinHostPort(advertise, gp)
+	}
+	seeds := cfg.Seeds
+	swarm, err = membership.Start(ctx, membership.Config{NodeKey: d.NodeKey, Site: cfg.SiteKey, Cert: cert,
+		Gossip: gossip, Advertise: gossipAdvertise, ProtoAddr: protoAddr, URL: first(*urlFlag, cfg.PublicURL),
+		Capacity: uint64(max(cfg.CacheQuota, 0)), Pins: cfg.Pins, Ring: ring, Seeds: seeds, Profile: profile,
+		Replication: cfg.Replication, Roots: rootLog, Client: client, OriginAddr: cfg.OriginAddr,
+		SaveRing: func(k membership.Keyring) error { return d.WriteFile(ringFile, k.Encode(), 0o600) },
+		Logger:   c.logger.With("component", "swarm")})
+	if err != nil {
+		return err
+	}
+	defer swarm.Close()
+
+	fetcher := membership.NewFetcher(swarm, d.Store, client, 30*time.Second, c.logger.With("component", "fetch"))
+	scfg := transport.ServerConfig{Identity: ident, Store: fetcher, Roots: serverRoots,
+		Authorize: swarm.Authorize, SwarmKeys: swarm.KeysFor, Logger: c.logger.With("component", "transport")}
+	if origin {
+		scfg.Store = d.Store
+		enrol, err := membership.NewEnroller(d.SiteKey, swarm, d.FilePath(usedFile), certTTL(d), c.logger.With("component", "enroll"))
+		if err != nil {
+			return err
+		}
+		scfg.Enroll = enrol.Enroll
+	}
+	srv, err := transport.NewServer(scfg)
+	if err != nil {
+		return err
+	}
+	swarm.SetServer(srv)
+
+	var keeper *membership.Keeper
+	if !origin {
+		var pins []string
+		if cfg.Role == datadir.RoleStorage {
+			pins = cfg.Pins
+			if len(pins) == 0 {
+				pins = []string{"/"}
+			}
+		}
+		keeper = membership.NewKeeper(membership.KeeperConfig{Swarm: swarm, Fetcher: fetcher, Store: d.Store, Pins: pins,
+			StatePath: d.FilePath(syncFile), WarmMax: cfg.WarmMaxBytes, WarmRate: cfg.WarmRateBytes,
+			Logger: c.logger.With("component", "keeper")})
+		bg.Go(func() { keeper.Run(ctx) })
+	} else {
+		bg.Go(func() { announceRoots(ctx, swarm, follower) })
+		bg.Go(func() { watchRing(ctx, c, d, swarm) })
+		bg.Go(func() { keepRootFresh(ctx, c, d, follower) })
+	}
+	bg.Go(func() { reportLoad(ctx, swarm, srv) })
+	if err := serveAdmin(ctx, d, func() Status { return nodeStatus(d, swarm, fetcher, srv, serverRoots) }); err != nil {
+		return err
+	}
+
 	latest := "none yet"
-	if r, ok := roots.Latest(); ok {
+	if r, ok := serverRoots.Latest(); ok {
 		latest = fmt.Sprintf("seq %d, tree %s", r.Seq, r.Tree)
 	}
-	c.logger.Info("gritsd serving", "role", d.Config.Role, "listen", pc.LocalAddr().String(),
-		"node", tree.PublicKeyOf(d.NodeKey).String(), "site", d.Config.SiteKey.String(), "root", latest)
-	// Scripts and tests wait for this line to know the port.
+	c.logger.Info("gritsd serving", "role", cfg.Role, "listen", pc.LocalAddr().String(), "advertise", protoAddr,
+		"gossip", swarm.GossipAddr(), "node", tree.PublicKeyOf(d.NodeKey).String(), "site", cfg.SiteKey.String(), "root", latest)
+	// Scripts and tests wait for these lines to know the ports.
+	c.errorf("gossip on %s\n", swarm.GossipAddr())
 	c.errorf("listening on %s\n", pc.LocalAddr())
-	if d.Config.Role == datadir.RoleOrigin {
-		bg.Go(func() { keepRootFresh(ctx, c, d, roots) })
-	}
 	if err := srv.Serve(ctx, pc); err != nil {
 		return err
 	}
 	c.logger.Info("gritsd stopped", "requests", srv.Stats().Requests)
 	return nil
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func hostOf(hostport string) string {
+	h, _, _ := net.SplitHostPort(hostport)
+	return h
+}
+
+// specificHost is the listen host if it names one address, else "" (the
+// swarm then advertises the address its gossip chose).
+func specificHost(listen string) string {
+	h := hostOf(listen)
+	if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+		return ""
+	}
+	return h
+}
+
+// originRoots gives the origin's swarm and server the latest root from
+// the follower (imports append in another process) and the history from
+// the log file.
+type originRoots struct {
+	f    *datadir.RootFollower
+	path string
+}
+
+func (o *originRoots) Latest() (tree.Root, bool) { return o.f.Latest() }
+
+func (o *originRoots) Append(context.Context, tree.Root) error {
+	return errors.New("the origin's roots come from gritsd import")
+}
+
+func (o *originRoots) Roots() []tree.Root {
+	l, err := tree.ReadLog(context.Background(), o.path)
+	if err != nil {
+		if r, ok := o.f.Latest(); ok {
+			return []tree.Root{r}
+		}
+		return nil
+	}
+	defer l.Close()
+	return l.Roots()
+}
+
+// announceRoots spreads each root an import commits.
+func announceRoots(ctx context.Context, s *membership.Swarm, f *datadir.RootFollower) {
+	var seq uint64
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if r, ok := f.Latest(); ok && r.Seq > seq {
+			seq = r.Seq
+			s.Announce(r)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// watchRing puts a ban (gritsd ban rewrites the keyring file) into force.
+func watchRing(ctx context.Context, c *cmdContext, d *datadir.Dir, s *membership.Swarm) {
+	var lastMod time.Time
+	var lastSize int64 = -1
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := os.Stat(d.FilePath(ringFile))
+		if err != nil || st.ModTime().Equal(lastMod) && st.Size() == lastSize {
+			continue
+		}
+		lastMod, lastSize = st.ModTime(), st.Size()
+		k, err := loadRing(d)
+		if err != nil {
+			c.logger.Error("cannot read the swarm keys", "err", err)
+			continue
+		}
+		if err := s.Adopt(k); err != nil {
+			c.logger.Error("cannot put the new ban list in force", "err", err)
+		}
+	}
+}
+
+// reportLoad advertises how busy this node is: requests per second
+// against a nominal 2,000, in percent.
+func reportLoad(ctx context.Context, s *membership.Swarm, srv *transport.Server) {
+	const every = 5 * time.Second
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := srv.Stats().Requests
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := srv.Stats().Requests
+		rate := float64(n-last) / every.Seconds()
+		last = n
+		s.Update(func(m *membership.Meta) { m.Load = uint8(min(100, rate/20)) })
+	}
+}
+
+func nodeStatus(d *datadir.Dir, s *membership.Swarm, f *membership.Fetcher, srv *transport.Server, roots transport.Roots) Status {
+	st := Status{Node: s.ID(), Role: d.Config.Role, Site: d.Config.SiteKey, Upstream: f.Stats()}
+	ss := srv.Stats()
+	st.Served = ServedStats{Requests: ss.Requests, Blocks: ss.Blocks, Lookups: ss.Lookups, Bytes: ss.BytesSent, Refused: ss.Refused}
+	var seq uint64
+	if r, ok := roots.Latest(); ok {
+		seq = r.Seq
+		st.Root = &StatusRoot{Seq: r.Seq, Hash: r.Hash().String(), Tree: r.Tree.String(), Expires: r.Expires}
+	}
+	if b := s.Bans(); b != nil {
+		st.Bans, st.BanList = len(b.Nodes), int64(b.Version)
+	}
+	for _, m := range s.Members() {
+		if holdsAll(m, seq) {
+			st.Replicas++
+		}
+		st.Members = append(st.Members, StatusMember{ID: m.ID, Role: m.Role.String(), State: string(m.State), Since: m.Since,
+			Addr: m.Meta.ProtoAddr, URL: m.Meta.URL, RootSeq: m.Meta.RootSeq, Complete: m.Meta.Complete, Lacking: m.Meta.Lacking,
+			Pins: m.Meta.Pins, Load: m.Meta.Load, Capacity: m.Meta.Capacity, Self: m.Self})
+	}
+	return st
 }
 
 // keepRootFresh re-signs the current tree before its root expires, so an

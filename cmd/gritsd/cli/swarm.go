@@ -1,0 +1,307 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/membership"
+	"github.com/grits-cdn/grits/transport"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// Files of the data directory that belong to the swarm.
+const (
+	ringFile = "swarm.keys" // membership.Keyring: gossip keys and ban list
+	certFile = "node.cert"  // membership.NodeCert, written by join
+	usedFile = "tokens.used"
+	syncFile = "sync.json"
+	sockFile = "gritsd.sock"
+)
+
+// loadRing returns the swarm keyring; an origin that has none yet makes
+// it from the secret gritsd init wrote.
+func loadRing(d *datadir.Dir) (membership.Keyring, error) {
+	raw, err := d.ReadFile(ringFile)
+	if err == nil {
+		k, err := membership.DecodeKeyring(raw, d.Config.SiteKey)
+		if err != nil {
+			return membership.Keyring{}, fmt.Errorf("%s: %w", d.FilePath(ringFile), err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return membership.Keyring{}, err
+	}
+	if d.Config.Role != datadir.RoleOrigin {
+		return membership.Keyring{}, errNotJoined(d)
+	}
+	b, err := d.ReadFile("swarm.key")
+	if err != nil {
+		return membership.Keyring{}, fmt.Errorf("swarm secret: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != membership.KeySize {
+		return membership.Keyring{}, fmt.Errorf("%s: not a base64 %d-byte key", d.FilePath("swarm.key"), membership.KeySize)
+	}
+	k := membership.Keyring{Keys: [][]byte{key}}
+	return k, d.WriteFile(ringFile, k.Encode(), 0o600)
+}
+
+func errNotJoined(d *datadir.Dir) error {
+	return fmt.Errorf("%s has not joined a swarm: run gritsd join TOKEN (ask the site operator for a token)", d.Path)
+}
+
+func loadCert(d *datadir.Dir) (membership.NodeCert, error) {
+	raw, err := d.ReadFile(certFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return membership.NodeCert{}, errNotJoined(d)
+	}
+	if err != nil {
+		return membership.NodeCert{}, err
+	}
+	c, err := membership.DecodeCert(raw)
+	if err != nil {
+		return membership.NodeCert{}, fmt.Errorf("%s: %w", d.FilePath(certFile), err)
+	}
+	if err := c.Verify(d.Config.SiteKey, time.Now()); err != nil {
+		return membership.NodeCert{}, fmt.Errorf("%s: %w (join again with a new token)", d.FilePath(certFile), err)
+	}
+	return c, nil
+}
+
+func certTTL(d *datadir.Dir) time.Duration {
+	if d.Config.CertTTL.Duration > 0 {
+		return d.Config.CertTTL.Duration
+	}
+	return 365 * 24 * time.Hour
+}
+
+func runToken(ctx context.Context, c *cmdContext) error {
+	ttl := c.flags.Duration("ttl", 24*time.Hour, "how long the token may be used (once)")
+	role := c.flags.String("role", "volunteer", "role of the node that joins: volunteer (caches) or storage (pins)")
+	originAddr := c.flags.String("origin-addr", "", "HOST:PORT where joining nodes reach this origin's grits/1 port (default: advertise and listen from config.json)")
+	if err := c.parse(0, 0); err != nil {
+		return err
+	}
+	r, err := membership.ParseRole(*role)
+	if err != nil || r == membership.RoleOrigin {
+		return usagef("--role %q: want volunteer or storage", *role)
+	}
+	if *ttl <= 0 {
+		return usagef("--ttl %v: must be positive", *ttl)
+	}
+	d, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.RequireOrigin("token"); err != nil {
+		return err
+	}
+	addr := *originAddr
+	if addr == "" {
+		addr = defaultAdvertised(d)
+		if addr == "" {
+			return usagef("--origin-addr: say where joining nodes reach this origin (for example origin.example.org:7433), or set advertise in %s", d.FilePath("config.json"))
+		}
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("--origin-addr %q: want HOST:PORT", addr)
+	}
+	expires := time.Now().Add(*ttl)
+	tok, err := membership.NewToken(d.SiteKey, tree.PublicKeyOf(d.NodeKey), addr, r, expires)
+	if err != nil {
+		return err
+	}
+	c.printf("%s\n", tok)
+	c.errorf("token for one %s node, valid until %s; on the new node run: gritsd join TOKEN\n", r, expires.Format(time.RFC3339))
+	return nil
+}
+
+// defaultAdvertised is HOST:PORT of this node's grits/1 port from its
+// config, or "" if the config does not say which host.
+func defaultAdvertised(d *datadir.Dir) string {
+	listen := d.Config.Listen
+	if listen == "" {
+		listen = DefaultListen
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if d.Config.Advertise != "" {
+		host = d.Config.Advertise
+	}
+	if host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		return ""
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func runJoin(ctx context.Context, c *cmdContext) error {
+	timeout := c.flags.Duration("timeout", 30*time.Second, "how long to try reaching the origin")
+	if err := c.parse(1, 1); err != nil {
+		return err
+	}
+	tok, err := membership.ParseToken(c.args[0])
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if !time.Now().Before(tok.Expires) {
+		return fmt.Errorf("the token expired at %s; ask the operator for a new one", tok.Expires.Format(time.RFC3339))
+	}
+	p, err := c.dir()
+	if err != nil {
+		return err
+	}
+	d, err := datadir.Open(ctx, p, c.logger)
+	if errors.Is(err, datadir.ErrNotInitialized) {
+		d, err = datadir.Init(ctx, p, false, c.logger)
+		if err == nil {
+			c.errorf("initialized data directory %s\n", p)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if d.Config.Role == datadir.RoleOrigin {
+		return fmt.Errorf("%s is an origin's data directory; join from a volunteer's (gritsd --data DIR join TOKEN)", d.Path)
+	}
+	if _, err := d.ReadFile(certFile); err == nil {
+		return fmt.Errorf("%s already joined site %s; to join another swarm use a new data directory", d.Path, d.Config.SiteKey)
+	}
+	if err := d.Lock(); err != nil {
+		return err
+	}
+	defer d.Unlock()
+	ident, err := transport.Certificate(d.NodeKey)
+	if err != nil {
+		return err
+	}
+	client, err := transport.NewClient(transport.ClientConfig{SiteKey: tok.Site, Identity: &ident, DialTimeout: 5 * time.Second, Logger: c.logger})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	jctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	self := tree.PublicKeyOf(d.NodeKey)
+	g, err := membership.Join(jctx, client, tok, self)
+	if err != nil {
+		return err
+	}
+	// Everything the grant says goes to disk before the certificate,
+	// whose presence marks a joined node.
+	if err := d.WriteFile(ringFile, g.Ring.Encode(), 0o600); err != nil {
+		return err
+	}
+	d.Config.SiteKey = tok.Site
+	d.Config.Role = g.Cert.Role.String()
+	d.Config.OriginAddr = tok.OriginAddr
+	d.Config.Seeds = g.Seeds
+	if g.Cert.Role == membership.RoleStorage && len(d.Config.Pins) == 0 {
+		d.Config.Pins = []string{"/"}
+	}
+	if err := d.SaveConfig(); err != nil {
+		return err
+	}
+	if g.Root != nil {
+		if _, ok := d.Log.Latest(); !ok {
+			if err := d.Log.Append(ctx, *g.Root); err != nil {
+				return fmt.Errorf("record the current root: %w", err)
+			}
+		}
+	}
+	if err := d.WriteFile(certFile, g.Cert.Encode(), 0o644); err != nil {
+		return err
+	}
+	c.printf("node-id: %s\n", self)
+	c.errorf("joined site %s as a %s node (certificate valid until %s); start it with: gritsd serve\n",
+		tok.Site, g.Cert.Role, g.Cert.Expires.Format(time.RFC3339))
+	return nil
+}
+
+func runBan(ctx context.Context, c *cmdContext) error {
+	if err := c.parse(1, 1); err != nil {
+		return err
+	}
+	d, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.RequireOrigin("ban"); err != nil {
+		return err
+	}
+	id, err := resolveNode(ctx, d, c.args[0])
+	if err != nil {
+		return err
+	}
+	if id == tree.PublicKeyOf(d.NodeKey) {
+		return usagef("%s is this origin itself", id)
+	}
+	if err := d.Lock(); err != nil {
+		return err
+	}
+	defer d.Unlock()
+	ring, err := loadRing(d)
+	if err != nil {
+		return err
+	}
+	if ring.Bans.Banned(id) {
+		c.errorf("%s is already banned (ban list version %d)\n", id, ring.Bans.Version)
+		return nil
+	}
+	key := make([]byte, membership.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	bans, err := membership.SignBans(d.SiteKey, ring.Bans, []membership.NodeID{id}, key, time.Now())
+	if err != nil {
+		return err
+	}
+	next := membership.Keyring{Bans: bans, Keys: [][]byte{key}}
+	if err := d.WriteFile(ringFile, next.Encode(), 0o600); err != nil {
+		return err
+	}
+	c.errorf("banned %s (ban list version %d); the gossip key is rotated. A running gritsd serve spreads the ban within seconds.\n", id, bans.Version)
+	return nil
+}
+
+// resolveNode parses a full node ID, or finds the one member whose ID
+// starts with the given prefix (asking the running daemon).
+func resolveNode(ctx context.Context, d *datadir.Dir, s string) (membership.NodeID, error) {
+	if id, err := tree.ParsePublicKey(s); err == nil {
+		return id, nil
+	}
+	prefix := strings.TrimPrefix(s, "ed25519-")
+	if len(prefix) < 8 || strings.Trim(prefix, "0123456789abcdef") != "" {
+		return membership.NodeID{}, usagef("%q: want a node ID (ed25519-<64 hex>) or at least 8 of its hex digits", s)
+	}
+	st, err := fetchStatus(ctx, d)
+	if err != nil {
+		return membership.NodeID{}, fmt.Errorf("%q is not a full node ID, and the member list to complete it needs the running daemon: %w", s, err)
+	}
+	var found []membership.NodeID
+	for _, m := range st.Members {
+		if strings.HasPrefix(strings.TrimPrefix(m.ID.String(), "ed25519-"), prefix) {
+			found = append(found, m.ID)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return membership.NodeID{}, fmt.Errorf("no member's ID starts with %s", prefix)
+	case 1:
+		return found[0], nil
+	}
+	return membership.NodeID{}, usagef("%s matches %d members; give more digits", prefix, len(found))
+}

@@ -1,0 +1,290 @@
+package membership
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/transport"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// cluster is an in-process swarm on loopback: real memberlist gossip,
+// real QUIC between nodes, fast timers.
+type cluster struct {
+	t       testing.TB
+	siteKey ed25519.PrivateKey
+	site    tree.PublicKey
+	ring    Keyring
+	warmMax int64 // for volunteers' keepers; -1 (the default here) disables warming
+	origin  *node
+	nodes   []*node // origin first
+
+	mu      sync.Mutex
+	builder *tree.Builder
+	tree    blockstore.Hash
+}
+
+type node struct {
+	c       *cluster
+	key     ed25519.PrivateKey
+	id      NodeID
+	role    Role
+	cert    NodeCert
+	dir     string
+	store   blockstore.Store
+	log     *tree.Log
+	swarm   *Swarm
+	srv     *transport.Server
+	addr    string
+	client  *transport.Client
+	fetcher *Fetcher
+	keeper  *Keeper
+	enrol   *Enroller
+	pins    []string
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
+	stopped bool
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("GRITS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newCluster(t testing.TB) *cluster {
+	t.Helper()
+	_, sk, _ := ed25519.GenerateKey(nil)
+	key := make([]byte, KeySize)
+	rand.Read(key)
+	c := &cluster{t: t, warmMax: -1, siteKey: sk, site: tree.PublicKeyOf(sk), ring: Keyring{Keys: [][]byte{key}}}
+	c.origin = c.add(RoleOrigin, nil, nil)
+	ob := &tree.Builder{Store: c.origin.store.(tree.ReadWriter), ChunkSize: 16 << 10}
+	c.builder = ob
+	var err error
+	if c.tree, err = ob.EmptyDir(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// add starts a node; key nil makes a new one, dir "" a new directory.
+func (c *cluster) add(role Role, key ed25519.PrivateKey, pins []string) *node {
+	c.t.Helper()
+	if key == nil {
+		_, key, _ = ed25519.GenerateKey(nil)
+	}
+	n := &node{c: c, key: key, id: tree.PublicKeyOf(key), role: role, dir: c.t.TempDir(), pins: pins}
+	cert, err := IssueCert(c.siteKey, n.id, role, time.Now(), time.Hour)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n.cert = cert
+	n.store = blockstore.NewMem(-1)
+	n.start()
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	return n
+}
+
+func (n *node) start() {
+	t := n.c.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	var err error
+	if n.log, err = tree.OpenLog(ctx, filepath.Join(n.dir, "roots.log"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ident, err := transport.CertificateWithCredential(n.key, n.cert.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.client, err = transport.NewClient(transport.ClientConfig{SiteKey: n.c.site, Identity: &ident,
+		DialTimeout: time.Second, StallTimeout: 2 * time.Second,
+		VerifyServer: func(id NodeID, cred []byte) error { return n.swarm.VerifyServer(id, cred) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.addr = pc.LocalAddr().String()
+	var seeds []string
+	if n.c.origin != nil && n.c.origin != n && !n.c.origin.stopped {
+		seeds = []string{n.c.origin.swarm.GossipAddr()}
+	}
+	n.swarm, err = Start(ctx, Config{NodeKey: n.key, Site: n.c.site, Cert: n.cert, Gossip: "127.0.0.1:0",
+		ProtoAddr: n.addr, Capacity: 1 << 30, Pins: n.pins, Ring: n.c.ring, Seeds: seeds, Profile: ProfileLocal,
+		Roots: n.log, Client: n.client, Logger: testLogger(t).With("node", n.id.String()[8:16])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.fetcher = NewFetcher(n.swarm, n.store, n.client, 5*time.Second, nil)
+	cfg := transport.ServerConfig{Identity: ident, Store: n.fetcher, Roots: n.log,
+		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, MaxConnsPerIP: 1000}
+	if n.role == RoleOrigin {
+		cfg.Store = n.store
+		n.enrol, err = NewEnroller(n.c.siteKey, n.swarm, filepath.Join(n.dir, "tokens.used"), time.Hour, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Enroll = n.enrol.Enroll
+	}
+	if n.srv, err = transport.NewServer(cfg); err != nil {
+		t.Fatal(err)
+	}
+	n.swarm.SetServer(n.srv)
+	n.done.Go(func() { n.srv.Serve(ctx, pc) })
+	if n.role != RoleOrigin {
+		n.keeper = NewKeeper(KeeperConfig{Swarm: n.swarm, Fetcher: n.fetcher, Store: n.store, Pins: n.pins,
+			StatePath: filepath.Join(n.dir, "sync.json"), WarmMax: n.c.warmMax})
+		n.done.Go(func() { n.keeper.Run(ctx) })
+	}
+	n.stopped = false
+	t.Cleanup(n.stop)
+}
+
+// stop shuts the node down gracefully (leaving the swarm).
+func (n *node) stop() {
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	n.swarm.Close()
+	n.cancel()
+	n.done.Wait()
+	n.client.Close()
+	n.log.Close()
+}
+
+// kill stops the node the way a crash would: no goodbye.
+func (n *node) kill() {
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	n.swarm.Kill()
+	n.cancel()
+	n.done.Wait()
+	n.client.Close()
+	n.log.Close()
+}
+
+// publish adds files to the origin's tree and announces a new root.
+func (c *cluster) publish(files map[string][]byte) tree.Root {
+	c.t.Helper()
+	ctx := context.Background()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, data := range files {
+		h, size, err := c.builder.WriteFile(ctx, bytes.NewReader(data))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if c.tree, err = c.builder.Set(ctx, c.tree, tree.MustParsePath(p), tree.Entry{Kind: tree.KindFile, Mode: 0o644, Size: size, Hash: h}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	r := tree.Root{Seq: 1, Time: now, Expires: now.Add(time.Hour), Tree: c.tree}
+	if last, ok := c.origin.log.Latest(); ok {
+		r.Seq, r.Prev = last.Seq+1, last.Hash()
+		if !r.Time.After(last.Time) {
+			r.Time = last.Time.Add(time.Second)
+			r.Expires = r.Time.Add(time.Hour)
+		}
+	}
+	r, err := tree.SignRoot(c.siteKey, r)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.origin.log.Append(ctx, r); err != nil {
+		c.t.Fatal(err)
+	}
+	c.origin.swarm.Announce(r)
+	return r
+}
+
+func (c *cluster) live() []*node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*node
+	for _, n := range c.nodes {
+		if !n.stopped {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// eventually retries check until it passes or the deadline expires.
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitConverged waits until every live node sees every other live node
+// alive.
+func (c *cluster) waitConverged(timeout time.Duration) {
+	c.t.Helper()
+	live := c.live()
+	eventually(c.t, timeout, "membership converges", func() error {
+		for _, n := range live {
+			alive := map[NodeID]bool{}
+			for _, m := range n.swarm.Alive() {
+				alive[m.ID] = true
+			}
+			for _, o := range live {
+				if !alive[o.id] {
+					return fmt.Errorf("node %s does not see %s alive (%d alive)", n.id.String()[8:16], o.id.String()[8:16], len(alive))
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func (c *cluster) waitRoot(r tree.Root, timeout time.Duration) {
+	c.t.Helper()
+	eventually(c.t, timeout, fmt.Sprintf("root seq %d reaches every node", r.Seq), func() error {
+		for _, n := range c.live() {
+			if l, ok := n.log.Latest(); !ok || l.Hash() != r.Hash() {
+				return fmt.Errorf("node %s (%v) has seq %d", n.id.String()[8:16], n.role, l.Seq)
+			}
+		}
+		return nil
+	})
+}
+
+func randomData(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func generateKey() (ed25519.PublicKey, ed25519.PrivateKey, error) { return ed25519.GenerateKey(nil) }

@@ -1,0 +1,239 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/transport"
+)
+
+// Fetcher finds blocks for this node: in its own store, else at the
+// block's home nodes, then at storage nodes, then at the origin. Every
+// block fetched is verified (the transport client checks its hash) and
+// kept. Concurrent requests for one block share one upstream fetch.
+//
+// Fetcher is a tree.Getter, so a transport server built on it is a
+// pull-through cache. Requests from other members are answered so that
+// no fetch can loop: origin and storage nodes answer members from their
+// own store only, and a volunteer fetches for a member only blocks it is
+// home for, and then only from storage nodes and the origin.
+type Fetcher struct {
+	swarm   *Swarm
+	store   blockstore.Store
+	client  *transport.Client
+	log     *slog.Logger
+	timeout time.Duration
+
+	mu    sync.Mutex
+	calls map[blockstore.Hash]*fetchCall
+
+	upstream, fetched, coalesced, failed atomic.Int64
+}
+
+type fetchCall struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// FetchStats counts upstream traffic.
+type FetchStats struct {
+	Fetched   int64 // blocks fetched from peers
+	Bytes     int64 // their bytes
+	Coalesced int64 // requests that joined a fetch already under way
+	Failed    int64 // fetches no source could serve
+}
+
+// NewFetcher returns a Fetcher; timeout bounds one block's whole search
+// (default 30s).
+func NewFetcher(s *Swarm, store blockstore.Store, client *transport.Client, timeout time.Duration, logger *slog.Logger) *Fetcher {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Fetcher{swarm: s, store: store, client: client, log: logger, timeout: timeout, calls: map[blockstore.Hash]*fetchCall{}}
+}
+
+// Stats returns counters since the Fetcher was made.
+func (f *Fetcher) Stats() FetchStats {
+	return FetchStats{Fetched: f.fetched.Load(), Bytes: f.upstream.Load(), Coalesced: f.coalesced.Load(), Failed: f.failed.Load()}
+}
+
+// Get returns block h, fetching it if this node may (see Fetcher).
+func (f *Fetcher) Get(ctx context.Context, h blockstore.Hash) ([]byte, error) {
+	data, err := f.store.Get(ctx, h)
+	if !errors.Is(err, blockstore.ErrNotFound) && !errors.Is(err, blockstore.ErrCorrupt) {
+		return data, err
+	}
+	forMember := IsMember(ctx)
+	if forMember {
+		if f.swarm.Role() != RoleVolunteer || !f.IsHome(h) {
+			return nil, err
+		}
+	}
+	return f.fetch(ctx, h, blockstore.Cached, forMember)
+}
+
+// Fetch returns block h with residency r, from the store (changing the
+// residency if needed) or from the swarm.
+func (f *Fetcher) Fetch(ctx context.Context, h blockstore.Hash, r blockstore.Residency) ([]byte, error) {
+	data, err := f.store.Get(ctx, h)
+	if err == nil {
+		if r == blockstore.Pinned {
+			if err := f.store.SetResidency(ctx, h, r); err != nil {
+				return nil, err
+			}
+		}
+		return data, nil
+	}
+	if !errors.Is(err, blockstore.ErrNotFound) && !errors.Is(err, blockstore.ErrCorrupt) {
+		return nil, err
+	}
+	return f.fetch(ctx, h, r, false)
+}
+
+// IsHome reports whether this node is one of h's home nodes.
+func (f *Fetcher) IsHome(h blockstore.Hash) bool {
+	for _, c := range Homes(h, f.swarm.candidates(), f.swarm.cfg.Replication) {
+		if c.ID == f.swarm.id {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Fetcher) fetch(ctx context.Context, h blockstore.Hash, r blockstore.Residency, forMember bool) ([]byte, error) {
+	f.mu.Lock()
+	c, ok := f.calls[h]
+	if ok {
+		f.mu.Unlock()
+		f.coalesced.Add(1)
+	} else {
+		c = &fetchCall{done: make(chan struct{})}
+		f.calls[h] = c
+		f.mu.Unlock()
+		// The fetch outlives the caller that started it: others may be
+		// waiting for the same block.
+		go func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
+			defer cancel()
+			c.data, c.err = f.upstreamFetch(fctx, h, r, forMember)
+			f.mu.Lock()
+			delete(f.calls, h)
+			f.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	select {
+	case <-c.done:
+		if c.err == nil && ok && r == blockstore.Pinned {
+			// Joined a cached fetch; make sure the block ends up pinned.
+			if err := f.store.SetResidency(ctx, h, r); err != nil {
+				return nil, err
+			}
+		}
+		return c.data, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (f *Fetcher) upstreamFetch(ctx context.Context, h blockstore.Hash, r blockstore.Residency, forMember bool) ([]byte, error) {
+	// A fetch that just finished may have stored h between the caller's
+	// miss and this call's start.
+	if data, err := f.store.Get(ctx, h); err == nil {
+		return data, nil
+	}
+	var errs []error
+	for _, addr := range f.swarm.sourcesForBlock(h, forMember) {
+		data, err := f.client.GetBlock(ctx, addr, h)
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if _, err := f.store.Put(ctx, data, blockstore.PutOptions{Residency: r}); err != nil {
+			return nil, fmt.Errorf("keep block %s: %w", h.Short(), err)
+		}
+		f.fetched.Add(1)
+		f.upstream.Add(int64(len(data)))
+		return data, nil
+	}
+	f.failed.Add(1)
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("block %s: %w (no member to ask)", h.Short(), blockstore.ErrNotFound)
+	}
+	return nil, fmt.Errorf("block %s: %w: no member could serve it: %w", h.Short(), blockstore.ErrNotFound, errors.Join(errs...))
+}
+
+// candidates are the nodes placement chooses among: alive volunteers and
+// storage nodes, weighted by the capacity they offer (in GiB, at least 1,
+// so a node offering little still takes a share).
+func (s *Swarm) candidates() []Candidate {
+	var out []Candidate
+	for _, m := range s.Alive() {
+		if m.Role == RoleOrigin || m.Meta.ProtoAddr == "" {
+			continue
+		}
+		out = append(out, Candidate{ID: m.ID, Weight: max(1, float64(m.Meta.Capacity)/(1<<30))})
+	}
+	return out
+}
+
+// Homes returns the home nodes of block h among the live members.
+func (s *Swarm) Homes(h blockstore.Hash) []Member {
+	byID := map[NodeID]Member{}
+	for _, m := range s.Alive() {
+		byID[m.ID] = m
+	}
+	var out []Member
+	for _, c := range Homes(h, s.candidates(), s.cfg.Replication) {
+		out = append(out, byID[c.ID])
+	}
+	return out
+}
+
+// sourcesForBlock is the order in which to ask for h: home nodes, storage
+// nodes, the origin; for a member's request only storage nodes and the
+// origin (see Fetcher).
+func (s *Swarm) sourcesForBlock(h blockstore.Hash, forMember bool) []string {
+	alive := s.Alive()
+	seen := map[NodeID]bool{s.id: true}
+	var out []string
+	add := func(m Member) {
+		if !seen[m.ID] && m.Meta.ProtoAddr != "" {
+			seen[m.ID] = true
+			out = append(out, m.Meta.ProtoAddr)
+		}
+	}
+	if !forMember {
+		for _, m := range s.Homes(h) {
+			add(m)
+		}
+	}
+	for _, m := range alive {
+		if m.Role == RoleStorage {
+			add(m)
+		}
+	}
+	for _, m := range alive {
+		if m.Role == RoleOrigin {
+			add(m)
+		}
+	}
+	if a := s.cfg.OriginAddr; a != "" && !slices.Contains(out, a) {
+		out = append(out, a)
+	}
+	return out
+}

@@ -1,0 +1,648 @@
+// Package membership is the trusted swarm: who is in it (SWIM gossip
+// through hashicorp/memberlist, encrypted with the swarm's keys), who may
+// be (site-signed node certificates, join tokens, ban lists), which root
+// is current (announced by gossip, verified before use), and where each
+// block lives (rendezvous hashing over the live members).
+package membership
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/grits-cdn/grits/proto"
+	"github.com/grits-cdn/grits/transport"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// RootLog is where a node keeps the roots it accepted. *tree.Log
+// satisfies it. On the origin it is read-only here: roots come from
+// imports, and Announce spreads them.
+type RootLog interface {
+	Latest() (tree.Root, bool)
+	Append(ctx context.Context, r tree.Root) error
+}
+
+// Profile names a set of gossip timers.
+type Profile string
+
+// Profiles. LAN suits nodes within a few milliseconds of each other,
+// WAN a swarm spread over the Internet (slower probes, more patience
+// before declaring a node dead); Local is for tests on one machine.
+const (
+	ProfileLAN   Profile = "lan"
+	ProfileWAN   Profile = "wan"
+	ProfileLocal Profile = "local"
+)
+
+func (p Profile) config() (*memberlist.Config, error) {
+	switch p {
+	case "", ProfileLAN:
+		return memberlist.DefaultLANConfig(), nil
+	case ProfileWAN:
+		return memberlist.DefaultWANConfig(), nil
+	case ProfileLocal:
+		c := memberlist.DefaultLocalConfig()
+		// Fast, but with room for a loaded test machine (the race
+		// detector, twenty nodes on two cores): a probe timeout shorter
+		// than a scheduling hiccup makes healthy nodes flap.
+		c.ProbeInterval = 300 * time.Millisecond
+		c.ProbeTimeout = 250 * time.Millisecond
+		c.GossipInterval = 50 * time.Millisecond
+		c.PushPullInterval = 2 * time.Second
+		c.SuspicionMult = 3
+		c.RetransmitMult = 3
+		c.TCPTimeout = 2 * time.Second
+		return c, nil
+	}
+	return nil, fmt.Errorf("gossip profile %q: want lan, wan or local", p)
+}
+
+// Config configures a Swarm.
+type Config struct {
+	NodeKey ed25519.PrivateKey
+	Site    tree.PublicKey
+	Cert    NodeCert // this node's, issued by the site key
+	// Gossip is the host:port memberlist binds (TCP and UDP); Advertise,
+	// if set, is the address others reach it at.
+	Gossip, Advertise string
+	ProtoAddr         string // grits/1 address others dial
+	URL               string // public HTTPS base URL for browsers, if any
+	Capacity          uint64 // bytes offered; placement weight
+	Pins              []string
+	Ring              Keyring
+	Seeds             []string // gossip addresses to join through
+	// OriginAddr, if set, is the origin's grits/1 address, asked last for
+	// blocks even while gossip has not (yet) shown the origin alive.
+	OriginAddr string
+	Profile    Profile
+	// Replication is how many home nodes each block has; default 2.
+	Replication int
+	Roots       RootLog
+	// Client fetches roots and keys from peers; it must present this
+	// node's certificate (transport.CertificateWithCredential).
+	Client *transport.Client
+	// Server, if set, has connections of banned nodes dropped.
+	Server *transport.Server
+	// SaveRing persists a keyring adopted from the swarm (rotation).
+	SaveRing func(Keyring) error
+	// KeyGrace is how long after adopting a new gossip key the old one is
+	// still used and accepted; default 5s (Local: 1s).
+	KeyGrace time.Duration
+	// SyncEvery is how often the node compares its root and ban list with
+	// what members advertise; default 2s (Local: 200ms).
+	SyncEvery time.Duration
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// State of a member as this node sees it.
+type State string
+
+// Member states.
+const (
+	StateAlive   State = "alive"
+	StateSuspect State = "suspect"
+	StateDead    State = "dead"
+	StateLeft    State = "left"
+)
+
+// Member is one node of the swarm as this node sees it.
+type Member struct {
+	ID         NodeID
+	Role       Role
+	State      State
+	Since      time.Time // of the last state change seen
+	GossipAddr string
+	Meta       Meta
+	Self       bool
+}
+
+// Swarm is this node's membership in the swarm.
+type Swarm struct {
+	cfg   Config
+	id    NodeID
+	name  string
+	ml    *memberlist.Memberlist
+	ring  *memberlist.Keyring
+	queue *memberlist.TransmitLimitedQueue
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	meta    Meta
+	ringNow Keyring
+	view    map[NodeID]Member // from memberlist's events
+	pending []keyStep
+
+	rootMu   sync.Mutex       // serializes root acceptance
+	rootSubs []chan tree.Root // guarded by mu
+
+	msgs   chan []byte
+	joined chan struct{} // closed once the node has joined (or has no seeds)
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type keyStep struct {
+	at  time.Time
+	use []byte   // make this the primary
+	del [][]byte // then drop these
+}
+
+// ErrClosed is returned by a Swarm after Close.
+var ErrClosed = errors.New("membership: swarm closed")
+
+// Start creates the node's gossip endpoint and joins through the seeds
+// in the background (retrying until one answers, so the order in which
+// nodes start does not matter).
+func Start(ctx context.Context, cfg Config) (*Swarm, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Replication <= 0 {
+		cfg.Replication = 2
+	}
+	if cfg.KeyGrace <= 0 {
+		cfg.KeyGrace = 5 * time.Second
+		if cfg.Profile == ProfileLocal {
+			cfg.KeyGrace = time.Second
+		}
+	}
+	if cfg.SyncEvery <= 0 {
+		cfg.SyncEvery = 2 * time.Second
+		if cfg.Profile == ProfileLocal {
+			cfg.SyncEvery = 200 * time.Millisecond
+		}
+	}
+	if cfg.Roots == nil || cfg.Client == nil {
+		return nil, errors.New("membership: swarm needs a root log and a client")
+	}
+	if err := cfg.Ring.Validate(); err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	s := &Swarm{cfg: cfg, id: tree.PublicKeyOf(cfg.NodeKey), log: cfg.Logger,
+		view: map[NodeID]Member{}, msgs: make(chan []byte, 64), joined: make(chan struct{})}
+	s.name = s.id.String()
+	if cfg.Cert.Node != s.id {
+		return nil, fmt.Errorf("membership: the certificate is for node %s, this node is %s", cfg.Cert.Node.String()[:16], s.name[:16])
+	}
+	if err := cfg.Cert.Verify(cfg.Site, cfg.Now()); err != nil {
+		return nil, fmt.Errorf("membership: own %w", err)
+	}
+	s.ringNow = cfg.Ring
+	s.meta = Meta{Cert: cfg.Cert.Encode(), ProtoAddr: cfg.ProtoAddr, URL: cfg.URL, Capacity: cfg.Capacity,
+		Pins: cfg.Pins, Bans: cfg.Ring.BanVersion()}
+	if r, ok := cfg.Roots.Latest(); ok {
+		s.meta.RootSeq = r.Seq
+	}
+	if _, err := s.meta.Encode(); err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+
+	mc, err := cfg.Profile.config()
+	if err != nil {
+		return nil, err
+	}
+	mc.Name = s.name
+	host, port, err := splitHostPort(cfg.Gossip)
+	if err != nil {
+		return nil, fmt.Errorf("membership: gossip address: %w", err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertisePort = port
+	if cfg.Advertise != "" {
+		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.Advertise); err != nil {
+			return nil, fmt.Errorf("membership: advertise address: %w", err)
+		}
+	}
+	s.ring, err = memberlist.NewKeyring(cfg.Ring.Keys, cfg.Ring.Keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("membership: keyring: %w", err)
+	}
+	mc.Keyring = s.ring
+	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	mc.Delegate = (*delegate)(s)
+	mc.Events = (*events)(s)
+	mc.Alive = (*admission)(s)
+	mc.Logger = log.New(&logBridge{s.log.With("component", "gossip")}, "", 0)
+	mc.DeadNodeReclaimTime = time.Second // a restarted node may come back at a new port
+	s.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult,
+		NumNodes: func() int {
+			if s.ml == nil {
+				return 1
+			}
+			return s.ml.NumMembers()
+		}}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.ml, err = memberlist.Create(mc)
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.Gossip, err)
+	}
+	if h, p, err := net.SplitHostPort(cfg.ProtoAddr); err == nil {
+		if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+			// Listening on every address: advertise the one gossip chose.
+			s.mu.Lock()
+			s.meta.ProtoAddr = net.JoinHostPort(s.ml.LocalNode().Addr.String(), p)
+			s.mu.Unlock()
+			if err := s.ml.UpdateNode(time.Second); err != nil {
+				s.log.Debug("spreading metadata", "err", err)
+			}
+		}
+	}
+	s.wg.Add(3)
+	go s.handleMessages()
+	go s.syncLoop()
+	go s.joinLoop(cfg.Seeds)
+	s.log.Info("swarm started", "node", s.name[:16], "role", cfg.Cert.Role, "gossip", s.GossipAddr(), "profile", cmp(string(cfg.Profile), "lan"))
+	return s, nil
+}
+
+func cmp(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a
+}
+
+func splitHostPort(a string) (string, int, error) {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("port %q", p)
+	}
+	if h == "" {
+		h = "0.0.0.0"
+	}
+	return h, n, nil
+}
+
+// SetServer names the transport server whose connections of banned
+// nodes are dropped (it is made after the swarm, which authorizes it).
+func (s *Swarm) SetServer(srv *transport.Server) {
+	s.mu.Lock()
+	s.cfg.Server = srv
+	s.mu.Unlock()
+}
+
+// ID is this node's ID.
+func (s *Swarm) ID() NodeID { return s.id }
+
+// Role is this node's role.
+func (s *Swarm) Role() Role { return s.cfg.Cert.Role }
+
+// GossipAddr is the address other nodes join through.
+func (s *Swarm) GossipAddr() string {
+	n := s.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Close leaves the swarm (telling the others, briefly) and stops.
+func (s *Swarm) Close() error {
+	s.cancel()
+	err := s.ml.Leave(time.Second)
+	s.wg.Wait()
+	return errors.Join(err, s.ml.Shutdown())
+}
+
+// Kill stops without saying goodbye, as a crash would (for tests).
+func (s *Swarm) Kill() {
+	s.cancel()
+	s.wg.Wait()
+	_ = s.ml.Shutdown()
+}
+
+// Joined is closed once this node has joined the swarm through a seed
+// (at once for a node without seeds, such as the origin).
+func (s *Swarm) Joined() <-chan struct{} { return s.joined }
+
+func (s *Swarm) joinLoop(seeds []string) {
+	defer s.wg.Done()
+	defer close(s.joined)
+	var others []string
+	for _, a := range seeds {
+		if a != "" && a != s.GossipAddr() {
+			others = append(others, a)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	wait := 100 * time.Millisecond
+	for {
+		n, err := s.ml.Join(others)
+		if n > 0 {
+			s.log.Info("joined the swarm", "through", n, "members", s.ml.NumMembers())
+			return
+		}
+		s.log.Warn("cannot reach any seed yet; retrying", "seeds", others, "err", err, "in", wait)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// Members returns every member this node knows, itself included, with
+// dead and departed ones it saw go (until they come back). Banned nodes
+// are left out.
+func (s *Swarm) Members() []Member {
+	s.mu.Lock()
+	bans := s.ringNow.Bans
+	out := make([]Member, 0, len(s.view))
+	for _, m := range s.view {
+		if !bans.Banned(m.ID) {
+			m.Meta.Pins = slices.Clone(m.Meta.Pins)
+			out = append(out, m)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int {
+		if a.Role != b.Role {
+			return int(a.Role) - int(b.Role)
+		}
+		return strings.Compare(a.ID.String(), b.ID.String())
+	})
+	return out
+}
+
+// memberOf decodes what gossip says about n. It must run inside a
+// memberlist callback: memberlist changes its Node values in place, so
+// they are read only while it holds its lock.
+func (s *Swarm) memberOf(n *memberlist.Node, st State) (Member, bool) {
+	meta, err := DecodeMeta(n.Meta)
+	if err != nil {
+		return Member{}, false
+	}
+	cert, err := DecodeCert(meta.Cert)
+	if err != nil {
+		return Member{}, false
+	}
+	return Member{ID: cert.Node, Role: cert.Role, State: st, Since: s.cfg.Now(), GossipAddr: n.Address(), Meta: meta, Self: cert.Node == s.id}, true
+}
+
+// Alive returns the members that are alive or suspect (still trusted to
+// answer), not banned.
+func (s *Swarm) Alive() []Member {
+	var out []Member
+	for _, m := range s.Members() {
+		if m.State == StateAlive || m.State == StateSuspect {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Local returns this node's own metadata as it advertises it.
+func (s *Swarm) Local() Meta {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.meta
+	m.Pins = slices.Clone(m.Pins)
+	return m
+}
+
+// Update changes this node's advertised metadata and spreads it.
+func (s *Swarm) Update(f func(*Meta)) {
+	s.mu.Lock()
+	old := s.meta
+	f(&s.meta)
+	s.meta.Cert, s.meta.ProtoAddr = old.Cert, old.ProtoAddr
+	if _, err := s.meta.Encode(); err != nil {
+		s.log.Error("metadata update refused", "err", err)
+		s.meta = old
+	}
+	same := s.meta.Load == old.Load && s.meta.RootSeq == old.RootSeq && s.meta.Complete == old.Complete &&
+		s.meta.Lacking == old.Lacking && s.meta.Bans == old.Bans && s.meta.Capacity == old.Capacity
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	if err := s.ml.UpdateNode(time.Second); err != nil {
+		s.log.Debug("spreading metadata", "err", err)
+	}
+}
+
+// Bans returns the ban list in force (nil if none).
+func (s *Swarm) Bans() *BanList {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ringNow.Bans
+}
+
+// Ring returns the keyring in force.
+func (s *Swarm) Ring() Keyring {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ringNow
+}
+
+// checkCert verifies a presented certificate for id.
+func (s *Swarm) checkCert(id NodeID, raw []byte) (NodeCert, error) {
+	if len(raw) == 0 {
+		return NodeCert{}, fmt.Errorf("node %s presented no certificate: %w", id.String()[:16], ErrNotMember)
+	}
+	c, err := DecodeCert(raw)
+	if err != nil {
+		return NodeCert{}, fmt.Errorf("%w: %w", ErrNotMember, err)
+	}
+	if err := c.Verify(s.cfg.Site, s.cfg.Now()); err != nil {
+		return NodeCert{}, fmt.Errorf("%w: %w", ErrNotMember, err)
+	}
+	if c.Node != id {
+		return NodeCert{}, fmt.Errorf("%w: certificate of node %s presented by node %s", ErrNotMember, c.Node.String()[:16], id.String()[:16])
+	}
+	if s.Bans().Banned(id) {
+		return NodeCert{}, fmt.Errorf("node %s: %w", id.String()[:16], ErrBanned)
+	}
+	return c, nil
+}
+
+// Authorize is the transport server's admission check: connections
+// presenting a certificate must present a valid one of their own key,
+// and banned nodes are refused however they come. Read-only clients
+// without a certificate are welcome: the content is public and
+// verified.
+func (s *Swarm) Authorize(_ context.Context, p transport.Peer) error {
+	if p.HasID && s.Bans().Banned(p.ID) {
+		return fmt.Errorf("node %s: %w", p.ID.String()[:16], ErrBanned)
+	}
+	if len(p.Credential) == 0 {
+		return nil
+	}
+	_, err := s.checkCert(p.ID, p.Credential)
+	return err
+}
+
+// VerifyServer is the transport client's check of the node it dialled:
+// members fetch only from members.
+func (s *Swarm) VerifyServer(id NodeID, credential []byte) error {
+	_, err := s.checkCert(id, credential)
+	return err
+}
+
+// IsMember reports whether a request came from a member node (a
+// connection that passed Authorize with a certificate).
+func IsMember(ctx context.Context) bool {
+	p, ok := transport.PeerFromContext(ctx)
+	return ok && len(p.Credential) > 0
+}
+
+// KeysFor answers a member's GetSwarmKeys: the current keyring, to
+// members only.
+func (s *Swarm) KeysFor(_ context.Context, p transport.Peer) ([]byte, error) {
+	if !p.HasID {
+		return nil, fmt.Errorf("%w: keys are for members: %w", proto.ErrUnauthorized, ErrNotMember)
+	}
+	if _, err := s.checkCert(p.ID, p.Credential); err != nil {
+		s.log.Warn("refused the swarm keys to a non-member", "node", p.ID.String()[:16], "remote", p.Addr, "err", err)
+		return nil, fmt.Errorf("%w: %w", proto.ErrUnauthorized, err)
+	}
+	return s.Ring().Encode(), nil
+}
+
+// Adopt installs a newer keyring (and its ban list): the origin's after
+// gritsd ban, or one fetched from a member. New keys are accepted at
+// once, used after KeyGrace (by then every member has fetched them) and
+// the old ones dropped after twice that: from then on a banned node can
+// neither read nor write the gossip.
+func (s *Swarm) Adopt(k Keyring) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if k.BanVersion() <= s.ringNow.BanVersion() {
+		s.mu.Unlock()
+		return nil
+	}
+	if k.Bans != nil {
+		if err := k.Bans.Verify(s.cfg.Site); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	old := s.ringNow
+	s.ringNow = k
+	s.meta.Bans = k.BanVersion()
+	for _, key := range k.Keys {
+		if err := s.ring.AddKey(key); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("membership: add gossip key: %w", err)
+		}
+	}
+	var drop [][]byte
+	for _, key := range old.Keys {
+		if !slices.ContainsFunc(k.Keys, func(n []byte) bool { return string(n) == string(key) }) {
+			drop = append(drop, key)
+		}
+	}
+	now := s.cfg.Now()
+	s.pending = append(s.pending, keyStep{at: now.Add(s.cfg.KeyGrace), use: k.Keys[0]},
+		keyStep{at: now.Add(2 * s.cfg.KeyGrace), del: drop})
+	s.mu.Unlock()
+	if s.cfg.SaveRing != nil {
+		if err := s.cfg.SaveRing(k); err != nil {
+			s.log.Error("saving the new swarm keys failed", "err", err)
+		}
+	}
+	if k.Bans != nil {
+		s.mu.Lock()
+		srv := s.cfg.Server
+		s.mu.Unlock()
+		for _, id := range k.Bans.Nodes {
+			if srv != nil {
+				if n := srv.Disconnect(id); n > 0 {
+					s.log.Info("dropped a banned node's connections", "node", id.String()[:16], "conns", n)
+				}
+			}
+		}
+		s.dropBannedPeers(k.Bans)
+		s.log.Info("ban list in force", "version", k.Bans.Version, "banned", len(k.Bans.Nodes))
+	}
+	if err := s.ml.UpdateNode(time.Second); err != nil {
+		s.log.Debug("spreading metadata", "err", err)
+	}
+	return nil
+}
+
+func (s *Swarm) dropBannedPeers(bans *BanList) {
+	s.mu.Lock()
+	var addrs []string
+	for _, m := range s.view {
+		if bans.Banned(m.ID) {
+			addrs = append(addrs, m.Meta.ProtoAddr)
+		}
+	}
+	s.mu.Unlock()
+	for _, a := range addrs {
+		s.cfg.Client.DropPeer(a)
+	}
+}
+
+func (s *Swarm) runKeySteps() {
+	s.mu.Lock()
+	now := s.cfg.Now()
+	var keep []keyStep
+	var due []keyStep
+	for _, st := range s.pending {
+		if now.Before(st.at) {
+			keep = append(keep, st)
+		} else {
+			due = append(due, st)
+		}
+	}
+	s.pending = keep
+	s.mu.Unlock()
+	for _, st := range due {
+		if st.use != nil {
+			if err := s.ring.UseKey(st.use); err != nil {
+				s.log.Error("switching the gossip key", "err", err)
+			}
+		}
+		for _, k := range st.del {
+			if err := s.ring.RemoveKey(k); err != nil {
+				s.log.Debug("dropping an old gossip key", "err", err)
+			}
+		}
+		if len(st.del) > 0 {
+			s.log.Info("old gossip keys dropped", "count", len(st.del))
+		}
+	}
+}
+
+// logBridge sends memberlist's log lines ("[LEVEL] memberlist: ...") to
+// slog at the matching level.
+type logBridge struct{ l *slog.Logger }
+
+func (b *logBridge) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for pre, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelDebug, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
+		if rest, ok := strings.CutPrefix(msg, pre); ok {
+			msg, level = strings.TrimSpace(rest), l
+			break
+		}
+	}
+	b.l.Log(context.Background(), level, msg)
+	return len(p), nil
+}

@@ -1,0 +1,238 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/tree"
+)
+
+func TestClusterRootsReachEveryNode(t *testing.T) {
+	c := newCluster(t)
+	for range 16 {
+		c.add(RoleVolunteer, nil, nil)
+	}
+	for range 3 {
+		c.add(RoleStorage, nil, []string{"/"})
+	}
+	c.waitConverged(40 * time.Second)
+	for i := range 3 {
+		r := c.publish(map[string][]byte{fmt.Sprintf("v%d/index.html", i): []byte(fmt.Sprintf("<h1>version %d</h1>", i))})
+		c.waitRoot(r, 10*time.Second)
+	}
+	// Every node's log is one unbroken chain of the same roots.
+	want := c.origin.log.Roots()
+	for _, n := range c.live() {
+		got := n.log.Roots()
+		if len(got) == 0 || got[len(got)-1].Hash() != want[len(want)-1].Hash() {
+			t.Fatalf("node %v ends its log with %v", n.role, got)
+		}
+	}
+}
+
+func TestOfflineNodeCatchesUpThroughTheChain(t *testing.T) {
+	c := newCluster(t)
+	v := c.add(RoleVolunteer, nil, nil)
+	other := c.add(RoleVolunteer, nil, nil)
+	c.waitConverged(10 * time.Second)
+	r1 := c.publish(map[string][]byte{"a": []byte("one")})
+	c.waitRoot(r1, 10*time.Second)
+	v.kill()
+	var last tree.Root
+	for i := range 3 {
+		last = c.publish(map[string][]byte{"a": fmt.Appendf(nil, "v%d", i+2)})
+	}
+	c.waitRoot(last, 10*time.Second)
+	_ = other
+	v.start() // same key, same log: the node comes back as itself
+	c.waitConverged(10 * time.Second)
+	c.waitRoot(last, 10*time.Second)
+	roots := v.log.Roots()
+	for i := 1; i < len(roots); i++ {
+		if roots[i].Seq != roots[i-1].Seq+1 || roots[i].Prev != roots[i-1].Hash() {
+			t.Fatalf("the restarted node's log is not a chain at %d: %v", i, roots)
+		}
+	}
+	if roots[len(roots)-1].Seq != last.Seq {
+		t.Fatalf("latest seq %d, want %d", roots[len(roots)-1].Seq, last.Seq)
+	}
+}
+
+func TestForgedAndOldRootsAreDropped(t *testing.T) {
+	c := newCluster(t)
+	v := c.add(RoleVolunteer, nil, nil)
+	w := c.add(RoleVolunteer, nil, nil)
+	c.waitConverged(10 * time.Second)
+	r1 := c.publish(map[string][]byte{"a": []byte("one")})
+	r2 := c.publish(map[string][]byte{"a": []byte("two")})
+	c.waitRoot(r2, 10*time.Second)
+
+	// A member gossips a root signed by another key, and the old root.
+	_, otherKey, _ := generateKey()
+	now := time.Now()
+	forged, err := tree.SignRoot(otherKey, tree.Root{Seq: r2.Seq + 1, Prev: r2.Hash(), Time: now, Expires: now.Add(time.Hour), Tree: r1.Tree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []tree.Root{forged, r1} {
+		w.swarm.queue.QueueBroadcast(&rootBroadcast{msg: append([]byte{msgRoot}, r.Encode()...)})
+	}
+	if err := v.swarm.OfferRoot(context.Background(), forged); !errors.Is(err, tree.ErrWrongKey) {
+		t.Fatalf("forged root: %v, want ErrWrongKey", err)
+	}
+	if err := v.swarm.OfferRoot(context.Background(), r1); !errors.Is(err, tree.ErrRollback) {
+		t.Fatalf("old root: %v, want ErrRollback", err)
+	}
+	// A later real root still arrives, and nothing forged got in.
+	r3 := c.publish(map[string][]byte{"b": []byte("three")})
+	c.waitRoot(r3, 10*time.Second)
+	for _, n := range c.live() {
+		for _, r := range n.log.Roots() {
+			if r.Hash() == forged.Hash() {
+				t.Fatalf("node %v logged the forged root", n.role)
+			}
+		}
+	}
+}
+
+func TestKilledNodeIsMarkedDeadAndComesBack(t *testing.T) {
+	c := newCluster(t)
+	var vs []*node
+	for range 4 {
+		vs = append(vs, c.add(RoleVolunteer, nil, nil))
+	}
+	c.waitConverged(10 * time.Second)
+	victim := vs[0]
+	victim.kill()
+	eventually(t, 15*time.Second, "the killed node is marked dead everywhere", func() error {
+		for _, n := range c.live() {
+			for _, m := range n.swarm.Members() {
+				if m.ID == victim.id && m.State != StateDead {
+					return fmt.Errorf("%s sees it %s", n.id.String()[8:16], m.State)
+				}
+			}
+		}
+		return nil
+	})
+	// Its blocks are still served: placement moves on to the live nodes.
+	r := c.publish(map[string][]byte{"big": randomData(200 << 10)})
+	c.waitRoot(r, 10*time.Second)
+	for _, n := range c.live() {
+		if n.role == RoleOrigin {
+			continue
+		}
+		for _, h := range n.fetcher.swarm.Homes(r.Tree) {
+			if h.ID == victim.id {
+				t.Fatal("a dead node is still a home node")
+			}
+		}
+	}
+	victim.start()
+	c.waitConverged(10 * time.Second)
+	c.waitRoot(r, 10*time.Second)
+}
+
+func TestPullThroughCoalescesConcurrentRequests(t *testing.T) {
+	c := newCluster(t)
+	v := c.add(RoleVolunteer, nil, nil)
+	c.add(RoleVolunteer, nil, nil)
+	c.waitConverged(10 * time.Second)
+	data := randomData(64 << 10)
+	r := c.publish(map[string][]byte{"f": data})
+	c.waitRoot(r, 10*time.Second)
+	res, err := tree.Lookup(context.Background(), c.origin.store, r.Tree, tree.MustParsePath("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks []blockstore.Hash
+	tree.Chunks(context.Background(), c.origin.store, res.Node.(*tree.FileNode), 0, uint64(len(data)), func(ch tree.Chunk) error {
+		chunks = append(chunks, ch.Hash)
+		return nil
+	})
+	// Not warmed (warming is off in these tests): the chunk is fetched on
+	// demand, once, however many ask at the same time.
+	h := chunks[0]
+	if ok, _ := v.store.Has(context.Background(), h); ok {
+		t.Skip("already warmed")
+	}
+	before := v.fetcher.Stats()
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Go(func() {
+			b, err := v.fetcher.Get(context.Background(), h)
+			if err == nil && blockstore.Sum(b) != h {
+				err = fmt.Errorf("wrong bytes")
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	after := v.fetcher.Stats()
+	if got := after.Fetched - before.Fetched; got != 1 {
+		t.Fatalf("%d upstream fetches for 50 concurrent requests of one block, want 1", got)
+	}
+}
+
+func TestStorageNodePinsTheWholeTreeAndAdvertisesIt(t *testing.T) {
+	c := newCluster(t)
+	s := c.add(RoleStorage, nil, []string{"/"})
+	c.add(RoleVolunteer, nil, nil)
+	c.waitConverged(10 * time.Second)
+	files := map[string][]byte{"a/big": randomData(300 << 10), "a/small": []byte("small"), "b/c/d": randomData(40 << 10)}
+	r := c.publish(files)
+	c.waitRoot(r, 10*time.Second)
+	eventually(t, 15*time.Second, "the origin sees the storage node complete", func() error {
+		for _, m := range c.origin.swarm.Members() {
+			if m.ID == s.id {
+				if m.Meta.Complete != r.Seq || m.Meta.Lacking != 0 {
+					return fmt.Errorf("complete %d lacking %d", m.Meta.Complete, m.Meta.Lacking)
+				}
+				return nil
+			}
+		}
+		return errors.New("storage node not in the origin's member list")
+	})
+	// Every block of the tree is on the storage node, pinned.
+	err := tree.Walk(context.Background(), s.store, r.Tree, func(v tree.Visit) (bool, error) {
+		if v.Err != nil {
+			return false, v.Err
+		}
+		info, err := s.store.Stat(context.Background(), v.Hash)
+		if err != nil {
+			return false, fmt.Errorf("%s %s: %w", v.Kind, v.Path, err)
+		}
+		if info.Residency != blockstore.Pinned {
+			return false, fmt.Errorf("%s %s is %v", v.Kind, v.Path, info.Residency)
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A change syncs only the difference.
+	before := s.fetcher.Stats()
+	r2 := c.publish(map[string][]byte{"b/c/e": []byte("new")})
+	eventually(t, 15*time.Second, "second sync", func() error {
+		if s.keeper.Complete() != r2.Seq {
+			return fmt.Errorf("complete %d", s.keeper.Complete())
+		}
+		return nil
+	})
+	fetched := s.fetcher.Stats().Fetched - before.Fetched
+	// New: the file's chunk and node, b/c, b and the root directory.
+	if fetched > 6 {
+		t.Fatalf("synced %d blocks for a one-file change", fetched)
+	}
+}

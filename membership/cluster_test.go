@@ -22,13 +22,15 @@ import (
 // cluster is an in-process swarm on loopback: real memberlist gossip,
 // real QUIC between nodes, fast timers.
 type cluster struct {
-	t       testing.TB
-	siteKey ed25519.PrivateKey
-	site    tree.PublicKey
-	ring    Keyring
-	warmMax int64 // for volunteers' keepers; -1 (the default here) disables warming
-	origin  *node
-	nodes   []*node // origin first
+	t           testing.TB
+	siteKey     ed25519.PrivateKey
+	site        tree.PublicKey
+	ring        Keyring
+	warmMax     int64 // for volunteers' keepers; -1 (the default here) disables warming
+	profile     Profile
+	replication int
+	origin      *node
+	nodes       []*node // origin first
 
 	mu      sync.Mutex
 	builder *tree.Builder
@@ -66,10 +68,17 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newCluster(t testing.TB) *cluster {
 	t.Helper()
+	return newClusterWith(t, ProfileLocal, -1)
+}
+
+// newClusterWith starts an origin with the given gossip timers and
+// warming budget for the volunteers to come.
+func newClusterWith(t testing.TB, profile Profile, warmMax int64) *cluster {
+	t.Helper()
 	_, sk, _ := ed25519.GenerateKey(nil)
 	key := make([]byte, KeySize)
 	rand.Read(key)
-	c := &cluster{t: t, warmMax: -1, siteKey: sk, site: tree.PublicKeyOf(sk), ring: Keyring{Keys: [][]byte{key}}}
+	c := &cluster{t: t, warmMax: warmMax, profile: profile, siteKey: sk, site: tree.PublicKeyOf(sk), ring: Keyring{Keys: [][]byte{key}}}
 	c.origin = c.add(RoleOrigin, nil, nil)
 	ob := &tree.Builder{Store: c.origin.store.(tree.ReadWriter), ChunkSize: 16 << 10}
 	c.builder = ob
@@ -129,7 +138,7 @@ func (n *node) start() {
 		seeds = []string{n.c.origin.swarm.GossipAddr()}
 	}
 	n.swarm, err = Start(ctx, Config{NodeKey: n.key, Site: n.c.site, Cert: n.cert, Gossip: "127.0.0.1:0",
-		ProtoAddr: n.addr, Capacity: 1 << 30, Pins: n.pins, Ring: n.c.ring, Seeds: seeds, Profile: ProfileLocal,
+		ProtoAddr: n.addr, Capacity: 1 << 30, Pins: n.pins, Ring: n.c.ring, Seeds: seeds, Profile: n.c.profile, Replication: n.c.replication,
 		Roots: n.log, Client: n.client, Logger: testLogger(t).With("node", n.id.String()[8:16])})
 	if err != nil {
 		t.Fatal(err)

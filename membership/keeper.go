@@ -31,6 +31,9 @@ type KeeperConfig struct {
 	// WarmRate bounds its prefetch bandwidth (bytes/s). 0: defaults of
 	// 256 MiB and 8 MiB/s; negative disables warming.
 	WarmMax, WarmRate int64
+	// PinRate bounds a storage node's sync bandwidth (bytes/s); 0 is
+	// unlimited.
+	PinRate int64
 	// Workers fetching blocks in parallel; default 8.
 	Workers int
 	Logger  *slog.Logger
@@ -338,7 +341,7 @@ func (k *Keeper) pin(ctx context.Context, old blockstore.Hash, r tree.Root) erro
 	k.publish(r.Seq)
 	stop := k.publishEvery(ctx, r.Seq)
 	defer stop()
-	err = k.fetchAll(ctx, todo, blockstore.Pinned, 0)
+	err = k.fetchAll(ctx, todo, blockstore.Pinned, k.cfg.PinRate)
 	if err != nil {
 		return err
 	}

@@ -148,11 +148,12 @@ type Swarm struct {
 	rootMu   sync.Mutex       // serializes root acceptance
 	rootSubs []chan tree.Root // guarded by mu
 
-	msgs   chan []byte
-	joined chan struct{} // closed once the node has joined (or has no seeds)
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	msgs      chan []byte
+	joined    chan struct{} // closed once the node has joined (or has no seeds)
+	metaDirty chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 type keyStep struct {
@@ -196,7 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 	s := &Swarm{cfg: cfg, id: tree.PublicKeyOf(cfg.NodeKey), log: cfg.Logger,
-		view: map[NodeID]Member{}, msgs: make(chan []byte, 64), joined: make(chan struct{})}
+		view: map[NodeID]Member{}, msgs: make(chan []byte, 64), joined: make(chan struct{}), metaDirty: make(chan struct{}, 1)}
 	s.name = s.id.String()
 	if cfg.Cert.Node != s.id {
 		return nil, fmt.Errorf("membership: the certificate is for node %s, this node is %s", cfg.Cert.Node.String()[:16], s.name[:16])
@@ -265,7 +266,8 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 			}
 		}
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go s.metaLoop()
 	go s.handleMessages()
 	go s.syncLoop()
 	go s.joinLoop(cfg.Seeds)
@@ -435,11 +437,32 @@ func (s *Swarm) Update(f func(*Meta)) {
 	same := s.meta.Load == old.Load && s.meta.RootSeq == old.RootSeq && s.meta.Complete == old.Complete &&
 		s.meta.Lacking == old.Lacking && s.meta.Bans == old.Bans && s.meta.Capacity == old.Capacity
 	s.mu.Unlock()
-	if same {
-		return
+	if !same {
+		s.spreadMeta()
 	}
-	if err := s.ml.UpdateNode(time.Second); err != nil {
-		s.log.Debug("spreading metadata", "err", err)
+}
+
+// spreadMeta has the metadata re-advertised in the background:
+// memberlist's UpdateNode blocks until the change has been gossiped,
+// which must not hold up whoever changed it (a root being passed on).
+func (s *Swarm) spreadMeta() {
+	select {
+	case s.metaDirty <- struct{}{}:
+	default: // an update is already due; it will carry this change too
+	}
+}
+
+func (s *Swarm) metaLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.metaDirty:
+		}
+		if err := s.ml.UpdateNode(time.Second); err != nil {
+			s.log.Debug("spreading metadata", "err", err)
+		}
 	}
 }
 
@@ -579,9 +602,7 @@ func (s *Swarm) Adopt(k Keyring) error {
 		s.dropBannedPeers(k.Bans)
 		s.log.Info("ban list in force", "version", k.Bans.Version, "banned", len(k.Bans.Nodes))
 	}
-	if err := s.ml.UpdateNode(time.Second); err != nil {
-		s.log.Debug("spreading metadata", "err", err)
-	}
+	s.spreadMeta()
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/transport"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -234,5 +235,97 @@ func TestStorageNodePinsTheWholeTreeAndAdvertisesIt(t *testing.T) {
 	// New: the file's chunk and node, b/c, b and the root directory.
 	if fetched > 6 {
 		t.Fatalf("synced %d blocks for a one-file change", fetched)
+	}
+}
+
+func TestVolunteersWarmTheBlocksTheyAreHomeFor(t *testing.T) {
+	c := newClusterWith(t, ProfileLocal, 1<<30)
+	var vols []*node
+	for range 3 {
+		vols = append(vols, c.add(RoleVolunteer, nil, nil))
+	}
+	c.waitConverged(10 * time.Second)
+	data := randomData(1 << 20)
+	r := c.publish(map[string][]byte{"media/video.mp4": data})
+	c.waitRoot(r, 10*time.Second)
+	res, err := tree.Lookup(context.Background(), c.origin.store, r.Tree, tree.MustParsePath("media/video.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks []blockstore.Hash
+	tree.Chunks(context.Background(), c.origin.store, res.Node.(*tree.FileNode), 0, uint64(len(data)), func(ch tree.Chunk) error {
+		chunks = append(chunks, ch.Hash)
+		return nil
+	})
+	byID := map[NodeID]*node{}
+	for _, v := range vols {
+		byID[v.id] = v
+	}
+	eventually(t, 20*time.Second, "every chunk warmed at its home nodes", func() error {
+		for _, h := range chunks {
+			homes := vols[0].swarm.Homes(h)
+			if len(homes) != 2 {
+				return fmt.Errorf("%d homes", len(homes))
+			}
+			for _, m := range homes {
+				if ok, _ := byID[m.ID].store.Has(context.Background(), h); !ok {
+					return fmt.Errorf("chunk %s not at its home", h.Short())
+				}
+			}
+		}
+		return nil
+	})
+	// Warming fetched only what each volunteer is home for: a third of
+	// the chunks stay away from each.
+	for _, v := range vols {
+		held := 0
+		for _, h := range chunks {
+			if ok, _ := v.store.Has(context.Background(), h); ok {
+				held++
+			}
+		}
+		if held == len(chunks) {
+			t.Errorf("a volunteer warmed all %d chunks, not just its share", held)
+		}
+	}
+}
+
+func TestMemberRequestsCannotLoop(t *testing.T) {
+	c := newCluster(t)
+	vols := []*node{c.add(RoleVolunteer, nil, nil), c.add(RoleVolunteer, nil, nil), c.add(RoleVolunteer, nil, nil)}
+	c.waitConverged(10 * time.Second)
+	r := c.publish(map[string][]byte{"f": randomData(200 << 10)})
+	c.waitRoot(r, 10*time.Second)
+	// A block that one volunteer is not home for.
+	var h blockstore.Hash
+	var outsider *node
+	tree.Walk(context.Background(), c.origin.store, r.Tree, func(v tree.Visit) (bool, error) {
+		if outsider != nil {
+			return false, nil
+		}
+		for _, n := range vols {
+			if !n.fetcher.IsHome(v.Hash) {
+				if ok, _ := n.store.Has(context.Background(), v.Hash); !ok {
+					h, outsider = v.Hash, n
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if outsider == nil {
+		t.Fatal("no block outside some volunteer's share")
+	}
+	member := transport.ContextWithPeer(context.Background(), transport.Peer{HasID: true, Credential: vols[0].cert.Encode()})
+	before := outsider.fetcher.Stats()
+	if _, err := outsider.fetcher.Get(member, h); !errors.Is(err, blockstore.ErrNotFound) {
+		t.Fatalf("member request for a block outside its share: %v, want not found", err)
+	}
+	if outsider.fetcher.Stats().Fetched != before.Fetched {
+		t.Fatal("a member's request made a non-home volunteer fetch")
+	}
+	// A browser's request (no credential) is pulled through.
+	if b, err := outsider.fetcher.Get(context.Background(), h); err != nil || blockstore.Sum(b) != h {
+		t.Fatalf("anonymous request: %v", err)
 	}
 }

@@ -111,6 +111,8 @@ type Config struct {
 	// per new root (negative WarmMaxBytes disables it).
 	WarmMaxBytes  int64 `json:"warm_max_bytes,omitempty"`
 	WarmRateBytes int64 `json:"warm_rate_bytes,omitempty"`
+	// PinRateBytes bounds a storage node's sync bandwidth (0: unlimited).
+	PinRateBytes int64 `json:"pin_rate_bytes,omitempty"`
 }
 
 // Validate checks a loaded or edited config.

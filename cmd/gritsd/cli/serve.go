@@ -165,7 +165,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 			}
 		}
 		keeper = membership.NewKeeper(membership.KeeperConfig{Swarm: swarm, Fetcher: fetcher, Store: d.Store, Pins: pins,
-			StatePath: d.FilePath(syncFile), WarmMax: cfg.WarmMaxBytes, WarmRate: cfg.WarmRateBytes,
+			StatePath: d.FilePath(syncFile), WarmMax: cfg.WarmMaxBytes, WarmRate: cfg.WarmRateBytes, PinRate: cfg.PinRateBytes,
 			Logger: c.logger.With("component", "keeper")})
 		bg.Go(func() { keeper.Run(ctx) })
 	} else {

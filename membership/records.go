@@ -209,6 +209,10 @@ const MetaMaxSize = 512
 
 // Encode returns the binary form or an error if it exceeds MetaMaxSize.
 func (m Meta) Encode() ([]byte, error) {
+	// Refuse what DecodeMeta refuses, or peers could not read it.
+	if len(m.Cert) > CertSize || len(m.ProtoAddr) > MaxAddrLen || len(m.Pins) > 255 {
+		return nil, fmt.Errorf("node metadata: certificate of %d bytes, address of %d, %d pins: at most %d, %d, 255", len(m.Cert), len(m.ProtoAddr), len(m.Pins), CertSize, MaxAddrLen)
+	}
 	b := make([]byte, 0, 256)
 	b = append(b, tagMeta, formatV1)
 	b = appendBytes(b, m.Cert)

@@ -32,9 +32,19 @@ type Fetcher struct {
 	timeout time.Duration
 
 	mu    sync.Mutex
-	calls map[blockstore.Hash]*fetchCall
+	calls map[callKey]*fetchCall
 
 	upstream, fetched, coalesced, failed atomic.Int64
+}
+
+// callKey separates fetches made for members from the others: a fetch
+// for a member asks only storage nodes and the origin, and must never
+// wait on a fetch that asks the other home nodes: two home nodes warming
+// the same block would each wait on the other's request, until a stall
+// timeout broke the cycle.
+type callKey struct {
+	h         blockstore.Hash
+	forMember bool
 }
 
 type fetchCall struct {
@@ -60,7 +70,7 @@ func NewFetcher(s *Swarm, store blockstore.Store, client *transport.Client, time
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Fetcher{swarm: s, store: store, client: client, log: logger, timeout: timeout, calls: map[blockstore.Hash]*fetchCall{}}
+	return &Fetcher{swarm: s, store: store, client: client, log: logger, timeout: timeout, calls: map[callKey]*fetchCall{}}
 }
 
 // Stats returns counters since the Fetcher was made.
@@ -112,14 +122,15 @@ func (f *Fetcher) IsHome(h blockstore.Hash) bool {
 }
 
 func (f *Fetcher) fetch(ctx context.Context, h blockstore.Hash, r blockstore.Residency, forMember bool) ([]byte, error) {
+	key := callKey{h, forMember}
 	f.mu.Lock()
-	c, ok := f.calls[h]
+	c, ok := f.calls[key]
 	if ok {
 		f.mu.Unlock()
 		f.coalesced.Add(1)
 	} else {
 		c = &fetchCall{done: make(chan struct{})}
-		f.calls[h] = c
+		f.calls[key] = c
 		f.mu.Unlock()
 		// The fetch outlives the caller that started it: others may be
 		// waiting for the same block.
@@ -128,7 +139,7 @@ func (f *Fetcher) fetch(ctx context.Context, h blockstore.Hash, r blockstore.Res
 			defer cancel()
 			c.data, c.err = f.upstreamFetch(fctx, h, r, forMember)
 			f.mu.Lock()
-			delete(f.calls, h)
+			delete(f.calls, key)
 			f.mu.Unlock()
 			close(c.done)
 		}()

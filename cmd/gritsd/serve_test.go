@@ -70,12 +70,12 @@ func (s *server) String() string {
 		strings.Join(s.args, " "), s.addr, s.stdout.String(), s.stderr.String())
 }
 
-// startServe starts gritsd serve --listen 127.0.0.1:0 on d and waits
-// (bounded) until it says where it listens. The process is killed when
-// the test ends, if it is still running.
-func startServe(t *testing.T, d dataDir) *server {
+// startServe starts gritsd serve --listen 127.0.0.1:0 [extra...] on d
+// and waits (bounded) until it says where it listens. The process is
+// killed when the test ends, if it is still running.
+func startServe(t *testing.T, d dataDir, extra ...string) *server {
 	t.Helper()
-	s := &server{args: []string{"serve", "--listen", "127.0.0.1:0", "--data", string(d)}, exited: make(chan struct{})}
+	s := &server{args: append([]string{"serve", "--listen", "127.0.0.1:0", "--data", string(d)}, extra...), exited: make(chan struct{})}
 	s.cmd = exec.Command(gritsdBin, s.args...)
 	s.cmd.Env = baseEnv()
 	s.cmd.Stdout = &s.stdout

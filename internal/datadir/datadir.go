@@ -95,6 +95,9 @@ type Config struct {
 	Gossip    string `json:"gossip,omitempty"`     // memberlist (TCP+UDP), default ":7434"
 	Advertise string `json:"advertise,omitempty"`  // host other nodes reach this one at
 	PublicURL string `json:"public_url,omitempty"` // HTTPS base URL for browsers
+	// HTTPSListen is where browsers are served (TCP and UDP), default
+	// ":8443"; "off" disables.
+	HTTPSListen string `json:"https_listen,omitempty"`
 	// OriginAddr and Seeds are written by gritsd join: where the origin
 	// answers grits/1, and gossip addresses to join the swarm through.
 	OriginAddr string   `json:"origin_addr,omitempty"`

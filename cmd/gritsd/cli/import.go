@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/grits-cdn/grits/blockstore"
 	"github.com/grits-cdn/grits/importer"
+	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -51,61 +53,24 @@ func runImport(ctx context.Context, c *cmdContext) error {
 	if err := d.Lock(); err != nil {
 		return err
 	}
-	putOpts := blockstore.PutOptions{Residency: blockstore.Pinned, Deferred: true}
-	b := &tree.Builder{Store: d.Store, PutOptions: putOpts, ChunkSize: d.Config.ChunkSize}
-
-	var base blockstore.Hash
-	latest, haveRoot := d.Log.Latest()
-	if haveRoot {
-		base = latest.Tree
-	} else if base, err = b.EmptyDir(ctx); err != nil {
-		return err
-	}
-
-	statePath := d.ImportStatePath(src, atPath.String())
-	cfg := importer.Config{
-		Store: d.Store, PutOptions: putOpts, ChunkSize: d.Config.ChunkSize,
-		KeepMTimes: *keepMTimes, Previous: importer.LoadState(statePath), Logger: c.logger,
-	}
+	var progress func(importer.Progress)
 	clear := ""
 	if f, ok := c.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		clear = "\r\x1b[K"
-		cfg.Progress = func(p importer.Progress) {
+		progress = func(p importer.Progress) {
 			fmt.Fprintf(c.Stderr, "\r\x1b[Kimport: %d/%d files, %s/%s", p.FilesDone, p.FilesTotal, humanBytes(p.BytesDone), humanBytes(p.BytesTotal))
 		}
 		defer fmt.Fprint(c.Stderr, clear)
 	}
-	start := time.Now()
-	res, err := importer.Import(ctx, src, cfg)
+	res, err := importInto(ctx, d, src, atPath, *keepMTimes, c.logger, progress)
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w; nothing was committed", err)
-		}
 		return err
 	}
-	newTree := res.Entry.Hash
-	if len(atPath) > 0 {
-		if newTree, err = b.Set(ctx, base, atPath, res.Entry); err != nil {
-			return err
-		}
-	}
-	// Nothing may refer to a block before the block is on disk.
-	if err := d.Store.Sync(ctx); err != nil {
-		return err
-	}
-	summary := fmt.Sprintf("%d files (%s, %d unchanged), %d dirs, %d symlinks in %v", res.Files, humanBytes(res.Bytes), res.Unchanged, res.Dirs, res.Symlinks, time.Since(start).Round(time.Millisecond))
-	if haveRoot && newTree == latest.Tree {
-		c.errorf("%simport: %s; no changes, root seq %d stays\n", clear, summary, latest.Seq)
+	newTree := res.tree
+	if res.root == nil {
+		c.errorf("%simport: %s; no changes, root seq %d stays\n", clear, res.summary, res.seq)
 	} else {
-		root, err := d.Commit(ctx, newTree, time.Now())
-		if err != nil {
-			return err
-		}
-		c.errorf("%simport: %s; committed root seq %d\n", clear, summary, root.Seq)
-	}
-	if err := res.State.Save(statePath); err != nil {
-		// Only costs the next import a full read.
-		c.logger.Warn("could not save import state", "err", err)
+		c.errorf("%simport: %s; committed root seq %d\n", clear, res.summary, res.root.Seq)
 	}
 	c.printf("%s\n", newTree)
 	return nil
@@ -122,4 +87,62 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+type imported struct {
+	tree    blockstore.Hash
+	root    *tree.Root // nil when nothing changed
+	seq     uint64     // the latest root's seq when nothing changed
+	summary string
+}
+
+// importInto imports src at atPath into d's tree and commits a new root
+// if anything changed. The caller holds d's lock.
+func importInto(ctx context.Context, d *datadir.Dir, src string, atPath tree.Path, keepMTimes bool, logger *slog.Logger, progress func(importer.Progress)) (imported, error) {
+	putOpts := blockstore.PutOptions{Residency: blockstore.Pinned, Deferred: true}
+	b := &tree.Builder{Store: d.Store, PutOptions: putOpts, ChunkSize: d.Config.ChunkSize}
+	var base blockstore.Hash
+	var err error
+	latest, haveRoot := d.Log.Latest()
+	if haveRoot {
+		base = latest.Tree
+	} else if base, err = b.EmptyDir(ctx); err != nil {
+		return imported{}, err
+	}
+	statePath := d.ImportStatePath(src, atPath.String())
+	cfg := importer.Config{
+		Store: d.Store, PutOptions: putOpts, ChunkSize: d.Config.ChunkSize,
+		KeepMTimes: keepMTimes, Previous: importer.LoadState(statePath), Logger: logger, Progress: progress,
+	}
+	start := time.Now()
+	res, err := importer.Import(ctx, src, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return imported{}, fmt.Errorf("%w; nothing was committed", err)
+		}
+		return imported{}, err
+	}
+	out := imported{tree: res.Entry.Hash, seq: latest.Seq}
+	if len(atPath) > 0 {
+		if out.tree, err = b.Set(ctx, base, atPath, res.Entry); err != nil {
+			return imported{}, err
+		}
+	}
+	// Nothing may refer to a block before the block is on disk.
+	if err := d.Store.Sync(ctx); err != nil {
+		return imported{}, err
+	}
+	out.summary = fmt.Sprintf("%d files (%s, %d unchanged), %d dirs, %d symlinks in %v", res.Files, humanBytes(res.Bytes), res.Unchanged, res.Dirs, res.Symlinks, time.Since(start).Round(time.Millisecond))
+	if !haveRoot || out.tree != latest.Tree {
+		root, err := d.Commit(ctx, out.tree, time.Now())
+		if err != nil {
+			return imported{}, err
+		}
+		out.root = &root
+	}
+	if err := res.State.Save(statePath); err != nil {
+		// Only costs the next import a full read.
+		logger.Warn("could not save import state", "err", err)
+	}
+	return out, nil
 }

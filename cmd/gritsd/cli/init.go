@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/grits-cdn/grits/gateway"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/tree"
 )
@@ -21,7 +23,13 @@ func runInit(ctx context.Context, c *cmdContext) error {
 		return err
 	}
 	defer d.Close()
+	ca, err := gateway.CreateDevCA(d.Path, tree.PublicKeyOf(d.NodeKey).String()[:16])
+	if err != nil {
+		return fmt.Errorf("development CA: %w", err)
+	}
 	c.errorf("initialized %s data directory %s\n", d.Config.Role, d.Path)
+	c.errorf("browsers reach this node over HTTPS with a certificate from its development CA %s\n  (for real use pass --tls-cert/--tls-key or --acme-domain to gritsd serve); to trust it on this machine: %s\n",
+		d.FilePath("ca.pem"), ca.TrustHint(d.FilePath("ca.pem")))
 	c.printf("node-id: %s\n", tree.PublicKeyOf(d.NodeKey))
 	if *origin {
 		c.printf("site-key: %s\n", d.Config.SiteKey)

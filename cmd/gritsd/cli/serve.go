@@ -26,6 +26,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	advertiseFlag := c.flags.String("advertise", "", "host other nodes reach this one at (default: config advertise, else the listen host)")
 	urlFlag := c.flags.String("url", "", "public HTTPS base URL of this node for browsers (default: config public_url)")
 	profileFlag := c.flags.String("gossip-profile", "", "gossip timers: lan, wan or local (default: config gossip_profile, else lan)")
+	wflags := addWebFlags(c)
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
@@ -55,6 +56,19 @@ func runServe(ctx context.Context, c *cmdContext) error {
 		return usagef("--gossip %q: want HOST:PORT", gossip)
 	}
 	advertise := first(*advertiseFlag, cfg.Advertise)
+	if *wflags.https == "" && cfg.HTTPSListen == "" && addr.Port == 0 {
+		// A node on a random port (tests, several on one machine) gets
+		// a random HTTPS port too.
+		*wflags.https = net.JoinHostPort(hostOf(listen), "0")
+	}
+	if *wflags.watch != "" {
+		if !origin0(cfg) {
+			return usagef("--watch is for the origin")
+		}
+		if st, err := os.Stat(*wflags.watch); err != nil || !st.IsDir() {
+			return usagef("--watch %q: not a directory", *wflags.watch)
+		}
+	}
 	profile := membership.Profile(first(*profileFlag, cfg.GossipProfile))
 	origin := cfg.Role == datadir.RoleOrigin
 
@@ -93,6 +107,15 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	defer bg.Wait()
 	defer cancel()
 
+	wb, err := listenWeb(ctx, c, d, wflags, advertise, first(*urlFlag, cfg.PublicURL))
+	if err != nil {
+		return err
+	}
+	publicURL := ""
+	if wb != nil {
+		publicURL = wb.url
+	}
+
 	var swarm *membership.Swarm
 	client, err := transport.NewClient(transport.ClientConfig{SiteKey: cfg.SiteKey, Identity: &ident,
 		DialTimeout: 3 * time.Second, StallTimeout: 10 * time.Second, Logger: c.logger.With("component", "client"),
@@ -128,7 +151,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	}
 	seeds := cfg.Seeds
 	swarm, err = membership.Start(ctx, membership.Config{NodeKey: d.NodeKey, Site: cfg.SiteKey, Cert: cert,
-		Gossip: gossip, Advertise: gossipAdvertise, ProtoAddr: protoAddr, URL: first(*urlFlag, cfg.PublicURL),
+		Gossip: gossip, Advertise: gossipAdvertise, ProtoAddr: protoAddr, URL: publicURL,
 		Capacity: uint64(max(cfg.CacheQuota, 0)), Pins: cfg.Pins, Ring: ring, Seeds: seeds, Profile: profile,
 		Replication: cfg.Replication, Roots: rootLog, Client: client, OriginAddr: cfg.OriginAddr,
 		SaveRing: func(k membership.Keyring) error { return d.WriteFile(ringFile, k.Encode(), 0o600) },
@@ -174,7 +197,21 @@ func runServe(ctx context.Context, c *cmdContext) error {
 		bg.Go(func() { keepRootFresh(ctx, c, d, follower) })
 	}
 	bg.Go(func() { reportLoad(ctx, swarm, srv) })
-	if err := serveAdmin(ctx, d, func() Status { return nodeStatus(d, swarm, fetcher, srv, serverRoots) }); err != nil {
+	if wb != nil {
+		if err := wb.start(c, d, wflags, scfg.Store, serverRoots, swarm); err != nil {
+			return err
+		}
+		bg.Go(func() {
+			if err := wb.srv.Serve(ctx); err != nil {
+				c.logger.Error("https stopped", "err", err)
+				cancel()
+			}
+		})
+	}
+	if *wflags.watch != "" {
+		bg.Go(func() { watchImport(ctx, c, d, *wflags.watch, *wflags.watchQuiet) })
+	}
+	if err := serveAdmin(ctx, d, func() Status { return nodeStatus(d, swarm, fetcher, srv, serverRoots, wb) }); err != nil {
 		return err
 	}
 
@@ -186,6 +223,9 @@ func runServe(ctx context.Context, c *cmdContext) error {
 		"gossip", swarm.GossipAddr(), "node", tree.PublicKeyOf(d.NodeKey).String(), "site", cfg.SiteKey.String(), "root", latest)
 	// Scripts and tests wait for these lines to know the ports.
 	c.errorf("gossip on %s\n", swarm.GossipAddr())
+	if wb != nil {
+		c.errorf("https on %s (%s)\n", wb.srv.Addr(), wb.url)
+	}
 	c.errorf("listening on %s\n", pc.LocalAddr())
 	if err := srv.Serve(ctx, pc); err != nil {
 		return err
@@ -310,10 +350,16 @@ func reportLoad(ctx context.Context, s *membership.Swarm, srv *transport.Server)
 	}
 }
 
-func nodeStatus(d *datadir.Dir, s *membership.Swarm, f *membership.Fetcher, srv *transport.Server, roots transport.Roots) Status {
+func origin0(cfg datadir.Config) bool { return cfg.Role == datadir.RoleOrigin }
+
+func nodeStatus(d *datadir.Dir, s *membership.Swarm, f *membership.Fetcher, srv *transport.Server, roots transport.Roots, wb *web) Status {
 	st := Status{Node: s.ID(), Role: d.Config.Role, Site: d.Config.SiteKey, Upstream: f.Stats()}
 	ss := srv.Stats()
 	st.Served = ServedStats{Requests: ss.Requests, Blocks: ss.Blocks, Lookups: ss.Lookups, Bytes: ss.BytesSent, Refused: ss.Refused}
+	if wb != nil {
+		st.URL = wb.url
+		st.Served.HTTPRequests, st.Served.HTTPBytes = wb.requests.Load(), wb.bytes.Load()
+	}
 	var seq uint64
 	if r, ok := roots.Latest(); ok {
 		seq = r.Seq

@@ -24,6 +24,7 @@ type Status struct {
 	Node    membership.NodeID `json:"node"`
 	Role    string            `json:"role"`
 	Site    tree.PublicKey    `json:"site"`
+	URL     string            `json:"url,omitempty"`
 	Root    *StatusRoot       `json:"root,omitempty"`
 	Members []StatusMember    `json:"members"`
 	// Replicas counts the nodes other than the origin that hold the
@@ -51,6 +52,9 @@ type ServedStats struct {
 	Lookups  int64 `json:"lookups"`
 	Bytes    int64 `json:"bytes"`
 	Refused  int64 `json:"refused_connections"`
+	// Over HTTPS/HTTP3 to browsers.
+	HTTPRequests int64 `json:"http_requests"`
+	HTTPBytes    int64 `json:"http_bytes"`
 }
 
 // StatusMember is one member.
@@ -211,6 +215,6 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", id, m.Role, m.State, m.Since.Format("15:04:05"), m.RootSeq, complete, lacking, m.Addr, m.URL)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "served %d requests (%s); fetched %d blocks (%s) from the swarm\n",
-		st.Served.Requests, humanBytes(st.Served.Bytes), st.Upstream.Fetched, humanBytes(st.Upstream.Bytes))
+	fmt.Fprintf(w, "served %d grits/1 requests (%s) and %d HTTP requests (%s); fetched %d blocks (%s) from the swarm\n",
+		st.Served.Requests, humanBytes(st.Served.Bytes), st.Served.HTTPRequests, humanBytes(st.Served.HTTPBytes), st.Upstream.Fetched, humanBytes(st.Upstream.Bytes))
 }

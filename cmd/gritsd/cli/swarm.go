@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -278,7 +279,8 @@ func runBan(ctx context.Context, c *cmdContext) error {
 }
 
 // resolveNode parses a full node ID, or finds the one member whose ID
-// starts with the given prefix (asking the running daemon).
+// starts with the given prefix (asking the running daemon), or the one
+// banned node (which the daemon no longer lists as a member).
 func resolveNode(ctx context.Context, d *datadir.Dir, s string) (membership.NodeID, error) {
 	if id, err := tree.ParsePublicKey(s); err == nil {
 		return id, nil
@@ -291,9 +293,21 @@ func resolveNode(ctx context.Context, d *datadir.Dir, s string) (membership.Node
 	if err != nil {
 		return membership.NodeID{}, fmt.Errorf("%q is not a full node ID, and the member list to complete it needs the running daemon: %w", s, err)
 	}
+	matches := func(id membership.NodeID) bool {
+		return strings.HasPrefix(strings.TrimPrefix(id.String(), "ed25519-"), prefix)
+	}
 	var found []membership.NodeID
+	if raw, err := d.ReadFile(ringFile); err == nil {
+		if k, err := membership.DecodeKeyring(raw, d.Config.SiteKey); err == nil && k.Bans != nil {
+			for _, id := range k.Bans.Nodes {
+				if matches(id) {
+					found = append(found, id)
+				}
+			}
+		}
+	}
 	for _, m := range st.Members {
-		if strings.HasPrefix(strings.TrimPrefix(m.ID.String(), "ed25519-"), prefix) {
+		if matches(m.ID) && !slices.Contains(found, m.ID) {
 			found = append(found, m.ID)
 		}
 	}

@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/proto"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// apiEndpoint names what an API path asks for.
+type apiEndpoint uint8
+
+const (
+	apiRoot   apiEndpoint = 1
+	apiPeers  apiEndpoint = 2
+	apiLookup apiEndpoint = 3
+	apiBlock  apiEndpoint = 4
+)
+
+// apiRequest is a parsed API path.
+type apiRequest struct {
+	endpoint apiEndpoint
+	// hash is the block (apiBlock) or the tree (apiLookup, unless latest).
+	hash   blockstore.Hash
+	latest bool
+	// path is the lookup path, valid per tree.ParsePath.
+	path tree.Path
+}
+
+// Errors of parseAPIPath: errAPIUnknownEndpoint answers 404,
+// errAPIBadPath 400.
+var (
+	errAPIUnknownEndpoint = errors.New("no such API endpoint")
+	errAPIBadPath         = errors.New("bad API path")
+)
+
+// lookupLatest is the {root} segment that names the newest signed root.
+const lookupLatest = "latest"
+
+// parseAPIPath reads a decoded URL path under APIPrefix. It checks
+// everything a request names (hash syntax, path names) without touching
+// any store:
+//
+//	/grits/v1/root
+//	/grits/v1/peers
+//	/grits/v1/block/b3-<64 hex>
+//	/grits/v1/lookup/{b3-<64 hex>|latest}[/path]
+//
+// A lookup path is what follows the root segment and its slash: it may
+// end with a slash (a directory) but not start with one, and its names
+// must pass tree.ParsePath ("..", empty names and NUL are refused).
+func parseAPIPath(p string) (apiRequest, error) {
+	rest, ok := strings.CutPrefix(p, APIPrefix)
+	if !ok {
+		return apiRequest{}, errAPIUnknownEndpoint
+	}
+	switch rest {
+	case "root":
+		return apiRequest{endpoint: apiRoot}, nil
+	case "peers":
+		return apiRequest{endpoint: apiPeers}, nil
+	}
+	if seg, ok := strings.CutPrefix(rest, "block/"); ok {
+		h, err := blockstore.ParseHash(seg)
+		if err != nil {
+			return apiRequest{}, fmt.Errorf("%w: %w", errAPIBadPath, err)
+		}
+		return apiRequest{endpoint: apiBlock, hash: h}, nil
+	}
+	if after, ok := strings.CutPrefix(rest, "lookup/"); ok {
+		seg, tail, _ := strings.Cut(after, "/")
+		req := apiRequest{endpoint: apiLookup}
+		if seg == lookupLatest {
+			req.latest = true
+		} else {
+			h, err := blockstore.ParseHash(seg)
+			if err != nil {
+				return apiRequest{}, fmt.Errorf("%w: lookup root: %w", errAPIBadPath, err)
+			}
+			req.hash = h
+		}
+		if strings.HasPrefix(tail, "/") {
+			return apiRequest{}, fmt.Errorf("%w: lookup path starts with an empty name", errAPIBadPath)
+		}
+		tp, err := tree.ParsePath(tail)
+		if err != nil {
+			return apiRequest{}, fmt.Errorf("%w: %w", errAPIBadPath, err)
+		}
+		req.path = tp
+		return req, nil
+	}
+	return apiRequest{}, errAPIUnknownEndpoint
+}
+
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, root tree.Root, hasRoot bool) {
+	req, err := parseAPIPath(r.URL.Path)
+	switch {
+	case errors.Is(err, errAPIUnknownEndpoint):
+		h.fail(w, http.StatusNotFound, "no such endpoint")
+		return
+	case err != nil:
+		h.log.Debug("bad API request", "path", clipForLog(r.URL.Path), "err", err)
+		h.fail(w, http.StatusBadRequest, "bad request: "+clipForLog(err.Error()))
+		return
+	}
+	switch req.endpoint {
+	case apiRoot:
+		h.serveRoot(w, r, root, hasRoot)
+	case apiPeers:
+		h.servePeers(w, r)
+	case apiLookup:
+		h.serveLookup(w, r, req, root, hasRoot)
+	case apiBlock:
+		h.serveBlock(w, r, req.hash)
+	}
+}
+
+// serveLookup answers with the LookupResult frame the QUIC server would
+// send for the same Lookup (zstd not accepted): the proof, the signed
+// root for latest, and a small file inline.
+//
+// The optional query parameter inline=N lowers the inline limit, as the
+// frame's inline_max does (0: no inline data, for a client that has the
+// file cached).
+func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, req apiRequest, root tree.Root, hasRoot bool) {
+	maxInline := h.maxInline
+	if q := r.URL.Query().Get("inline"); q != "" {
+		n, err := strconv.ParseUint(q, 10, 64)
+		if err != nil {
+			h.fail(w, http.StatusBadRequest, "bad request: inline wants a byte count")
+			return
+		}
+		maxInline = min(maxInline, n)
+	}
+	ctx := r.Context()
+	treeHash := req.hash
+	var signed *tree.Root
+	if req.latest {
+		if !hasRoot {
+			h.fail(w, http.StatusNotFound, "this node holds no signed root yet")
+			return
+		}
+		signed, treeHash = &root, root.Tree
+	}
+	proof, res, err := tree.BuildProof(ctx, h.cfg.Store, treeHash, req.path)
+	if err != nil {
+		h.lookupFailed(w, ctx, treeHash, req, err)
+		return
+	}
+	var inline []byte
+	if res.Status == tree.Found && res.Entry.Kind == tree.KindFile && res.Entry.Size <= maxInline {
+		f := res.Node.(*tree.FileNode)
+		buf := bytes.NewBuffer(make([]byte, 0, f.Size))
+		// A node with the proof but not every chunk still answers; the
+		// client fetches the blocks elsewhere.
+		if err := tree.ReadFile(ctx, h.cfg.Store, f, 0, f.Size, buf); err == nil {
+			inline = buf.Bytes()
+		} else {
+			h.log.Debug("lookup: no inline data", "path", req.path, "err", err)
+		}
+	}
+	m := proto.NewLookupResult(res.Status, proof, inline, false)
+	m.Root = signed
+	frame, err := proto.AppendMessage(nil, m)
+	if err != nil {
+		h.log.Error("lookup: encode result", "path", req.path, "err", err)
+		h.fail(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", LookupContentType)
+	if req.latest {
+		hdr.Set("Cache-Control", cacheNoCache)
+	} else {
+		hdr.Set("Cache-Control", cacheImmutable)
+	}
+	h.served("lookup", writeBody(w, r, frame))
+}
+
+// lookupFailed maps a BuildProof error to a status: 404 for a tree this
+// node does not hold (or holds only in part, or a hash that is no
+// directory), 5xx for the node's own failures.
+func (h *Handler) lookupFailed(w http.ResponseWriter, ctx context.Context, treeHash blockstore.Hash, req apiRequest, err error) {
+	switch {
+	case errors.Is(err, blockstore.ErrNotFound):
+		if _, gerr := h.cfg.Store.Get(ctx, treeHash); errors.Is(gerr, blockstore.ErrNotFound) {
+			h.fail(w, http.StatusNotFound, "unknown tree "+treeHash.String())
+			return
+		}
+		h.fail(w, http.StatusNotFound, "this node lacks part of the tree on that path")
+	case errors.Is(err, tree.ErrMalformed) && !req.latest:
+		// The store verified the bytes: the hash names a block that is
+		// not a directory tree.
+		h.fail(w, http.StatusNotFound, "unknown tree "+treeHash.String())
+	default:
+		h.storeFailed(w, ctx, "lookup", err)
+	}
+}
+
+// storeFailed answers an error of the store or the fetcher behind it.
+func (h *Handler) storeFailed(w http.ResponseWriter, ctx context.Context, what string, err error) {
+	switch {
+	case ctx.Err() != nil:
+		// The client went away; nobody reads this.
+		h.fail(w, http.StatusServiceUnavailable, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		h.log.Warn(what+" timed out", "err", err)
+		h.fail(w, http.StatusGatewayTimeout, "timed out")
+	default:
+		h.log.Error(what+" failed", "err", err)
+		h.fail(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// blockETag is the entity tag of a block's bytes in an encoding ("" for
+// identity). The hash is always of the decoded bytes; each encoding is a
+// different representation and gets its own tag.
+func blockETag(hash blockstore.Hash, enc string) string {
+	if ext := encodingETagSuffix(enc); ext != "" {
+		return `"` + hash.String() + ext + `"`
+	}
+	return `"` + hash.String() + `"`
+}
+
+// matchBlockETag returns the tag in an If-None-Match list that names one
+// of the representations of hash ("*" is left to http.ServeContent, which
+// needs the block to exist).
+func matchBlockETag(inm string, hash blockstore.Hash) (string, bool) {
+	for part := range strings.SplitSeq(inm, ",") {
+		t := strings.TrimPrefix(strings.TrimSpace(part), "W/") // weak comparison (RFC 9110, 13.1.2)
+		for _, enc := range []string{"", encZstd, encGzip} {
+			if tag := blockETag(hash, enc); t == tag {
+				return tag, true
+			}
+		}
+	}
+	return "", false
+}
+
+// serveBlock answers a block: immutable, with Range and conditional
+// requests as http.ServeContent does them, and zstd or gzip when the
+// client accepts it, the request is not a Range and it pays.
+func (h *Handler) serveBlock(w http.ResponseWriter, r *http.Request, hash blockstore.Hash) {
+	hdr := w.Header()
+	hdr.Set("Vary", "Accept-Encoding")
+	// A block never changes: a client holding any representation of it
+	// has it, and we need not even look.
+	if tag, ok := matchBlockETag(r.Header.Get("If-None-Match"), hash); ok {
+		hdr.Set("ETag", tag)
+		hdr.Set("Cache-Control", cacheImmutable)
+		w.WriteHeader(http.StatusNotModified)
+		h.served("block", 0)
+		return
+	}
+	ctx := r.Context()
+	data, err := h.cfg.Store.Get(ctx, hash)
+	switch {
+	case errors.Is(err, blockstore.ErrNotFound):
+		h.fail(w, http.StatusNotFound, "block not found")
+		return
+	case errors.Is(err, blockstore.ErrCorrupt):
+		h.log.Warn("block corrupt in store", "hash", hash, "err", err)
+		h.fail(w, http.StatusNotFound, "block not found")
+		return
+	case err != nil:
+		h.storeFailed(w, ctx, "block", err)
+		return
+	}
+	body, enc := data, ""
+	if r.Header.Get("Range") == "" {
+		if want := negotiateBlockEncoding(r.Header.Get("Accept-Encoding")); want != "" && compressible(data) {
+			if z, ok := h.encodeBlock(want, data); ok {
+				body, enc = z, want
+			}
+		}
+	}
+	hdr.Set("Content-Type", "application/octet-stream")
+	hdr.Set("Cache-Control", cacheImmutable)
+	hdr.Set("ETag", blockETag(hash, enc))
+	if enc != "" {
+		hdr.Set("Content-Encoding", enc)
+		// ServeContent leaves the length unset once an encoding is.
+		hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	cw := &countingResponseWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(body))
+	if cw.ok() {
+		h.served("block", cw.n)
+	}
+}

@@ -1,0 +1,405 @@
+// Package gateway is the browser-facing HTTP side of every gritsd node.
+//
+// A Handler answers the grits/v1 HTTP API that service workers and other
+// browser clients use:
+//
+//	/grits/v1/root                  the newest signed root (tree.RootSize bytes)
+//	/grits/v1/lookup/{root}/{path}  one grits/1 LookupResult frame ({root}: b3-… or latest)
+//	/grits/v1/block/{hash}          one block, immutable, with Range and zstd/gzip
+//	/grits/v1/peers                 volunteer gateways, JSON
+//
+// plus the caller's static scripts (the service worker) and, on the origin,
+// the tree of the newest root served as the web site itself. Every answer
+// of a node that holds a root carries it in the Grits-Root header, so a
+// page's own requests keep its service worker's root fresh. Nothing here
+// trusts the browser: paths are parsed with tree.ParsePath, hashes with
+// blockstore.ParseHash, before anything touches the store, and every
+// client IP has a token bucket.
+//
+// The package sits above transport, tree and proto; it knows nothing of
+// membership: the list of peers comes from a callback.
+package gateway
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/proto"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// Names and limits of the HTTP API.
+const (
+	// APIPrefix starts every path of the grits HTTP API.
+	APIPrefix = "/grits/v1/"
+	// RootHeader carries the newest signed root, unpadded base64url of
+	// its tree.RootSize bytes, on every response of a node that has one.
+	RootHeader = "Grits-Root"
+	// LookupContentType is the media type of a lookup answer: one grits/1
+	// LookupResult frame (proto/SPEC.md, section 4.11).
+	LookupContentType = "application/vnd.grits.lookup"
+	// MaxURLPath is the longest URL path (decoded) the handler reads;
+	// longer ones get 414.
+	MaxURLPath = 4096
+
+	// Defaults of the per-IP token bucket.
+	DefaultRateLimit = 200
+	DefaultRateBurst = 400
+)
+
+// Cache-Control values.
+const (
+	cacheImmutable = "public, max-age=31536000, immutable"
+	cacheNoCache   = "no-cache"
+	cacheNoStore   = "no-store"
+	cachePeers     = "max-age=10"
+)
+
+// Peer is a volunteer gateway a browser may fetch from.
+type Peer struct {
+	URL    string `json:"url"`
+	Region string `json:"region,omitempty"`
+	Load   int    `json:"load"`
+}
+
+// Config configures a Handler. Store is required; zero values elsewhere
+// take the defaults.
+type Config struct {
+	// Store gives verified blocks (tree.Getter's contract). A volunteer
+	// passes its pull-through fetcher.
+	Store tree.Getter
+	// Latest returns the newest signed root; nil means the node has none.
+	Latest func() (tree.Root, bool)
+	// Peers lists volunteer gateways for /grits/v1/peers; nil serves [].
+	// It is called per request and must not block.
+	Peers func() []Peer
+	// Site makes the handler serve the tree of the newest root as the web
+	// site at every path outside the API (the origin does this).
+	Site bool
+	// Fallback, when set, answers site paths that are not in the tree
+	// (and, on a Site handler or not, every non-API path when the tree
+	// cannot answer: no root yet, a path tree.ParsePath refuses, a
+	// method other than GET, HEAD or OPTIONS): typically a reverse proxy
+	// to the site's application.
+	Fallback http.Handler
+	// Scripts are extra static routes, path → JavaScript (such as the
+	// service worker at /grits-sw.js), served as text/javascript with
+	// Cache-Control: no-cache. NewHandler copies the map.
+	Scripts map[string][]byte
+	// MaxInline caps the inline file data in lookups; 0 means
+	// proto.InlineMax, which is also the most allowed. A negative value
+	// disables inline data.
+	MaxInline int
+	// RateLimit is each client IP's sustained requests per second and
+	// RateBurst its bucket size: 0 takes DefaultRateLimit and
+	// DefaultRateBurst (or twice a RateLimit that is set), and a negative
+	// value in either disables rate limiting. IPv6 clients are limited
+	// per /64, the block one subscriber usually gets.
+	RateLimit float64
+	RateBurst int
+	// TrustedProxies are the addresses whose X-Forwarded-For is honoured:
+	// a request from one of them is counted against the right-most
+	// address in X-Forwarded-For that is not itself a trusted proxy.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
+	// OnServe, if set, is called after each successful answer (2xx or
+	// 304) with its kind ("block", "lookup", "site" or "root") and the
+	// body bytes written (0 for HEAD and 304). It must not block.
+	OnServe func(kind string, bytes int64)
+}
+
+// Validate reports a configuration NewHandler would refuse.
+func (c *Config) Validate() error {
+	if c.Store == nil {
+		return errors.New("gateway: config needs a Store")
+	}
+	for p := range c.Scripts {
+		if !strings.HasPrefix(p, "/") || len(p) > MaxURLPath {
+			return fmt.Errorf("gateway: script route %q: want a URL path starting with /", p)
+		}
+		if p == APIPrefix+"root" || p == APIPrefix+"peers" ||
+			strings.HasPrefix(p, APIPrefix+"lookup/") || strings.HasPrefix(p, APIPrefix+"block/") {
+			return fmt.Errorf("gateway: script route %q shadows an API endpoint", p)
+		}
+	}
+	for _, pf := range c.TrustedProxies {
+		if !pf.IsValid() {
+			return fmt.Errorf("gateway: invalid trusted proxy prefix %v", pf)
+		}
+	}
+	if c.RateLimit != c.RateLimit { // NaN
+		return errors.New("gateway: RateLimit is NaN")
+	}
+	return nil
+}
+
+// Handler serves the grits HTTP API and, on the origin, the site. It is
+// safe for concurrent use.
+type Handler struct {
+	cfg       Config
+	log       *slog.Logger
+	maxInline uint64
+	scripts   map[string]staticScript
+	limiter   *ipRateLimiter // nil: no rate limit
+	trusted   []netip.Prefix
+
+	zstdEnc *zstd.Encoder // EncodeAll is safe for concurrent use
+	gzPool  sync.Pool     // *gzip.Writer
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+type staticScript struct {
+	body []byte
+	etag string
+}
+
+// NewHandler checks cfg and returns its handler.
+func NewHandler(cfg Config) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, scripts: map[string]staticScript{}}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.MaxInline < 0:
+		h.maxInline = 0
+	case cfg.MaxInline == 0 || cfg.MaxInline > proto.InlineMax:
+		h.maxInline = proto.InlineMax
+	default:
+		h.maxInline = uint64(cfg.MaxInline)
+	}
+	for p, body := range cfg.Scripts {
+		b := bytes.Clone(body)
+		h.scripts[p] = staticScript{body: b, etag: `"` + blockstore.Sum(b).String() + `"`}
+	}
+	for _, pf := range cfg.TrustedProxies {
+		h.trusted = append(h.trusted, pf.Masked())
+	}
+	if cfg.RateLimit >= 0 && cfg.RateBurst >= 0 {
+		rate, burst := cfg.RateLimit, float64(cfg.RateBurst)
+		if rate == 0 {
+			rate = DefaultRateLimit
+			if burst == 0 {
+				burst = DefaultRateBurst
+			}
+		}
+		if burst == 0 {
+			burst = max(1, 2*rate)
+		}
+		h.limiter = newIPRateLimiter(rate, burst)
+	}
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderCRC(false), // the block hash is the integrity check
+		zstd.WithWindowSize(blockstore.MaxBlockSize),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: zstd encoder: %w", err)
+	}
+	h.zstdEnc = enc
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Timing-Allow-Origin", "*")
+	root, hasRoot := h.latest()
+	if hasRoot {
+		var buf [tree.RootSize]byte
+		hdr.Set(RootHeader, base64.RawURLEncoding.EncodeToString(root.AppendEncode(buf[:0])))
+	}
+	upath := r.URL.Path
+	api := strings.HasPrefix(upath, APIPrefix)
+	if api {
+		setCORSHeaders(hdr)
+	}
+	if h.limiter != nil {
+		ip := h.rateLimitClientIP(r)
+		if ok, wait := h.limiter.allow(ip, time.Now()); !ok {
+			hdr.Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+			h.log.Debug("rate limited", "client", ip, "path", clipForLog(upath))
+			h.fail(w, http.StatusTooManyRequests, "too many requests")
+			return
+		}
+	}
+	if len(upath) > MaxURLPath || len(r.URL.RawPath) > 3*MaxURLPath {
+		h.fail(w, http.StatusRequestURITooLong, "URL path too long")
+		return
+	}
+	if !strings.HasPrefix(upath, "/") {
+		h.fail(w, http.StatusBadRequest, "bad request path")
+		return
+	}
+	script, isScript := h.scripts[upath]
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		if !api && !isScript && h.cfg.Fallback != nil {
+			h.cfg.Fallback.ServeHTTP(w, r)
+			return
+		}
+		// Preflights for the API; a plain OPTIONS elsewhere just learns
+		// the methods.
+		hdr.Set("Allow", allowedMethods)
+		if api {
+			setPreflightHeaders(hdr)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		if !api && !isScript && h.cfg.Fallback != nil {
+			h.cfg.Fallback.ServeHTTP(w, r)
+			return
+		}
+		hdr.Set("Allow", allowedMethods)
+		h.fail(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	switch {
+	case isScript:
+		h.serveScript(w, r, script)
+	case api:
+		h.serveAPI(w, r, root, hasRoot)
+	default:
+		h.serveSite(w, r, root, hasRoot)
+	}
+}
+
+const allowedMethods = "GET, HEAD, OPTIONS"
+
+func (h *Handler) latest() (tree.Root, bool) {
+	if h.cfg.Latest == nil {
+		return tree.Root{}, false
+	}
+	return h.cfg.Latest()
+}
+
+func (h *Handler) served(kind string, n int64) {
+	if h.cfg.OnServe != nil {
+		h.cfg.OnServe(kind, n)
+	}
+}
+
+// fail answers an error in plain text, dropping any header meant for a
+// successful answer.
+func (h *Handler) fail(w http.ResponseWriter, code int, msg string) {
+	hdr := w.Header()
+	for _, k := range []string{"Etag", "Last-Modified", "Content-Encoding", "Content-Range", "Accept-Ranges", "Content-Type"} {
+		hdr.Del(k)
+	}
+	hdr.Set("Cache-Control", cacheNoStore)
+	http.Error(w, msg, code)
+}
+
+// writeBody answers 200 with body (headers only for HEAD) and returns the
+// bytes written.
+func writeBody(w http.ResponseWriter, r *http.Request, body []byte) int64 {
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return 0
+	}
+	n, _ := w.Write(body)
+	return int64(n)
+}
+
+func (h *Handler) serveRoot(w http.ResponseWriter, r *http.Request, root tree.Root, hasRoot bool) {
+	if !hasRoot {
+		h.fail(w, http.StatusNotFound, "this node holds no signed root yet")
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/octet-stream")
+	hdr.Set("Cache-Control", cacheNoCache)
+	h.served("root", writeBody(w, r, root.Encode()))
+}
+
+func (h *Handler) servePeers(w http.ResponseWriter, r *http.Request) {
+	var peers []Peer
+	if h.cfg.Peers != nil {
+		peers = h.cfg.Peers()
+	}
+	if peers == nil {
+		peers = []Peer{}
+	}
+	body, err := json.Marshal(peers)
+	if err != nil {
+		h.log.Error("encode peers", "err", err)
+		h.fail(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", cachePeers)
+	writeBody(w, r, body)
+}
+
+func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, s staticScript) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/javascript; charset=utf-8")
+	hdr.Set("Cache-Control", cacheNoCache)
+	hdr.Set("ETag", s.etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(s.body))
+}
+
+// countingResponseWriter counts the body bytes written through it and
+// keeps the status.
+type countingResponseWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (c *countingResponseWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingResponseWriter) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// ok reports a successful answer: 2xx or 304.
+func (c *countingResponseWriter) ok() bool {
+	return c.status >= 200 && c.status < 300 || c.status == http.StatusNotModified
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (c *countingResponseWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+func retryAfterSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(1, s)
+}
+
+// clipForLog bounds what a client controls before it reaches a log line.
+func clipForLog(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}

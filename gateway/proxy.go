@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// ProxyConfig configures the reverse proxy to a site's app server.
+type ProxyConfig struct {
+	Upstream *url.URL
+	// InjectScript, if set, is inserted into HTML pages from the app
+	// (before </head>, else </body>, else at the end), so pages the app
+	// renders register the service worker without changing the app.
+	InjectScript string
+	// MaxInjectBody bounds the HTML page read into memory to inject
+	// into; larger pages pass through unchanged. Default 4 MiB.
+	MaxInjectBody int64
+	Logger        *slog.Logger
+}
+
+// NewProxy returns a handler that forwards requests to the app server,
+// streaming both ways; WebSocket upgrades pass through.
+func NewProxy(cfg ProxyConfig) (http.Handler, error) {
+	if cfg.Upstream == nil || cfg.Upstream.Host == "" || (cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https") {
+		return nil, fmt.Errorf("upstream %v: want http://HOST:PORT or https://HOST:PORT", cfg.Upstream)
+	}
+	if cfg.MaxInjectBody <= 0 {
+		cfg.MaxInjectBody = 4 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(cfg.Upstream)
+			r.SetXForwarded()
+			r.Out.Host = r.In.Host // the app sees the site's own name
+			if cfg.InjectScript != "" && r.Out.Header.Get("Upgrade") == "" {
+				// Uncompressed pages from the app (it is local), so
+				// the script can be inserted.
+				r.Out.Header.Del("Accept-Encoding")
+			}
+		},
+		FlushInterval: -1, // stream: server-sent events, long polls
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			cfg.Logger.Warn("app server unreachable", "upstream", cfg.Upstream.String(), "path", r.URL.Path, "err", err)
+			http.Error(w, "502 bad gateway: the site's app server did not answer", http.StatusBadGateway)
+		},
+	}
+	if cfg.InjectScript != "" {
+		p.ModifyResponse = func(resp *http.Response) error { return inject(resp, cfg.InjectScript, cfg.MaxInjectBody) }
+	}
+	return p, nil
+}
+
+func inject(resp *http.Response, script string, max int64) error {
+	ct := resp.Header.Get("Content-Type")
+	if !strings.HasPrefix(strings.ToLower(ct), "text/html") || resp.Header.Get("Content-Encoding") != "" ||
+		resp.StatusCode != http.StatusOK || resp.ContentLength > max {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return fmt.Errorf("read page from the app: %w", err)
+	}
+	if int64(len(body)) > max {
+		// Too large to hold: send what was read, then the rest, as is.
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		return nil
+	}
+	resp.Body.Close()
+	lower := bytes.ToLower(body)
+	at := bytes.LastIndex(lower, []byte("</head>"))
+	if at < 0 {
+		at = bytes.LastIndex(lower, []byte("</body>"))
+	}
+	if at < 0 {
+		at = len(body)
+	}
+	out := make([]byte, 0, len(body)+len(script))
+	out = append(append(append(out, body[:at]...), script...), body[at:]...)
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	resp.Header.Del("ETag") // the representation changed
+	return nil
+}

@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/grits-cdn/grits/tree"
+)
+
+// siteIndex is the file a directory URL serves.
+const siteIndex = "index.html"
+
+// serveSite answers a path outside the API from the tree of the newest
+// root: a directory by its index.html, a file with http.ServeContent over
+// a reader that fetches one chunk at a time.
+func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request, root tree.Root, hasRoot bool) {
+	if !h.cfg.Site || !hasRoot {
+		h.notInTree(w, r)
+		return
+	}
+	upath := r.URL.Path
+	p, err := tree.ParsePath(upath)
+	if err != nil {
+		if h.cfg.Fallback != nil {
+			h.cfg.Fallback.ServeHTTP(w, r)
+			return
+		}
+		h.log.Debug("site: bad path", "path", clipForLog(upath), "err", err)
+		h.fail(w, http.StatusBadRequest, "bad request path")
+		return
+	}
+	ctx := r.Context()
+	res, err := tree.Lookup(ctx, h.cfg.Store, root.Tree, p)
+	switch {
+	case errors.Is(err, tree.ErrSymlink):
+		// Lookups never follow symlinks, and neither does the site.
+		h.fail(w, http.StatusNotFound, "404 page not found")
+		return
+	case errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrNotDir):
+		h.notInTree(w, r)
+		return
+	case err != nil:
+		h.storeFailed(w, ctx, "site lookup", err)
+		return
+	}
+	name := ""
+	if len(p) > 0 {
+		name = p[len(p)-1]
+	}
+	switch res.Entry.Kind {
+	case tree.KindDir:
+		if !strings.HasSuffix(upath, "/") {
+			h.redirectToDir(w, r, p)
+			return
+		}
+		// From the directory's own node: the path above is proven.
+		res, err = tree.Lookup(ctx, h.cfg.Store, res.Entry.Hash, tree.Path{siteIndex})
+		switch {
+		case errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrSymlink) || errors.Is(err, tree.ErrNotDir):
+			h.fail(w, http.StatusNotFound, "404 page not found") // no listings
+			return
+		case err != nil:
+			h.storeFailed(w, ctx, "site lookup", err)
+			return
+		}
+		if res.Entry.Kind != tree.KindFile {
+			h.fail(w, http.StatusNotFound, "404 page not found")
+			return
+		}
+		name = siteIndex
+	case tree.KindFile:
+		if strings.HasSuffix(upath, "/") {
+			h.fail(w, http.StatusNotFound, "404 page not found")
+			return
+		}
+	default: // a symlink
+		h.fail(w, http.StatusNotFound, "404 page not found")
+		return
+	}
+	h.serveSiteFile(w, r, name, res)
+}
+
+// serveSiteFile sends a file found in the tree.
+func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name string, res tree.Result) {
+	f, ok := res.Node.(*tree.FileNode)
+	if !ok {
+		h.log.Error("site: found file without its node", "name", name)
+		h.fail(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("ETag", `"`+res.Entry.Hash.String()+`"`)
+	hdr.Set("Cache-Control", cacheNoCache) // the service worker caches
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if ct := contentType(path.Ext(name)); ct != "" {
+		hdr.Set("Content-Type", ct)
+	} // else ServeContent sniffs the first 512 bytes
+	rd := newTreeFileReader(r.Context(), h.cfg.Store, f)
+	cw := &countingResponseWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, name, res.Entry.MTime, rd)
+	if err := rd.Err(); err != nil && r.Context().Err() == nil {
+		// The status line is gone; the client sees a short body.
+		h.log.Error("site: reading file failed mid-response", "name", name, "err", err)
+		return
+	}
+	if cw.ok() {
+		h.served("site", cw.n)
+	}
+}
+
+// redirectToDir sends a directory URL without its trailing slash to the
+// slash form, so that relative links in its index.html resolve. The
+// location is rebuilt from the parsed names, each escaped, so it is
+// always a path on this host.
+func (h *Handler) redirectToDir(w http.ResponseWriter, r *http.Request, p tree.Path) {
+	var b strings.Builder
+	for _, name := range p {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(name))
+	}
+	b.WriteByte('/')
+	if r.URL.RawQuery != "" {
+		b.WriteByte('?')
+		b.WriteString(r.URL.RawQuery)
+	}
+	hdr := w.Header()
+	hdr.Set("Location", b.String())
+	hdr.Set("Cache-Control", cacheNoCache)
+	w.WriteHeader(http.StatusMovedPermanently)
+}
+
+// notInTree answers a site path the tree does not have.
+func (h *Handler) notInTree(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Fallback != nil {
+		h.cfg.Fallback.ServeHTTP(w, r)
+		return
+	}
+	h.fail(w, http.StatusNotFound, "404 page not found")
+}
+
+// webTypes are the types of the web's common file kinds, fixed here so
+// that a site looks the same whatever /etc/mime.types the node has
+// (Debian's maps .webm to audio/webm, which makes browsers show an audio
+// player for a video).
+var webTypes = map[string]string{
+	".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
+	".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
+	".json": "application/json", ".map": "application/json", ".wasm": "application/wasm",
+	".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+	".gif": "image/gif", ".webp": "image/webp", ".avif": "image/avif", ".ico": "image/x-icon",
+	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".otf": "font/otf",
+	".webm": "video/webm", ".mp4": "video/mp4", ".m4v": "video/mp4", ".ogv": "video/ogg",
+	".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
+	".txt": "text/plain; charset=utf-8", ".xml": "application/xml", ".pdf": "application/pdf",
+	".webmanifest": "application/manifest+json",
+}
+
+func contentType(ext string) string {
+	if ct, ok := webTypes[strings.ToLower(ext)]; ok {
+		return ct
+	}
+	return mime.TypeByExtension(ext)
+}

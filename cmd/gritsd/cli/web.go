@@ -34,6 +34,7 @@ type webFlags struct {
 	proxyPrefixes                                                   stringList
 	injectSW                                                        *bool
 	watchQuiet                                                      *time.Duration
+	rateLimit                                                       *float64
 }
 
 func addWebFlags(c *cmdContext) *webFlags {
@@ -47,6 +48,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 		injectSW:    c.flags.Bool("inject-sw", false, "origin with --upstream: add the service worker's registration script to the app's HTML pages"),
 		watch:       c.flags.String("watch", "", "origin: re-import this directory into the tree whenever it changes"),
 		watchQuiet:  c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
+		rateLimit:   c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
 	}
 	c.flags.Var(&w.proxyPrefixes, "proxy-prefix", "origin with --upstream: always proxy paths under this prefix (repeatable), e.g. /api/")
 	return w
@@ -157,10 +159,12 @@ func listenWeb(ctx context.Context, c *cmdContext, d *datadir.Dir, w *webFlags, 
 func (wb *web) start(c *cmdContext, d *datadir.Dir, w *webFlags, store tree.Getter, roots transport.Roots, swarm *membership.Swarm) error {
 	origin := d.Config.Role == datadir.RoleOrigin
 	cfg := gateway.Config{
-		Store:  store,
-		Latest: roots.Latest,
-		Site:   origin,
-		Logger: c.logger.With("component", "gateway"),
+		Store:     store,
+		Latest:    roots.Latest,
+		Site:      origin,
+		Logger:    c.logger.With("component", "gateway"),
+		RateLimit: *w.rateLimit,
+		RateBurst: int(2 * *w.rateLimit),
 		Peers: func() []gateway.Peer {
 			var ps []gateway.Peer
 			for _, m := range swarm.Alive() {

@@ -1,0 +1,86 @@
+// Command bench runs grits' benchmark suite on this machine and writes
+// a table (stdout), JSON and an SVG chart:
+//
+//	go run ./bench [-out DIR] [-quick]
+//
+// Gateway: block GETs over HTTP/2 from gritsd and from nginx serving the
+// same bytes as files from disk, with the same load generator (h2load,
+// from Debian's nghttp2-client) in the same run; and over HTTP/3 from
+// gritsd with a Go load client (nginx from Debian has no HTTP/3). Every
+// figure is reported beside its baseline from the same run, because
+// absolute numbers on shared machines are noise.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one measured row.
+type Result struct {
+	Suite    string  `json:"suite"`
+	Case     string  `json:"case"`
+	Server   string  `json:"server"`
+	Protocol string  `json:"protocol"`
+	Requests int     `json:"requests"`
+	ReqPerS  float64 `json:"req_per_s"`
+	MBPerS   float64 `json:"mb_per_s"`
+	// Ratio is ReqPerS over the baseline row's (nginx, HTTP/2, same case).
+	Ratio float64 `json:"ratio_vs_baseline"`
+}
+
+func main() {
+	out := flag.String("out", "bench-results", "directory for results.json and chart.svg")
+	quick := flag.Bool("quick", false, "fewer requests (a smoke run)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *out, *quick); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out string, quick bool) error {
+	work, err := os.MkdirTemp("", "grits-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	// nginx's workers run as an unprivileged user: they must read it.
+	if err := os.Chmod(work, 0o755); err != nil {
+		return err
+	}
+	results, err := gatewaySuite(ctx, work, quick)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "suite\tcase\tserver\tprotocol\trequests\treq/s\tMB/s\tvs nginx h2\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.2fx\t\n", r.Suite, r.Case, r.Server, r.Protocol, r.Requests, r.ReqPerS, r.MBPerS, r.Ratio)
+	}
+	tw.Flush()
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(struct {
+		Time    time.Time `json:"time"`
+		Results []Result  `json:"results"`
+	}{time.Now().UTC(), results}, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "results.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "chart.svg"), chart(results), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s and %s\n", filepath.Join(out, "results.json"), filepath.Join(out, "chart.svg"))
+	return nil
+}

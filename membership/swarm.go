@@ -57,11 +57,11 @@ func (p Profile) config() (*memberlist.Config, error) {
 		// Fast, but with room for a loaded test machine (the race
 		// detector, twenty nodes on two cores): a probe timeout shorter
 		// than a scheduling hiccup makes healthy nodes flap.
-		c.ProbeInterval = 300 * time.Millisecond
-		c.ProbeTimeout = 250 * time.Millisecond
+		c.ProbeInterval = 500 * time.Millisecond
+		c.ProbeTimeout = 400 * time.Millisecond
 		c.GossipInterval = 50 * time.Millisecond
 		c.PushPullInterval = 2 * time.Second
-		c.SuspicionMult = 3
+		c.SuspicionMult = 4
 		c.RetransmitMult = 3
 		c.TCPTimeout = 2 * time.Second
 		return c, nil

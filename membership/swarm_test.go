@@ -21,10 +21,10 @@ func TestClusterRootsReachEveryNode(t *testing.T) {
 	for range 3 {
 		c.add(RoleStorage, nil, []string{"/"})
 	}
-	c.waitConverged(40 * time.Second)
+	c.waitConverged(60 * time.Second)
 	for i := range 3 {
 		r := c.publish(map[string][]byte{fmt.Sprintf("v%d/index.html", i): []byte(fmt.Sprintf("<h1>version %d</h1>", i))})
-		c.waitRoot(r, 10*time.Second)
+		c.waitRoot(r, 30*time.Second)
 	}
 	// Every node's log is one unbroken chain of the same roots.
 	want := c.origin.log.Roots()
@@ -40,19 +40,19 @@ func TestOfflineNodeCatchesUpThroughTheChain(t *testing.T) {
 	c := newCluster(t)
 	v := c.add(RoleVolunteer, nil, nil)
 	other := c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(10 * time.Second)
+	c.waitConverged(30 * time.Second)
 	r1 := c.publish(map[string][]byte{"a": []byte("one")})
-	c.waitRoot(r1, 10*time.Second)
+	c.waitRoot(r1, 30*time.Second)
 	v.kill()
 	var last tree.Root
 	for i := range 3 {
 		last = c.publish(map[string][]byte{"a": fmt.Appendf(nil, "v%d", i+2)})
 	}
-	c.waitRoot(last, 10*time.Second)
+	c.waitRoot(last, 30*time.Second)
 	_ = other
 	v.start() // same key, same log: the node comes back as itself
-	c.waitConverged(10 * time.Second)
-	c.waitRoot(last, 10*time.Second)
+	c.waitConverged(30 * time.Second)
+	c.waitRoot(last, 30*time.Second)
 	roots := v.log.Roots()
 	for i := 1; i < len(roots); i++ {
 		if roots[i].Seq != roots[i-1].Seq+1 || roots[i].Prev != roots[i-1].Hash() {
@@ -68,10 +68,10 @@ func TestForgedAndOldRootsAreDropped(t *testing.T) {
 	c := newCluster(t)
 	v := c.add(RoleVolunteer, nil, nil)
 	w := c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(10 * time.Second)
+	c.waitConverged(30 * time.Second)
 	r1 := c.publish(map[string][]byte{"a": []byte("one")})
 	r2 := c.publish(map[string][]byte{"a": []byte("two")})
-	c.waitRoot(r2, 10*time.Second)
+	c.waitRoot(r2, 30*time.Second)
 
 	// A member gossips a root signed by another key, and the old root.
 	_, otherKey, _ := generateKey()
@@ -91,7 +91,7 @@ func TestForgedAndOldRootsAreDropped(t *testing.T) {
 	}
 	// A later real root still arrives, and nothing forged got in.
 	r3 := c.publish(map[string][]byte{"b": []byte("three")})
-	c.waitRoot(r3, 10*time.Second)
+	c.waitRoot(r3, 30*time.Second)
 	for _, n := range c.live() {
 		for _, r := range n.log.Roots() {
 			if r.Hash() == forged.Hash() {
@@ -107,10 +107,10 @@ func TestKilledNodeIsMarkedDeadAndComesBack(t *testing.T) {
 	for range 4 {
 		vs = append(vs, c.add(RoleVolunteer, nil, nil))
 	}
-	c.waitConverged(10 * time.Second)
+	c.waitConverged(30 * time.Second)
 	victim := vs[0]
 	victim.kill()
-	eventually(t, 15*time.Second, "the killed node is marked dead everywhere", func() error {
+	eventually(t, 40*time.Second, "the killed node is marked dead everywhere", func() error {
 		for _, n := range c.live() {
 			for _, m := range n.swarm.Members() {
 				if m.ID == victim.id && m.State != StateDead {
@@ -122,7 +122,7 @@ func TestKilledNodeIsMarkedDeadAndComesBack(t *testing.T) {
 	})
 	// Its blocks are still served: placement moves on to the live nodes.
 	r := c.publish(map[string][]byte{"big": randomData(200 << 10)})
-	c.waitRoot(r, 10*time.Second)
+	c.waitRoot(r, 30*time.Second)
 	for _, n := range c.live() {
 		if n.role == RoleOrigin {
 			continue
@@ -134,18 +134,18 @@ func TestKilledNodeIsMarkedDeadAndComesBack(t *testing.T) {
 		}
 	}
 	victim.start()
-	c.waitConverged(10 * time.Second)
-	c.waitRoot(r, 10*time.Second)
+	c.waitConverged(30 * time.Second)
+	c.waitRoot(r, 30*time.Second)
 }
 
 func TestPullThroughCoalescesConcurrentRequests(t *testing.T) {
 	c := newCluster(t)
 	v := c.add(RoleVolunteer, nil, nil)
 	c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(10 * time.Second)
+	c.waitConverged(30 * time.Second)
 	data := randomData(64 << 10)
 	r := c.publish(map[string][]byte{"f": data})
-	c.waitRoot(r, 10*time.Second)
+	c.waitRoot(r, 30*time.Second)
 	res, err := tree.Lookup(context.Background(), c.origin.store, r.Tree, tree.MustParsePath("f"))
 	if err != nil {
 		t.Fatal(err)
@@ -190,11 +190,11 @@ func TestStorageNodePinsTheWholeTreeAndAdvertisesIt(t *testing.T) {
 	c := newCluster(t)
 	s := c.add(RoleStorage, nil, []string{"/"})
 	c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(10 * time.Second)
+	c.waitConverged(30 * time.Second)
 	files := map[string][]byte{"a/big": randomData(300 << 10), "a/small": []byte("small"), "b/c/d": randomData(40 << 10)}
 	r := c.publish(files)
-	c.waitRoot(r, 10*time.Second)
-	eventually(t, 15*time.Second, "the origin sees the storage node complete", func() error {
+	c.waitRoot(r, 30*time.Second)
+	eventually(t, 40*time.Second, "the origin sees the storage node complete", func() error {
 		for _, m := range c.origin.swarm.Members() {
 			if m.ID == s.id {
 				if m.Meta.Complete != r.Seq || m.Meta.Lacking != 0 {
@@ -225,7 +225,7 @@ func TestStorageNodePinsTheWholeTreeAndAdvertisesIt(t *testing.T) {
 	// A change syncs only the difference.
 	before := s.fetcher.Stats()
 	r2 := c.publish(map[string][]byte{"b/c/e": []byte("new")})
-	eventually(t, 15*time.Second, "second sync", func() error {
+	eventually(t, 40*time.Second, "second sync", func() error {
 		if s.keeper.Complete() != r2.Seq {
 			return fmt.Errorf("complete %d", s.keeper.Complete())
 		}
@@ -244,10 +244,10 @@ func TestVolunteersWarmTheBlocksTheyAreHomeFor(t *testing.T) {
 	for range 3 {
 		vols = append(vols, c.add(RoleVolunteer, nil, nil))
 	}
-	c.waitConverged(10 * time.Second)
+	c.waitConverged(30 * time.Second)
 	data := randomData(1 << 20)
 	r := c.publish(map[string][]byte{"media/video.mp4": data})
-	c.waitRoot(r, 10*time.Second)
+	c.waitRoot(r, 30*time.Second)
 	res, err := tree.Lookup(context.Background(), c.origin.store, r.Tree, tree.MustParsePath("media/video.mp4"))
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func TestVolunteersWarmTheBlocksTheyAreHomeFor(t *testing.T) {
 	for _, v := range vols {
 		byID[v.id] = v
 	}
-	eventually(t, 20*time.Second, "every chunk warmed at its home nodes", func() error {
+	eventually(t, 40*time.Second, "every chunk warmed at its home nodes", func() error {
 		for _, h := range chunks {
 			homes := vols[0].swarm.Homes(h)
 			if len(homes) != 2 {
@@ -293,9 +293,9 @@ func TestVolunteersWarmTheBlocksTheyAreHomeFor(t *testing.T) {
 func TestMemberRequestsCannotLoop(t *testing.T) {
 	c := newCluster(t)
 	vols := []*node{c.add(RoleVolunteer, nil, nil), c.add(RoleVolunteer, nil, nil), c.add(RoleVolunteer, nil, nil)}
-	c.waitConverged(10 * time.Second)
+	c.waitConverged(30 * time.Second)
 	r := c.publish(map[string][]byte{"f": randomData(200 << 10)})
-	c.waitRoot(r, 10*time.Second)
+	c.waitRoot(r, 30*time.Second)
 	// A block that one volunteer is not home for.
 	var h blockstore.Hash
 	var outsider *node

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -31,7 +32,7 @@ const DefaultHTTPS = ":8443"
 // webFlags are serve's flags for the browser side.
 type webFlags struct {
 	https, tlsCert, tlsKey, acmeDomains, acmeEmail, upstream, watch *string
-	proxyPrefixes                                                   stringList
+	proxyPrefixes, trustedProxies                                   stringList
 	injectSW                                                        *bool
 	watchQuiet                                                      *time.Duration
 	rateLimit                                                       *float64
@@ -50,6 +51,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 		watchQuiet:  c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
 		rateLimit:   c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
 	}
+	c.flags.Var(&w.trustedProxies, "trusted-proxy", "address or CIDR of a reverse proxy in front of this node whose X-Forwarded-For is believed for rate limits (repeatable); others' is ignored")
 	c.flags.Var(&w.proxyPrefixes, "proxy-prefix", "origin with --upstream: always proxy paths under this prefix (repeatable), e.g. /api/")
 	return w
 }
@@ -205,6 +207,17 @@ func (wb *web) start(c *cmdContext, d *datadir.Dir, w *webFlags, store tree.Gett
 		cfg.Fallback = proxy
 	} else if len(w.proxyPrefixes) > 0 || *w.injectSW {
 		return usagef("--proxy-prefix and --inject-sw need --upstream")
+	}
+	for _, p := range w.trustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return usagef("--trusted-proxy %q: want an address or CIDR", p)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
 	}
 	h, err := gateway.NewHandler(cfg)
 	if err != nil {

@@ -1126,7 +1126,7 @@ func TestDemoCommand(t *testing.T) {
 			return nil
 		})
 	}
-	origin := fmt.Sprintf("https://localhost:%d", port)
+	origin := fmt.Sprintf("https://127.0.0.1:%d", port)
 	waitFor("\"  open "+origin+"/\"", 90*time.Second, func(s string) bool {
 		return strings.Contains(s, "\n  open "+origin+"/\n")
 	})
@@ -1162,7 +1162,7 @@ func TestDemoCommand(t *testing.T) {
 		t.Fatalf("demo origin /grits/v1/root: %v", err)
 	}
 	// The volunteer: the same certificate, the same root.
-	vol := fmt.Sprintf("https://localhost:%d", port+1)
+	vol := fmt.Sprintf("https://127.0.0.1:%d", port+1)
 	resp, body = c.get(t, vol+"/grits/v1/root")
 	if gwWant(t, "demo volunteer /grits/v1/root", resp, body, http.StatusOK) {
 		r, err := tree.DecodeRoot(body)

@@ -101,7 +101,10 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	dirs := []string{o, v1, v2}
 	urls := make([]string, 3)
 	serve := func(i int) (string, error) {
-		urls[i] = "https://localhost:" + strconv.Itoa(*port+i)
+		// 127.0.0.1, not localhost: the nodes listen on IPv4 loopback,
+		// and a browser told to use HTTP/3 for "localhost" tries ::1
+		// over UDP with no fallback to IPv4.
+		urls[i] = "https://127.0.0.1:" + strconv.Itoa(*port+i)
 		ready := make(chan string, 1)
 		w := &lineWatch{prefix: "listening on ", found: ready}
 		args := []string{"--data", dirs[i], "serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--gossip-profile", "local",

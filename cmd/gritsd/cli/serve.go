@@ -358,7 +358,7 @@ func nodeStatus(d *datadir.Dir, s *membership.Swarm, f *membership.Fetcher, srv 
 	st.Served = ServedStats{Requests: ss.Requests, Blocks: ss.Blocks, Lookups: ss.Lookups, Bytes: ss.BytesSent, Refused: ss.Refused}
 	if wb != nil {
 		st.URL = wb.url
-		st.Served.HTTPRequests, st.Served.HTTPBytes = wb.requests.Load(), wb.bytes.Load()
+		st.Served.HTTPRequests, st.Served.HTTPBytes, st.Served.HTTP3Requests = wb.requests.Load(), wb.bytes.Load(), wb.h3.Load()
 	}
 	var seq uint64
 	if r, ok := roots.Latest(); ok {

@@ -53,8 +53,9 @@ type ServedStats struct {
 	Bytes    int64 `json:"bytes"`
 	Refused  int64 `json:"refused_connections"`
 	// Over HTTPS/HTTP3 to browsers.
-	HTTPRequests int64 `json:"http_requests"`
-	HTTPBytes    int64 `json:"http_bytes"`
+	HTTPRequests  int64 `json:"http_requests"`
+	HTTPBytes     int64 `json:"http_bytes"`
+	HTTP3Requests int64 `json:"http3_requests"`
 }
 
 // StatusMember is one member.

@@ -121,6 +121,7 @@ type web struct {
 	url      string
 	requests atomic.Int64
 	bytes    atomic.Int64
+	h3       atomic.Int64 // requests that came over HTTP/3
 }
 
 func listenWeb(ctx context.Context, c *cmdContext, d *datadir.Dir, w *webFlags, advertise, publicURL string) (*web, error) {
@@ -236,6 +237,13 @@ func (wb *web) start(c *cmdContext, d *datadir.Dir, w *webFlags, store tree.Gett
 			h.ServeHTTP(rw, r)
 		})
 	}
+	inner := handler
+	handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 3 {
+			wb.h3.Add(1)
+		}
+		inner.ServeHTTP(rw, r)
+	})
 	wb.late.h.Store(&handler)
 	return nil
 }

@@ -204,6 +204,7 @@ error_log %[1]s/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 1000000;
   sendfile on;
   tcp_nopush on;
   default_type application/octet-stream;

@@ -4,6 +4,6 @@
 (function () {
   if (!('serviceWorker' in navigator)) return;
   navigator.serviceWorker
-    .register('/grits-sw.js', { scope: '__GRITS_SCOPE__', updateViaCache: 'none' })
+    .register('/grits-sw.js', { scope: '__GRITS_SCOPE__', type: 'module', updateViaCache: 'none' })
     .catch(function (err) { console.warn('grits: service worker not registered:', err); });
 })();

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-//go:embed grits-sw.js register.js
+//go:embed grits-sw.js register.js js/blake3.js js/grits.js
 var files embed.FS
 
 // Paths the origin serves the scripts at. The worker's path decides its
@@ -18,6 +18,9 @@ var files embed.FS
 const (
 	WorkerPath   = "/grits-sw.js"
 	RegisterPath = "/grits/v1/register.js"
+	// ModulePath is where the worker's modules (BLAKE3, verification)
+	// are served from; the worker imports them by these paths.
+	ModulePath = "/grits/v1/js/"
 )
 
 // Settings are written into the worker the origin serves.
@@ -49,5 +52,13 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	}
 	cfg := fmt.Appendf(nil, "const GRITS_CONFIG = {siteKey: %q, scope: %q};\n", s.SiteKey, s.Scope)
 	r = bytes.ReplaceAll(r, []byte("__GRITS_SCOPE__"), []byte(s.Scope))
-	return map[string][]byte{WorkerPath: append(cfg, w...), RegisterPath: r}, nil
+	out := map[string][]byte{WorkerPath: append(cfg, w...), RegisterPath: r}
+	for _, m := range []string{"blake3.js", "grits.js"} {
+		b, err := files.ReadFile("js/" + m)
+		if err != nil {
+			return nil, err
+		}
+		out[ModulePath+m] = b
+	}
+	return out, nil
 }

@@ -29,3 +29,23 @@ func TestScriptsRefuseScopesThatBreakOutOfTheString(t *testing.T) {
 		}
 	}
 }
+
+func TestScriptsServeTheWorkersModules(t *testing.T) {
+	s, err := Scripts(Settings{SiteKey: "ed25519-00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := string(s[WorkerPath])
+	for _, m := range []string{"grits.js", "blake3.js"} {
+		if len(s[ModulePath+m]) == 0 {
+			t.Errorf("module %s not served", m)
+		}
+	}
+	// The worker imports what is served.
+	if !strings.Contains(w, "from '"+ModulePath+"grits.js'") {
+		t.Error("the worker does not import the served grits.js")
+	}
+	if !strings.Contains(string(s[ModulePath+"grits.js"]), "from './blake3.js'") {
+		t.Error("grits.js does not import blake3.js relative to itself")
+	}
+}

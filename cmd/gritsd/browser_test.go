@@ -31,36 +31,8 @@ func TestDemoInChromium(t *testing.T) {
 		t.Fatalf("%s: %v (apt-get install chromium; .ci/run does)", chromiumPath, err)
 	}
 	t.Parallel()
-	port := gwFreePorts(t)
-	dir := filepath.Join(t.TempDir(), "demo")
-	cmd := exec.Command(gritsdBin, "demo", "--port", strconv.Itoa(port), "--dir", dir)
-	cmd.Env = baseEnv()
-	var stderr lockedBuffer
-	cmd.Stderr, cmd.Stdout = &stderr, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("gritsd demo stderr:\n%s", stderr.String())
-		}
-	})
+	dir, port := startDemo(t)
 	origin := fmt.Sprintf("https://127.0.0.1:%d", port)
-	eventually(t, 90*time.Second, 100*time.Millisecond, func() error {
-		if !strings.Contains(stderr.String(), "\n  open "+origin+"/\n") {
-			return fmt.Errorf("demo has not printed its URL yet")
-		}
-		return nil
-	})
 	raw, err := os.ReadFile(filepath.Join(dir, "tls.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -116,4 +88,155 @@ func (d dataDir) mustHTTP3(t *testing.T) int64 {
 		t.Fatalf("status has no served.http3_requests (%v):\n%s", err, r.stdout)
 	}
 	return *st.Served.HTTP3
+}
+
+// httpBytes is what the daemon on d served to browsers over HTTP so far.
+func (d dataDir) httpBytes(t *testing.T) int64 {
+	t.Helper()
+	r := d.run(t, "status", "--json")
+	if r.code != 0 {
+		t.Fatalf("status: %s", r)
+	}
+	var st struct {
+		Served struct {
+			HTTPBytes int64 `json:"http_bytes"`
+		} `json:"served"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Served.HTTPBytes
+}
+
+// TestServiceWorkerFetchesFromVolunteers loads the demo twice in one
+// Chromium profile: the first visit registers the service worker, the
+// second is served through it, and the volunteers (counted on the
+// nodes) serve most of the second visit's bytes, verified by the worker.
+func TestServiceWorkerFetchesFromVolunteers(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s: %v (apt-get install chromium; .ci/run does)", chromiumPath, err)
+	}
+	t.Parallel()
+	dir, port := startDemo(t)
+	origin := fmt.Sprintf("https://127.0.0.1:%d", port)
+	raw, err := os.ReadFile(filepath.Join(dir, "tls.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(raw)
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profile := t.TempDir()
+	visit := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		b := exec.CommandContext(ctx, chromiumPath, "--headless=new", "--no-sandbox", "--disable-gpu",
+			"--user-data-dir="+profile, "--no-first-run",
+			"--ignore-certificate-errors-spki-list="+gateway.SPKIHash(leaf),
+			fmt.Sprintf("--origin-to-force-quic-on=127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port, port+1, port+2),
+			"--virtual-time-budget=8000", "--dump-dom", origin+"/")
+		var berr strings.Builder
+		b.Stderr = &berr
+		dom, err := b.Output()
+		if err != nil {
+			t.Fatalf("chromium: %v\n%s", err, berr.String())
+		}
+		if !strings.Contains(string(dom), "Welcome to the grits demo") {
+			t.Fatalf("page not rendered:\n%.2000s\n%.2000s", dom, berr.String())
+		}
+		return string(dom)
+	}
+	nodes := []dataDir{dataDir(filepath.Join(dir, "origin")), dataDir(filepath.Join(dir, "volunteer1")), dataDir(filepath.Join(dir, "volunteer2"))}
+	// The origin lists the volunteers before the worker can use them.
+	eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+		c := gwNewH2(t, gwCAPool(t, filepath.Join(dir, "origin", "ca.pem")), nil)
+		_, body := c.get(t, origin+"/grits/v1/peers")
+		if strings.Count(string(body), "https://") < 2 {
+			return fmt.Errorf("peers: %s", body)
+		}
+		return nil
+	})
+	// The first visit registers the worker; installing it (fetching its
+	// modules) may outlast that visit on a busy machine, so visit until
+	// a page is controlled by it (bounded).
+	for i := 0; !strings.Contains(visit(), `<span id="sw">active`); i++ {
+		if i == 5 {
+			t.Fatal("no visit was controlled by the service worker after 5 tries")
+		}
+	}
+	var before [3]int64
+	for i, d := range nodes {
+		before[i] = d.httpBytes(t)
+	}
+	page := visit()
+	if !strings.Contains(page, `<span id="sw">active`) {
+		t.Fatalf("the second visit is not controlled by the service worker:\n%.3000s", page)
+	}
+	var delta [3]int64
+	for i, d := range nodes {
+		delta[i] = d.httpBytes(t) - before[i]
+	}
+	vol := delta[1] + delta[2]
+	share := float64(vol) / float64(vol+delta[0])
+	t.Logf("second visit: origin %d B, volunteers %d B + %d B (%.0f%% from volunteers)", delta[0], delta[1], delta[2], 100*share)
+	if vol == 0 || share < 0.5 {
+		t.Fatalf("volunteers served %d of %d bytes of the second visit", vol, vol+delta[0])
+	}
+}
+
+// startDemo runs gritsd demo on three free ports until the test ends.
+// Ports picked free can be taken by another process before the demo
+// binds them (other tests' random ports): a start that fails on a busy
+// address is retried on new ones.
+func startDemo(t *testing.T) (dir string, port int) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		port = gwFreePorts(t)
+		dir = filepath.Join(t.TempDir(), "demo")
+		cmd := exec.Command(gritsdBin, "demo", "--port", strconv.Itoa(port), "--dir", dir)
+		cmd.Env = baseEnv()
+		stderr := &lockedBuffer{}
+		cmd.Stderr, cmd.Stdout = stderr, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		stop := func() {
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+		}
+		want := fmt.Sprintf("\n  open https://127.0.0.1:%d/\n", port)
+		deadline := time.Now().Add(90 * time.Second)
+		for !strings.Contains(stderr.String(), want) {
+			select {
+			case <-done:
+				if strings.Contains(stderr.String(), "address already in use") && attempt < 3 {
+					t.Logf("demo ports taken meanwhile; retrying: %s", stderr.String())
+					goto retry
+				}
+				t.Fatalf("demo exited:\n%s", stderr.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				stop()
+				t.Fatalf("demo printed no URL:\n%s", stderr.String())
+			}
+		}
+		t.Cleanup(func() {
+			stop()
+			if t.Failed() {
+				t.Logf("gritsd demo stderr:\n%s", stderr.String())
+			}
+		})
+		return dir, port
+	retry:
+	}
 }

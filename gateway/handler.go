@@ -119,6 +119,9 @@ type Config struct {
 	// 304) with its kind ("block", "lookup", "site" or "root") and the
 	// body bytes written (0 for HEAD and 304). It must not block.
 	OnServe func(kind string, bytes int64)
+	// OnReport, if set, takes POST /grits/v1/report: a browser telling
+	// the origin a volunteer sent data that failed verification.
+	OnReport func(client string, r Report)
 }
 
 // Validate reports a configuration NewHandler would refuse.
@@ -264,6 +267,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	default:
+		if r.Method == http.MethodPost && upath == ReportPath && h.cfg.OnReport != nil {
+			h.serveReport(w, r)
+			return
+		}
 		if !api && !isScript && h.cfg.Fallback != nil {
 			h.cfg.Fallback.ServeHTTP(w, r)
 			return
@@ -283,6 +290,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 const allowedMethods = "GET, HEAD, OPTIONS"
+
+// ReportPath is where service workers report a volunteer that sent bad
+// data (POST, JSON Report).
+const ReportPath = APIPrefix + "report"
+
+// Report is a browser's complaint about a volunteer.
+type Report struct {
+	Peer   string `json:"peer"`   // the volunteer's base URL
+	Hash   string `json:"hash"`   // what it sent wrong, if a block
+	Reason string `json:"reason"` // short text
+}
+
+// serveReport takes a report: small, JSON, passed to Config.OnReport
+// with the client's address (the rate limit above already applies).
+func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
+	var rep Report
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&rep); err != nil || rep.Peer == "" {
+		h.fail(w, http.StatusBadRequest, "want a JSON report with a peer")
+		return
+	}
+	if len(rep.Reason) > 200 {
+		rep.Reason = rep.Reason[:200]
+	}
+	if len(rep.Hash) > 80 {
+		rep.Hash = rep.Hash[:80]
+	}
+	h.cfg.OnReport(h.rateLimitClientIP(r).String(), rep)
+	w.WriteHeader(http.StatusNoContent)
+}
 
 func (h *Handler) latest() (tree.Root, bool) {
 	if h.cfg.Latest == nil {

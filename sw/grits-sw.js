@@ -8,9 +8,9 @@
 // header of every origin response), one lookup per file at a volunteer
 // chosen by rendezvous hashing, blocks of larger files fetched in order
 // with a few in flight, each verified before any of its bytes reach the
-// page, single Range requests. Not yet: peer scoring and hedging, Cache
-// Storage, reports to the origin, volunteers' roots when the origin is
-// down.
+// page, single Range requests, and a volunteer that sends bad data is
+// dropped and reported to the origin. Not yet: peer scoring and hedging,
+// Cache Storage, volunteers' roots when the origin is down.
 /* global GRITS_CONFIG */
 import * as g from '/grits/v1/js/grits.js';
 
@@ -104,6 +104,19 @@ async function volunteers() {
   return peers.filter((p) => !bad.has(p));
 }
 
+// drop stops using a volunteer that sent data that failed verification,
+// for the rest of the worker's life, and tells the origin once.
+function drop(peer, hash, reason) {
+  if (bad.has(peer)) return;
+  bad.add(peer);
+  console.warn('grits: dropping volunteer', peer, reason);
+  fetch('/grits/v1/report', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ peer, hash: hash || '', reason: String(reason).slice(0, 200) }),
+  }).catch(() => {});
+}
+
 // ranked orders volunteers for a key by rendezvous hashing: the same
 // file goes to the same volunteer (its cache is warm), and the next one
 // takes over when it fails.
@@ -139,7 +152,7 @@ async function lookup(r, path) {
       lookups.set(key, v);
       return v;
     } catch (err) {
-      if (err instanceof g.GritsError) bad.add(peer);
+      if (err instanceof g.GritsError) drop(peer, '', `lookup ${path}: ${err.message}`);
       lastErr = err;
     }
   }
@@ -159,7 +172,7 @@ async function block(h, signal) {
       if (!resp.ok) throw new Error(`block at ${peer}: ${resp.status}`);
       const data = new Uint8Array(await resp.arrayBuffer());
       if (!g.bytesEqual(g.blake3(data), h)) {
-        if (peer !== self.location.origin) bad.add(peer);
+        if (peer !== self.location.origin) drop(peer, hex, 'block does not match its hash');
         throw new Error(`block ${hex.slice(0, 15)} from ${peer} does not match its hash`);
       }
       return data;

@@ -359,6 +359,7 @@ func nodeStatus(d *datadir.Dir, s *membership.Swarm, f *membership.Fetcher, srv 
 	if wb != nil {
 		st.URL = wb.url
 		st.Served.HTTPRequests, st.Served.HTTPBytes, st.Served.HTTP3Requests = wb.requests.Load(), wb.bytes.Load(), wb.h3.Load()
+		st.Reports = wb.reportList()
 	}
 	var seq uint64
 	if r, ok := roots.Latest(); ok {

@@ -35,6 +35,17 @@ type Status struct {
 	// Upstream is what this node fetched from the swarm.
 	Upstream membership.FetchStats `json:"upstream"`
 	Served   ServedStats           `json:"served"`
+	// Reports are browsers' complaints about volunteers (origin only).
+	Reports []StatusReport `json:"reports,omitempty"`
+}
+
+// StatusReport sums the reports about one volunteer.
+type StatusReport struct {
+	Peer   string    `json:"peer"`
+	Count  int       `json:"count"`
+	Last   time.Time `json:"last"`
+	Reason string    `json:"reason"`
+	Hash   string    `json:"hash,omitempty"`
 }
 
 // StatusRoot is the current root.
@@ -216,6 +227,9 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", id, m.Role, m.State, m.Since.Format("15:04:05"), m.RootSeq, complete, lacking, m.Addr, m.URL)
 	}
 	tw.Flush()
+	for _, r := range st.Reports {
+		fmt.Fprintf(w, "REPORTED %s: %d times by browsers, last %s: %s %s\n", r.Peer, r.Count, r.Last.Format("15:04:05"), r.Reason, r.Hash)
+	}
 	fmt.Fprintf(w, "served %d grits/1 requests (%s) and %d HTTP requests (%s); fetched %d blocks (%s) from the swarm\n",
 		st.Served.Requests, humanBytes(st.Served.Bytes), st.Served.HTTPRequests, humanBytes(st.Served.HTTPBytes), st.Upstream.Fetched, humanBytes(st.Upstream.Bytes))
 }

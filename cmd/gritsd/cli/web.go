@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,6 +123,41 @@ type web struct {
 	requests atomic.Int64
 	bytes    atomic.Int64
 	h3       atomic.Int64 // requests that came over HTTP/3
+
+	mu      sync.Mutex
+	reports map[string]*StatusReport // by volunteer URL
+}
+
+// maxReported bounds the volunteers the origin keeps reports about.
+const maxReported = 256
+
+func (wb *web) report(c *cmdContext, client string, r gateway.Report) {
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	if wb.reports == nil {
+		wb.reports = map[string]*StatusReport{}
+	}
+	rep, ok := wb.reports[r.Peer]
+	if !ok {
+		if len(wb.reports) >= maxReported {
+			return
+		}
+		rep = &StatusReport{Peer: r.Peer}
+		wb.reports[r.Peer] = rep
+	}
+	rep.Count++
+	rep.Last, rep.Reason, rep.Hash = time.Now(), r.Reason, r.Hash
+	c.logger.Warn("a browser reports a volunteer", "peer", r.Peer, "reason", r.Reason, "hash", r.Hash, "client", client)
+}
+
+func (wb *web) reportList() []StatusReport {
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	var out []StatusReport
+	for _, r := range wb.reports {
+		out = append(out, *r)
+	}
+	return out
 }
 
 func listenWeb(ctx context.Context, c *cmdContext, d *datadir.Dir, w *webFlags, advertise, publicURL string) (*web, error) {
@@ -183,6 +219,7 @@ func (wb *web) start(c *cmdContext, d *datadir.Dir, w *webFlags, store tree.Gett
 		},
 	}
 	if origin {
+		cfg.OnReport = func(client string, r gateway.Report) { wb.report(c, client, r) }
 		scripts, err := sw.Scripts(sw.Settings{SiteKey: d.Config.SiteKey.String()})
 		if err != nil {
 			return err

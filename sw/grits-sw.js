@@ -9,8 +9,9 @@
 // chosen by rendezvous hashing, blocks of larger files fetched in order
 // with a few in flight, each verified before any of its bytes reach the
 // page, single Range requests, and a volunteer that sends bad data is
-// dropped and reported to the origin. Not yet: peer scoring and hedging,
-// Cache Storage, volunteers' roots when the origin is down.
+// dropped and reported to the origin. With the origin down, pages come
+// from the swarm under the newest valid root volunteers offer. Not yet:
+// peer scoring and hedging, a Cache Storage block cache.
 /* global GRITS_CONFIG */
 import * as g from '/grits/v1/js/grits.js';
 
@@ -36,8 +37,18 @@ self.addEventListener('fetch', (event) => {
   if (url.origin !== self.location.origin || url.pathname.startsWith('/grits/') || url.pathname === '/grits-sw.js') return;
   if (req.mode === 'navigate') {
     // Pages come from the origin (it may be an app); their Grits-Root
-    // header keeps the root fresh at no extra round trip.
-    event.respondWith(fetch(req).then((resp) => { noteRoot(resp); return resp; }));
+    // header keeps the root fresh at no extra round trip. When the
+    // origin is unreachable, the swarm serves the pages it holds, under
+    // the newest valid root the volunteers offer.
+    event.respondWith(fetch(req).then((resp) => { noteRoot(resp); return resp; }, async (err) => {
+      await rootFromVolunteers().catch(() => {});
+      try {
+        return await fromSwarm(req, url);
+      } catch (err2) {
+        console.warn('grits: origin unreachable and the swarm cannot serve', url.pathname, err2.message);
+        throw err;
+      }
+    }));
     return;
   }
   event.respondWith(serve(req, url));
@@ -63,7 +74,44 @@ function noteRoot(resp) {
   acceptRoot(bytes).catch((err) => console.warn('grits: root refused', err.message));
 }
 
-async function acceptRoot(bytes) {
+// The worker keeps its last root and volunteer list in Cache Storage, so
+// that after a browser restart with the origin down it still knows whom
+// to ask and never accepts an older root than it had.
+const STATE = 'grits-state-v1';
+
+async function saveState(name, body) {
+  try {
+    const c = await caches.open(STATE);
+    await c.put(new Request(`/grits-state/${name}`), new Response(body));
+  } catch (err) {
+    console.debug('grits: state not saved', err.message);
+  }
+}
+
+async function loadState(name) {
+  try {
+    const c = await caches.open(STATE);
+    const r = await c.match(`/grits-state/${name}`);
+    return r ? new Uint8Array(await r.arrayBuffer()) : null;
+  } catch {
+    return null;
+  }
+}
+
+let restored = null;
+function restore() {
+  if (!restored) {
+    restored = (async () => {
+      const b = await loadState('root');
+      if (b) await acceptRoot(b, false).catch(() => {});
+      const p = await loadState('peers');
+      if (p && peers.length === 0) peers = JSON.parse(new TextDecoder().decode(p));
+    })();
+  }
+  return restored;
+}
+
+async function acceptRoot(bytes, save = true) {
   const r = await g.verifyRoot(g.decodeRoot(bytes), SITE_KEY, Date.now());
   if (root) {
     try {
@@ -74,30 +122,60 @@ async function acceptRoot(bytes) {
     }
   }
   root = r;
+  if (save) saveState('root', r.bytes);
   return root;
 }
 
 async function currentRoot() {
+  await restore();
   if (root && BigInt(Math.floor(Date.now() / 1000)) < root.expires) return root;
   if (!rootPromise) {
     rootPromise = (async () => {
-      const resp = await fetch('/grits/v1/root', { cache: 'no-store' });
-      if (!resp.ok) throw new Error(`origin root: ${resp.status}`);
-      return acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+      try {
+        const resp = await fetch('/grits/v1/root', { cache: 'no-store' });
+        if (!resp.ok) throw new Error(`origin root: ${resp.status}`);
+        return await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+      } catch (err) {
+        return rootFromVolunteers(); // the origin is down: ask the swarm
+      }
     })().finally(() => { rootPromise = null; });
   }
   return rootPromise;
 }
 
+// rootFromVolunteers takes the newest root that verifies among those the
+// volunteers offer (signature, expiry, never older than the one held).
+async function rootFromVolunteers() {
+  await restore();
+  const offers = await Promise.allSettled((await volunteers()).map(async (peer) => {
+    const resp = await fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store' });
+    if (!resp.ok) throw new Error(`root at ${peer}: ${resp.status}`);
+    return g.verifyRoot(g.decodeRoot(new Uint8Array(await resp.arrayBuffer())), SITE_KEY, Date.now());
+  }));
+  const valid = offers.filter((o) => o.status === 'fulfilled').map((o) => o.value).sort((a, b) => (a.seq < b.seq ? 1 : -1));
+  for (const r of valid) {
+    try {
+      return await acceptRoot(r.bytes);
+    } catch (err) {
+      console.warn('grits: root from a volunteer refused', err.message);
+    }
+  }
+  if (root) return root;
+  throw new Error('no valid root from the origin or any volunteer');
+}
+
 async function volunteers() {
+  await restore();
   if (Date.now() - peersAt > PEERS_TTL_MS) {
     try {
       const resp = await fetch('/grits/v1/peers', { cache: 'no-store' });
       if (resp.ok) {
         peers = (await resp.json()).map((p) => p.url.replace(/\/$/, '')).filter((u) => u.startsWith('https://'));
         peersAt = Date.now();
+        saveState('peers', JSON.stringify(peers));
       }
     } catch (err) {
+      peersAt = Date.now() - PEERS_TTL_MS + 5000; // origin down: retry in 5 s, use the known list meanwhile
       console.warn('grits: peers', err.message);
     }
   }

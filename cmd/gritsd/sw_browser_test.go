@@ -52,51 +52,144 @@ const checkPage = `<!doctype html><html><head><meta charset="utf-8">
 })();
 </script></body></html>`
 
-// TestServiceWorkerSurvivesACorruptVolunteer: one of two volunteers is
-// reached through a proxy that flips a byte in every block it passes.
-// The page still gets every file byte-exact through the service worker,
-// and the origin hears from the browser which volunteer lied.
-func TestServiceWorkerSurvivesACorruptVolunteer(t *testing.T) {
+// swSite is an origin serving a fixture site with one certificate for
+// every node (accepted by Chromium through its SPKI hash), volunteers
+// enrolled on demand, and a Chromium profile that persists across visits.
+type swSite struct {
+	t         *testing.T
+	o         dataDir
+	origin    *server
+	originURL string
+	leaf      tls.Certificate
+	pool      *x509.CertPool
+	tlsFlags  []string
+	profile   string
+	lastLog   string
+}
+
+func newSWSite(t *testing.T, files map[string][]byte) *swSite {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s: %v (apt-get install chromium; .ci/run does)", chromiumPath, err)
-	}
-	// Not parallel: a browser starved of CPU by other browsers may not
-	// finish installing the worker within a visit.
-	files := map[string][]byte{
-		"/index.html":    []byte(checkPage),
-		"/media/big.bin": randBytes(7, 2<<20), // 8 blocks
-		"/css/site.css":  bytes.Repeat([]byte("body { color: #123 }\n"), 200),
-		"/js/app.js":     []byte("console.log('app');\n"),
 	}
 	src := t.TempDir()
 	for p, b := range files {
 		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
 		os.WriteFile(filepath.Join(src, p), b, 0o644)
 	}
-	o, _ := newOriginWithKey(t)
-	o.must(t, "import", src)
-
-	// One certificate for every server, accepted by Chromium by its key.
-	ca, err := gateway.LoadDevCA(string(o))
+	s := &swSite{t: t, profile: t.TempDir(), pool: x509.NewCertPool()}
+	s.o, _ = newOriginWithKey(t)
+	s.o.must(t, "import", src)
+	ca, err := gateway.LoadDevCA(string(s.o))
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
+	if s.leaf, err = ca.Issue([]string{"127.0.0.1"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	certPath, keyPath := writeLeaf(t, leaf)
-	tlsFlags := []string{"--tls-cert", certPath, "--tls-key", keyPath, "--gossip", "127.0.0.1:0", "--gossip-profile", "local"}
+	s.pool.AddCert(ca.Cert)
+	certPath, keyPath := writeLeaf(t, s.leaf)
+	s.tlsFlags = []string{"--tls-cert", certPath, "--tls-key", keyPath, "--gossip", "127.0.0.1:0", "--gossip-profile", "local"}
+	s.origin = startServe(t, s.o, s.tlsFlags...)
+	addr, _ := gwHTTPS(t, s.origin)
+	s.originURL = "https://" + addr
+	return s
+}
 
-	os_ := startServe(t, o, tlsFlags...)
-	originHTTPS, _ := gwHTTPS(t, os_)
-	enrol := func(extra ...string) *server {
-		tok := strings.TrimSpace(o.must(t, "token", "--origin-addr", os_.addr).stdout)
-		v := dataDir(filepath.Join(t.TempDir(), "volunteer"))
-		v.must(t, "join", tok)
-		return startServe(t, v, append(tlsFlags, extra...)...)
+// enrol joins a volunteer and starts it with extra serve flags.
+func (s *swSite) enrol(extra ...string) *server {
+	s.t.Helper()
+	tok := strings.TrimSpace(s.o.must(s.t, "token", "--origin-addr", s.origin.addr).stdout)
+	v := dataDir(filepath.Join(s.t.TempDir(), "volunteer"))
+	v.must(s.t, "join", tok)
+	return startServe(s.t, v, append(s.tlsFlags, extra...)...)
+}
+
+// waitPeers waits until the origin lists n volunteers, and must if set.
+func (s *swSite) waitPeers(n int, must string) {
+	s.t.Helper()
+	c := gwNewH2(s.t, s.pool, nil)
+	eventually(s.t, 30*time.Second, 200*time.Millisecond, func() error {
+		_, body, err := c.try("GET", s.originURL+"/grits/v1/peers", nil)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), must) || strings.Count(string(body), "https://") < n {
+			return fmt.Errorf("peers: %s", body)
+		}
+		return nil
+	})
+}
+
+// visit loads url in Chromium with the site's profile and returns the DOM.
+func (s *swSite) visit(url string) string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b := exec.CommandContext(ctx, chromiumPath, "--headless=new", "--no-sandbox", "--disable-gpu",
+		"--user-data-dir="+s.profile, "--no-first-run",
+		"--ignore-certificate-errors-spki-list="+gateway.SPKIHash(s.leaf.Leaf),
+		"--enable-logging=stderr", "--v=0",
+		"--virtual-time-budget=10000", "--dump-dom", url)
+	var berr strings.Builder
+	b.Stderr = &berr
+	dom, err := b.Output()
+	if err != nil {
+		s.t.Fatalf("chromium: %v\n%s", err, berr.String())
 	}
-	enrol() // an honest volunteer
+	s.lastLog = berr.String()
+	return string(dom)
+}
+
+// visitControlled visits the check page until the worker controls it and
+// it has printed its results (bounded).
+func (s *swSite) visitControlled() string {
+	s.t.Helper()
+	for i := 0; ; i++ {
+		page := s.visit(s.originURL + "/")
+		if strings.Contains(page, `<pre id="out">done;`) {
+			return page
+		}
+		if i == 5 {
+			s.t.Fatalf("no visit was controlled by the service worker:\n%.2000s\nchromium log:\n%.4000s", page, s.lastLog)
+		}
+	}
+}
+
+// checkHashes fails the test unless the page printed the SHA-256 of
+// every file but the page itself.
+func checkHashes(t *testing.T, page string, files map[string][]byte) {
+	t.Helper()
+	for p, b := range files {
+		if p == "/index.html" {
+			continue
+		}
+		sum := sha256.Sum256(b)
+		if want := p + "=" + hex.EncodeToString(sum[:]); !strings.Contains(page, want) {
+			t.Errorf("%s: wrong bytes through the worker; page says:\n%.1000s", p, page)
+		}
+	}
+}
+
+func checkFiles() map[string][]byte {
+	return map[string][]byte{
+		"/index.html":    []byte(checkPage),
+		"/media/big.bin": randBytes(7, 2<<20), // 8 blocks
+		"/css/site.css":  bytes.Repeat([]byte("body { color: #123 }\n"), 200),
+		"/js/app.js":     []byte("console.log('app');\n"),
+	}
+}
+
+// TestServiceWorkerSurvivesACorruptVolunteer: one of two volunteers is
+// reached through a proxy that flips a byte in every block it passes.
+// The page still gets every file byte-exact through the service worker,
+// and the origin hears from the browser which volunteer lied.
+// (Not parallel, like the other browser tests: a browser starved of CPU
+// by other browsers may not finish installing the worker in a visit.)
+func TestServiceWorkerSurvivesACorruptVolunteer(t *testing.T) {
+	files := checkFiles()
+	s := newSWSite(t, files)
+	s.enrol() // an honest volunteer
 
 	// The liar: a volunteer whose advertised URL is a proxy that flips a
 	// byte in each block.
@@ -105,14 +198,12 @@ func TestServiceWorkerSurvivesACorruptVolunteer(t *testing.T) {
 		t.Fatal(err)
 	}
 	liarURL := "https://" + proxyLn.Addr().String()
-	liar := enrol("--url", liarURL)
+	liar := s.enrol("--url", liarURL)
 	liarHTTPS, _ := gwHTTPS(t, liar)
 	var corrupted atomic.Int64
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
 	target, _ := url.Parse("https://" + liarHTTPS)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.pool}, ForceAttemptHTTP2: true}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if !strings.HasPrefix(resp.Request.URL.Path, "/grits/v1/block/") || resp.StatusCode != http.StatusOK {
 			return nil
@@ -132,63 +223,17 @@ func TestServiceWorkerSurvivesACorruptVolunteer(t *testing.T) {
 		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
 		return nil
 	}
-	proxy := &http.Server{Handler: rp, TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}}}
+	proxy := &http.Server{Handler: rp, TLSConfig: &tls.Config{Certificates: []tls.Certificate{s.leaf}, NextProtos: []string{"h2", "http/1.1"}}}
 	go proxy.ServeTLS(proxyLn, "", "")
 	t.Cleanup(func() { proxy.Close() })
+	s.waitPeers(2, liarURL)
 
-	originURL := "https://" + originHTTPS
-	c := gwNewH2(t, pool, nil)
-	eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
-		_, body := c.get(t, originURL+"/grits/v1/peers")
-		if !strings.Contains(string(body), liarURL) || strings.Count(string(body), "https://") < 2 {
-			return fmt.Errorf("peers: %s", body)
-		}
-		return nil
-	})
-
-	profile := t.TempDir()
-	var lastLog string
-	visit := func() string {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		b := exec.CommandContext(ctx, chromiumPath, "--headless=new", "--no-sandbox", "--disable-gpu",
-			"--user-data-dir="+profile, "--no-first-run",
-			"--ignore-certificate-errors-spki-list="+gateway.SPKIHash(leaf.Leaf),
-			"--enable-logging=stderr", "--v=0",
-			"--virtual-time-budget=10000", "--dump-dom", originURL+"/")
-		var berr strings.Builder
-		b.Stderr = &berr
-		dom, err := b.Output()
-		if err != nil {
-			t.Fatalf("chromium: %v\n%s", err, berr.String())
-		}
-		lastLog = berr.String()
-		return string(dom)
-	}
-	var page string
-	for i := 0; ; i++ {
-		page = visit()
-		if strings.Contains(page, `<pre id="out">done;`) {
-			break
-		}
-		if i == 5 {
-			t.Fatalf("no visit was controlled by the service worker:\n%.2000s\nchromium log:\n%.4000s", page, lastLog)
-		}
-	}
-	for p, b := range files {
-		if p == "/index.html" {
-			continue
-		}
-		sum := sha256.Sum256(b)
-		if want := p + "=" + hex.EncodeToString(sum[:]); !strings.Contains(page, want) {
-			t.Errorf("%s: wrong bytes through the worker; page says:\n%.1000s", p, page)
-		}
-	}
+	checkHashes(t, s.visitControlled(), files)
 	if corrupted.Load() == 0 {
 		t.Fatal("the liar was never asked for a block: the test proved nothing")
 	}
 	eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
-		r := o.run(t, "status", "--json")
+		r := s.o.run(t, "status", "--json")
 		var st struct {
 			Reports []struct {
 				Peer  string `json:"peer"`
@@ -206,6 +251,31 @@ func TestServiceWorkerSurvivesACorruptVolunteer(t *testing.T) {
 		return fmt.Errorf("no report about %s: %s", liarURL, r.stdout)
 	})
 	t.Logf("the liar corrupted %d blocks; every file arrived intact and the origin got a report", corrupted.Load())
+}
+
+// TestServiceWorkerServesWithTheOriginDown: after a visit, the origin
+// stops; the next visit (a new browser process with the same profile)
+// still gets the page and every file, byte-exact, from the volunteers
+// under a root the worker kept or the volunteers offered.
+func TestServiceWorkerServesWithTheOriginDown(t *testing.T) {
+	files := checkFiles()
+	s := newSWSite(t, files)
+	s.enrol()
+	s.enrol()
+	s.waitPeers(2, "")
+	checkHashes(t, s.visitControlled(), files)
+
+	s.origin.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.origin.exited:
+	case <-time.After(serveStopTimeout):
+		t.Fatal("origin did not stop")
+	}
+	page := s.visitControlled()
+	if !strings.Contains(page, "done;") {
+		t.Fatalf("page with the origin down:\n%.2000s", page)
+	}
+	checkHashes(t, page, files)
 }
 
 func writeLeaf(t *testing.T, c tls.Certificate) (string, string) {

@@ -19,6 +19,15 @@ const SITE_KEY = g.parsePublicKey(GRITS_CONFIG.siteKey);
 const LOOKUP_CACHE_MAX = 2000;
 const PREFETCH = 4;
 const PEERS_TTL_MS = 30_000;
+// A volunteer that has not answered in this time is passed over for the
+// next one (and finally the origin): a hanging volunteer costs a page
+// this much, not forever.
+const PEER_TIMEOUT_MS = 3000;
+
+function deadline(signal) {
+  const t = AbortSignal.timeout(PEER_TIMEOUT_MS);
+  return signal ? AbortSignal.any([signal, t]) : t;
+}
 
 let root = null; // the newest verified root
 let rootPromise = null;
@@ -148,7 +157,7 @@ async function currentRoot() {
 async function rootFromVolunteers() {
   await restore();
   const offers = await Promise.allSettled((await volunteers()).map(async (peer) => {
-    const resp = await fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store' });
+    const resp = await fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: deadline() });
     if (!resp.ok) throw new Error(`root at ${peer}: ${resp.status}`);
     return g.verifyRoot(g.decodeRoot(new Uint8Array(await resp.arrayBuffer())), SITE_KEY, Date.now());
   }));
@@ -222,7 +231,7 @@ async function lookup(r, path) {
   let lastErr;
   for (const peer of list.slice(0, 2)) {
     try {
-      const resp = await fetch(`${peer}/grits/v1/lookup/${g.formatHash(r.tree)}${enc}`, { mode: 'cors', cache: 'no-store' });
+      const resp = await fetch(`${peer}/grits/v1/lookup/${g.formatHash(r.tree)}${enc}`, { mode: 'cors', cache: 'no-store', signal: deadline() });
       if (!resp.ok) throw new Error(`lookup at ${peer}: ${resp.status}`);
       const result = g.decodeLookupFrame(new Uint8Array(await resp.arrayBuffer()));
       const v = await g.verifyLookup(result, { path, treeHash: r.tree, siteKey: SITE_KEY, now: Date.now() });
@@ -246,7 +255,9 @@ async function block(h, signal) {
   let lastErr;
   for (const peer of list) {
     try {
-      const resp = await fetch(`${peer}/grits/v1/block/${hex}`, { mode: 'cors', signal });
+      // The origin gets no deadline: it is the last resort.
+      const s = peer === self.location.origin ? signal : deadline(signal);
+      const resp = await fetch(`${peer}/grits/v1/block/${hex}`, { mode: 'cors', signal: s });
       if (!resp.ok) throw new Error(`block at ${peer}: ${resp.status}`);
       const data = new Uint8Array(await resp.arrayBuffer());
       if (!g.bytesEqual(g.blake3(data), h)) {

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -44,22 +43,12 @@ func TestDemoInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	browser := exec.CommandContext(ctx, chromiumPath, "--headless=new", "--no-sandbox", "--disable-gpu",
-		"--user-data-dir="+t.TempDir(), "--no-first-run",
-		"--ignore-certificate-errors-spki-list="+gateway.SPKIHash(leaf),
+	page, log := chromiumDump(t, t.TempDir(), []string{
+		"--ignore-certificate-errors-spki-list=" + gateway.SPKIHash(leaf),
 		fmt.Sprintf("--origin-to-force-quic-on=127.0.0.1:%d", port),
-		"--virtual-time-budget=5000", "--dump-dom", origin+"/")
-	var berr strings.Builder
-	browser.Stderr = &berr
-	dom, err := browser.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, berr.String())
-	}
-	page := string(dom)
+	}, origin+"/")
 	if !strings.Contains(page, "Welcome to the grits demo") {
-		t.Fatalf("Chromium did not render the demo page:\n%.2000s\nchromium stderr:\n%.2000s", page, berr.String())
+		t.Fatalf("Chromium did not render the demo page:\n%.2000s\nchromium stderr:\n%.2000s", page, log)
 	}
 	// status.js ran, in a context where service workers exist (HTTPS
 	// the browser trusts: a certificate error would hide the API).
@@ -132,23 +121,14 @@ func TestServiceWorkerFetchesFromVolunteers(t *testing.T) {
 	}
 	profile := t.TempDir()
 	visit := func() string {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		b := exec.CommandContext(ctx, chromiumPath, "--headless=new", "--no-sandbox", "--disable-gpu",
-			"--user-data-dir="+profile, "--no-first-run",
-			"--ignore-certificate-errors-spki-list="+gateway.SPKIHash(leaf),
+		dom, log := chromiumDump(t, profile, []string{
+			"--ignore-certificate-errors-spki-list=" + gateway.SPKIHash(leaf),
 			fmt.Sprintf("--origin-to-force-quic-on=127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port, port+1, port+2),
-			"--virtual-time-budget=8000", "--dump-dom", origin+"/")
-		var berr strings.Builder
-		b.Stderr = &berr
-		dom, err := b.Output()
-		if err != nil {
-			t.Fatalf("chromium: %v\n%s", err, berr.String())
+		}, origin+"/")
+		if !strings.Contains(dom, "Welcome to the grits demo") {
+			t.Fatalf("page not rendered:\n%.2000s\n%.2000s", dom, log)
 		}
-		if !strings.Contains(string(dom), "Welcome to the grits demo") {
-			t.Fatalf("page not rendered:\n%.2000s\n%.2000s", dom, berr.String())
-		}
-		return string(dom)
+		return dom
 	}
 	nodes := []dataDir{dataDir(filepath.Join(dir, "origin")), dataDir(filepath.Join(dir, "volunteer1")), dataDir(filepath.Join(dir, "volunteer2"))}
 	// The origin lists the volunteers before the worker can use them.

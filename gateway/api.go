@@ -276,7 +276,7 @@ func (h *Handler) serveBlock(w http.ResponseWriter, r *http.Request, hash blocks
 	}
 	body, enc := data, ""
 	if r.Header.Get("Range") == "" {
-		if want := negotiateBlockEncoding(r.Header.Get("Accept-Encoding")); want != "" && compressible(data) {
+		if want := negotiateBlockEncoding(r.Header.Get("Accept-Encoding")); want != "" && proto.Compressible(data) {
 			if z, ok := h.encodeBlock(want, data); ok {
 				body, enc = z, want
 			}

@@ -72,26 +72,6 @@ func negotiateBlockEncoding(accept string) string {
 	return ""
 }
 
-// compressible is a cheap guess that spares the CPU of compressing media
-// and archives: high byte diversity in a sample means already compressed
-// (or random) data. It is transport's heuristic, so that a block is
-// compressed, or not, alike over QUIC and HTTP.
-func compressible(b []byte) bool {
-	if len(b) < 512 {
-		return false
-	}
-	sample := b[:min(len(b), 1024)]
-	var seen [256]bool
-	distinct := 0
-	for _, c := range sample {
-		if !seen[c] {
-			seen[c] = true
-			distinct++
-		}
-	}
-	return distinct < 160
-}
-
 // minBlockSavingDiv: an encoding must save at least 1/8 of the size to be
 // sent, as in proto (SPEC.md, section 7).
 const minBlockSavingDiv = 8

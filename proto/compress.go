@@ -108,3 +108,23 @@ func decompress(z []byte, limit int, limitName string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Compressible is a cheap guess that spares the CPU of compressing media
+// and archives: high byte diversity in a sample means already compressed
+// (or random) data. Servers use it for grits/1 and HTTP alike, so a block
+// is compressed, or not, the same way whichever way it travels.
+func Compressible(b []byte) bool {
+	if len(b) < 512 {
+		return false
+	}
+	sample := b[:min(len(b), 1024)]
+	var seen [256]bool
+	distinct := 0
+	for _, c := range sample {
+		if !seen[c] {
+			seen[c] = true
+			distinct++
+		}
+	}
+	return distinct < 160
+}

@@ -608,26 +608,7 @@ func (s *Server) block(ctx context.Context, h blockstore.Hash, off, n uint64, zs
 		end = off + n
 	}
 	s.blocks.Add(1)
-	return proto.NewBlock(h, off, size, data[off:end], zstdOK && compressible(data)), nil
-}
-
-// compressible is a cheap guess that spares the CPU of trying zstd on
-// media and archives: high byte diversity in a sample means already
-// compressed (or random) data.
-func compressible(b []byte) bool {
-	if len(b) < 512 {
-		return false
-	}
-	sample := b[:min(len(b), 1024)]
-	var seen [256]bool
-	distinct := 0
-	for _, c := range sample {
-		if !seen[c] {
-			seen[c] = true
-			distinct++
-		}
-	}
-	return distinct < 160
+	return proto.NewBlock(h, off, size, data[off:end], zstdOK && proto.Compressible(data)), nil
 }
 
 func (s *Server) lookup(ctx context.Context, req *proto.Lookup, w *bufio.Writer) error {
@@ -668,7 +649,7 @@ func (s *Server) lookup(ctx context.Context, req *proto.Lookup, w *bufio.Writer)
 		// A node with the proof but not the bytes still answers; the
 		// client fetches the blocks elsewhere.
 	}
-	m := proto.NewLookupResult(res.Status, proof, inline, req.AcceptZstd && compressible(inline))
+	m := proto.NewLookupResult(res.Status, proof, inline, req.AcceptZstd && proto.Compressible(inline))
 	m.Root = signed
 	return proto.WriteMessage(w, m)
 }

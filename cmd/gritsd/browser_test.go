@@ -33,15 +33,7 @@ func TestDemoInChromium(t *testing.T) {
 	// finish installing the worker within a visit.
 	dir, port := startDemo(t)
 	origin := fmt.Sprintf("https://127.0.0.1:%d", port)
-	raw, err := os.ReadFile(filepath.Join(dir, "tls.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(raw)
-	leaf, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf := demoLeaf(t, dir)
 
 	page, log := chromiumDump(t, t.TempDir(), []string{
 		"--ignore-certificate-errors-spki-list=" + gateway.SPKIHash(leaf),
@@ -110,15 +102,7 @@ func TestServiceWorkerFetchesFromVolunteers(t *testing.T) {
 	// finish installing the worker within a visit.
 	dir, port := startDemo(t)
 	origin := fmt.Sprintf("https://127.0.0.1:%d", port)
-	raw, err := os.ReadFile(filepath.Join(dir, "tls.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(raw)
-	leaf, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf := demoLeaf(t, dir)
 	profile := t.TempDir()
 	visit := func() string {
 		dom, log := chromiumDump(t, profile, []string{
@@ -224,4 +208,22 @@ func startDemo(t *testing.T) (dir string, port int) {
 		return dir, port
 	retry:
 	}
+}
+
+// demoLeaf is the certificate gritsd demo serves with, from its --dir.
+func demoLeaf(t *testing.T, dir string) *x509.Certificate {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "tls.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(raw)
+	if blk == nil {
+		t.Fatalf("%s: no PEM block", filepath.Join(dir, "tls.pem"))
+	}
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
 }

@@ -304,3 +304,23 @@ func randomData(n int) []byte {
 }
 
 func generateKey() (ed25519.PublicKey, ed25519.PrivateKey, error) { return ed25519.GenerateKey(nil) }
+
+// chunksOf lists the chunk hashes of file p in root r, from the origin's
+// store.
+func (c *cluster) chunksOf(r tree.Root, p string) []blockstore.Hash {
+	c.t.Helper()
+	ctx := context.Background()
+	res, err := tree.Lookup(ctx, c.origin.store, r.Tree, tree.MustParsePath(p))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	f := res.Node.(*tree.FileNode)
+	var chunks []blockstore.Hash
+	if err := tree.Chunks(ctx, c.origin.store, f, 0, f.Size, func(ch tree.Chunk) error {
+		chunks = append(chunks, ch.Hash)
+		return nil
+	}); err != nil {
+		c.t.Fatal(err)
+	}
+	return chunks
+}

@@ -3,15 +3,14 @@ package membership
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/grits-cdn/grits/internal/golden"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -430,26 +429,8 @@ func checkFuzzCorpus[V []byte | string](t *testing.T, fuzzer string, seeds map[s
 	dir := filepath.Join("testdata", "fuzz", fuzzer)
 	for name, v := range seeds {
 		path := filepath.Join(dir, name)
-		var want []byte
-		switch v := any(v).(type) {
-		case []byte:
-			want = fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", v)
-		case string:
-			want = fmt.Appendf(nil, "go test fuzz v1\nstring(%q)\n", v)
-		}
-		if *updateGolden {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create the corpus)", err)
-		}
-		if !bytes.Equal(got, want) {
+		want := golden.FuzzSeed(any(v))
+		if got := golden.File(t, path, want, *updateGolden); !bytes.Equal(got, want) {
 			t.Errorf("%s differs from the generated seed; run with -update", path)
 		}
 	}

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"flag"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/golden"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -1146,18 +1145,7 @@ func TestRecordsGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append(want, '\n')
-	if *updateGolden {
-		if err := os.MkdirAll(filepath.Dir(recGoldenPath), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(recGoldenPath, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(recGoldenPath)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
+	got := golden.File(t, recGoldenPath, want, *updateGolden)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s differs from what this code produces: a membership wire format or its signing changed; "+
 			"if that is intended, run with -update\n got: %s\nwant: %s", recGoldenPath, got, want)

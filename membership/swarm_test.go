@@ -146,15 +146,7 @@ func TestPullThroughCoalescesConcurrentRequests(t *testing.T) {
 	data := randomData(64 << 10)
 	r := c.publish(map[string][]byte{"f": data})
 	c.waitRoot(r, 30*time.Second)
-	res, err := tree.Lookup(context.Background(), c.origin.store, r.Tree, tree.MustParsePath("f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chunks []blockstore.Hash
-	tree.Chunks(context.Background(), c.origin.store, res.Node.(*tree.FileNode), 0, uint64(len(data)), func(ch tree.Chunk) error {
-		chunks = append(chunks, ch.Hash)
-		return nil
-	})
+	chunks := c.chunksOf(r, "f")
 	// Not warmed (warming is off in these tests): the chunk is fetched on
 	// demand, once, however many ask at the same time.
 	h := chunks[0]
@@ -248,15 +240,7 @@ func TestVolunteersWarmTheBlocksTheyAreHomeFor(t *testing.T) {
 	data := randomData(1 << 20)
 	r := c.publish(map[string][]byte{"media/video.mp4": data})
 	c.waitRoot(r, 30*time.Second)
-	res, err := tree.Lookup(context.Background(), c.origin.store, r.Tree, tree.MustParsePath("media/video.mp4"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chunks []blockstore.Hash
-	tree.Chunks(context.Background(), c.origin.store, res.Node.(*tree.FileNode), 0, uint64(len(data)), func(ch tree.Chunk) error {
-		chunks = append(chunks, ch.Hash)
-		return nil
-	})
+	chunks := c.chunksOf(r, "media/video.mp4")
 	byID := map[NodeID]*node{}
 	for _, v := range vols {
 		byID[v.id] = v

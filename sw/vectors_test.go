@@ -43,32 +43,23 @@ import (
 	"lukechampine.com/blake3"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/golden"
 	"github.com/grits-cdn/grits/proto"
 	"github.com/grits-cdn/grits/tree"
 )
 
 var updateVectors = flag.Bool("update", false, "rewrite the JavaScript test vectors in testdata/ instead of comparing with them")
 
-// golden writes v as indented JSON to testdata/name with -update, and
-// otherwise fails unless the file holds exactly that.
-func golden(t *testing.T, name string, v any) {
+// checkVectors writes v as indented JSON to testdata/name with -update,
+// and otherwise fails unless the file holds exactly that.
+func checkVectors(t *testing.T, name string, v any) {
 	t.Helper()
 	got, err := marshalLines(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join("testdata", name)
-	if *updateVectors {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./sw -run Vectors -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
+	if want := golden.File(t, path, got, *updateVectors); !bytes.Equal(got, want) {
 		t.Fatalf("%s differs from what the Go code produces now; if the change is intended, run go test ./sw -run Vectors -update and then node --test sw/test/", path)
 	}
 }
@@ -258,7 +249,7 @@ func TestVectorsBlake3Random(t *testing.T) {
 		sum := blake3.Sum256(xorshiftBytes(seed, n))
 		f.Cases = append(f.Cases, randomCase{Seed: seed, Length: n, Hash: hex.EncodeToString(sum[:])})
 	}
-	golden(t, "blake3_random.json", f)
+	checkVectors(t, "blake3_random.json", f)
 }
 
 // ---- tree nodes ----
@@ -710,7 +701,7 @@ func TestVectorsDecode(t *testing.T) {
 		}
 		out.Cuts = append(out.Cuts, cutCase{Node: h, OK: sb.String()})
 	}
-	golden(t, "decode_cases.json", out)
+	checkVectors(t, "decode_cases.json", out)
 }
 
 // ---- proofs ----
@@ -978,7 +969,7 @@ func TestVectorsProofs(t *testing.T) {
 		}
 		out.Paths = append(out.Paths, c)
 	}
-	golden(t, "proof_cases.json", out)
+	checkVectors(t, "proof_cases.json", out)
 }
 
 // ---- LookupResult frames ----
@@ -1337,7 +1328,7 @@ func TestVectorsLookupFrames(t *testing.T) {
 	ep := payloadOf(t, errFrame)
 	add("Error with a message that is not UTF-8", frameOf(0x7f, cat(ep[:2], uv(2), []byte{0xc3, 0x28})), "missing.txt", t2, nil, now)
 	add("Error with trailing byte", frameOf(0x7f, append(bytes.Clone(ep), 0)), "missing.txt", t2, nil, now)
-	golden(t, "lookup_frames.json", out)
+	checkVectors(t, "lookup_frames.json", out)
 }
 
 // ---- file chunks ----
@@ -1423,5 +1414,5 @@ func TestVectorsFileChunks(t *testing.T) {
 		}
 		out.Ranges = append(out.Ranges, c)
 	}
-	golden(t, "file_chunks.json", out)
+	checkVectors(t, "file_chunks.json", out)
 }

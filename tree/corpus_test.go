@@ -3,12 +3,12 @@ package tree
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/grits-cdn/grits/internal/golden"
 )
 
 // The committed seed corpora of the node and proof fuzzers are generated
@@ -59,21 +59,9 @@ func TestFuzzCorpusVerify(t *testing.T) {
 	sort.Strings(names)
 	for _, name := range names {
 		s := seeds[name]
-		want := fmt.Appendf(nil, "go test fuzz v1\nstring(%q)\n[]byte(%q)\n", s.path, s.proof)
+		want := golden.FuzzSeed(s.path, s.proof)
 		path := filepath.Join(dir, name)
-		if *updateGolden {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create the corpus)", err)
-		}
-		if !bytes.Equal(got, want) {
+		if got := golden.File(t, path, want, *updateGolden); !bytes.Equal(got, want) {
 			t.Errorf("%s differs from the generated seed; run with -update", path)
 		}
 	}

@@ -3,13 +3,12 @@ package tree
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/golden"
 )
 
 // rootFuzzSeeds returns the signed roots the fuzzers start from, named
@@ -115,20 +114,8 @@ func checkFuzzCorpus(t *testing.T, fuzzer string, seeds map[string][]byte) {
 	dir := filepath.Join("testdata", "fuzz", fuzzer)
 	for name, b := range seeds {
 		path := filepath.Join(dir, name)
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b)
-		if *updateGolden {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create the corpus)", err)
-		}
-		if !bytes.Equal(got, want) {
+		want := golden.FuzzSeed(b)
+		if got := golden.File(t, path, want, *updateGolden); !bytes.Equal(got, want) {
 			t.Errorf("%s differs from the generated seed; run with -update", path)
 		}
 	}

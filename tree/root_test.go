@@ -6,14 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/golden"
 )
 
 // rootTestSeed is the fixed signing seed of the tests and the golden
@@ -477,18 +476,7 @@ func TestRootGolden(t *testing.T) {
 	}
 	want = append(want, '\n')
 
-	if *updateGolden {
-		if err := os.MkdirAll(filepath.Dir(rootGoldenPath), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(rootGoldenPath, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(rootGoldenPath)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
+	got := golden.File(t, rootGoldenPath, want, *updateGolden)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s differs from what this code produces: the root format or signing changed; "+
 			"if that is intended, run with -update and update the JavaScript side\n got: %s\nwant: %s", rootGoldenPath, got, want)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/golden"
 )
 
 // The test vectors in testdata/vectors.json are shared with the
@@ -183,17 +184,7 @@ func TestGoldenVectors(t *testing.T) {
 	}
 	got = append(got, '\n')
 	path := filepath.Join("testdata", "vectors.json")
-	if *updateGolden {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
+	if want := golden.File(t, path, got, *updateGolden); !bytes.Equal(got, want) {
 		t.Fatalf("%s differs from what this code produces: the tree format changed. If that is intended, run go test ./tree -run Golden -update and document the change in docs/design.md", path)
 	}
 }

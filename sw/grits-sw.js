@@ -1,55 +1,192 @@
 // grits service worker: answers the page's GET requests for the site's
 // static files from volunteers, verified against the site's signed root,
-// and falls back to the origin whenever the swarm cannot answer or
-// anything fails to verify. The page gets the right bytes or the
+// and falls back to the origin whenever the swarm cannot answer in time
+// or anything fails to verify. The page gets the right bytes or the
 // origin's own answer, never unverified bytes.
 //
-// This is the first slice: root from the origin (and from the Grits-Root
-// header of every origin response), one lookup per file at a volunteer
-// chosen by rendezvous hashing, blocks of larger files fetched in order
-// with a few in flight, each verified before any of its bytes reach the
-// page, single Range requests, and a volunteer that sends bad data is
-// dropped and reported to the origin. With the origin down, pages come
-// from the swarm under the newest valid root volunteers offer. Not yet:
-// peer scoring and hedging, a Cache Storage block cache.
+// - Root from the origin (and from the Grits-Root header of every origin
+//   response); with the origin down, the newest valid root volunteers
+//   offer, never older than the one held (kept in Cache Storage).
+// - Volunteers are scored (latency, throughput, errors, advertised load;
+//   js/peers.js) and chosen by rendezvous hashing per block or path, so
+//   their caches stay warm. Each request is hedged: if the chosen
+//   volunteer has not answered after about the recent p95 latency, the
+//   next one is asked too; the first answer that verifies wins, the
+//   other is aborted. A volunteer that sends bad data is dropped and
+//   reported to the origin.
+// - Verified blocks and tree nodes are kept in Cache Storage by hash
+//   (js/cache.js), bounded, least recently used out first; lookups walk
+//   the cached nodes first, so unchanged content costs no round trip,
+//   across worker restarts and new roots, and is there offline.
+// - Which requests it handles: GRITS_CONFIG.paths (URL path prefixes);
+//   navigations go to the origin first unless GRITS_CONFIG.navigate.
+// - postMessage({type: 'grits-stats'}) answers with counters (see stats).
 /* global GRITS_CONFIG */
 import * as g from '/grits/v1/js/grits.js';
+import { PeerScores, hedged } from '/grits/v1/js/peers.js';
+import { BlockCache, localLookup, DEFAULT_CACHE_BYTES } from '/grits/v1/js/cache.js';
 
 const SITE_KEY = g.parsePublicKey(GRITS_CONFIG.siteKey);
+const PATHS = Array.isArray(GRITS_CONFIG.paths) && GRITS_CONFIG.paths.length > 0 ? GRITS_CONFIG.paths : ['/'];
+const NAVIGATE = GRITS_CONFIG.navigate === true;
+const VERSION = GRITS_CONFIG.version || '';
 const LOOKUP_CACHE_MAX = 2000;
 const PREFETCH = 4;
 const PEERS_TTL_MS = 30_000;
+// Volunteers asked for one lookup or block (hedges and retries included)
+// before the origin is.
+const MAX_PEERS_PER_REQUEST = 3;
 // A volunteer that has not answered in this time is passed over for the
 // next one (and finally the origin): a hanging volunteer costs a page
-// this much, not forever.
+// this much, not forever. peers.js keeps the hedge delay below it.
 const PEER_TIMEOUT_MS = 3000;
-
-function deadline(signal) {
-  const t = AbortSignal.timeout(PEER_TIMEOUT_MS);
-  return signal ? AbortSignal.any([signal, t]) : t;
-}
+const ORIGIN = self.location.origin;
 
 let root = null; // the newest verified root
 let rootPromise = null;
-let peers = [];
 let peersAt = 0;
-const bad = new Set(); // volunteers that sent bad data: never asked again
-const lookups = new Map(); // treeHex + path -> verified lookup
+const scores = new PeerScores();
+const lookups = new Map(); // treeHex + path -> verified lookup (memo in front of the local walk)
 
+// ---- stats (postMessage {type: 'grits-stats'}) ----
+
+function freshStats() {
+  return {
+    bytesFromVolunteers: 0, bytesFromCache: 0, bytesFromOrigin: 0,
+    requestsFromVolunteers: 0, requestsFromCache: 0, requestsFromOrigin: 0,
+    lookupsSent: 0, localLookups: 0, blocksSent: 0, hedgesSent: 0,
+    verifyFailures: 0, droppedPeers: 0, reportsSent: 0,
+  };
+}
+let stats = freshStats();
+let protocols = {};
+
+// tallyTimings counts the HTTP versions of the worker's requests to
+// volunteers from its resource timings, then clears them (the buffer
+// is small and stops recording when full). Volunteers answer with
+// Timing-Allow-Origin: *, so nextHopProtocol is visible cross-origin.
+function tallyTimings() {
+  if (typeof performance === 'undefined' || !performance.getEntriesByType) return;
+  const vols = scores.snapshot().map((p) => p.url + '/');
+  for (const e of performance.getEntriesByType('resource')) {
+    if (!vols.some((v) => e.name.startsWith(v))) continue;
+    const p = e.nextHopProtocol || 'unknown';
+    protocols[p] = (protocols[p] || 0) + 1;
+  }
+  performance.clearResourceTimings();
+}
+if (typeof performance !== 'undefined' && performance.addEventListener) {
+  try {
+    performance.setResourceTimingBufferSize(1000);
+  } catch { /* not supported: tally more often */ }
+  performance.addEventListener('resourcetimingbufferfull', tallyTimings);
+}
+
+function statsReport() {
+  tallyTimings();
+  return {
+    ...stats,
+    version: VERSION,
+    rootSeq: root ? Number(root.seq) : null,
+    protocols: { ...protocols },
+    hedgeDelay: Math.round(scores.hedgeDelay()),
+    cache: { bytes: cache.bytes, entries: cache.index.size, maxBytes: cache.maxBytes, ...cache.stats },
+    peers: scores.snapshot(),
+  };
+}
+
+self.addEventListener('message', (event) => {
+  const d = event.data;
+  if (!d || (d.type !== 'grits-stats' && d.type !== 'grits-reset-stats')) return;
+  if (d.type === 'grits-reset-stats') {
+    tallyTimings();
+    stats = freshStats();
+    protocols = {};
+  }
+  const reply = statsReport();
+  const port = event.ports && event.ports[0];
+  if (port) port.postMessage(reply);
+  else if (event.source) event.source.postMessage(reply);
+});
+
+// ---- the block cache, in Cache Storage ----
+
+// Entries are named /grits-cache/<hex>?n=<size>: the index is rebuilt
+// from cache.keys() alone at worker start (workers restart often),
+// without opening every response to learn its size.
+class CacheStorageStore {
+  constructor(name) {
+    this.name = name;
+    this.c = null;
+  }
+
+  async open() {
+    if (!this.c) this.c = await caches.open(this.name);
+    return this.c;
+  }
+
+  url(key, size) {
+    return `/grits-cache/${key}?n=${size}`;
+  }
+
+  async list() {
+    const out = [];
+    for (const req of await (await this.open()).keys()) {
+      const u = new URL(req.url);
+      const m = /^\/grits-cache\/([0-9a-f]{64})$/.exec(u.pathname);
+      const n = Number(u.searchParams.get('n'));
+      if (m && Number.isSafeInteger(n) && n >= 0) out.push({ key: m[1], size: n });
+    }
+    return out;
+  }
+
+  async get(key, size) {
+    const r = await (await this.open()).match(this.url(key, size));
+    return r ? new Uint8Array(await r.arrayBuffer()) : null;
+  }
+
+  async put(key, bytes) {
+    await (await this.open()).put(this.url(key, bytes.length), new Response(bytes, {
+      headers: { 'Content-Type': 'application/octet-stream', 'X-Grits-Size': String(bytes.length) },
+    }));
+  }
+
+  async delete(key, size) {
+    await (await this.open()).delete(this.url(key, size));
+  }
+}
+
+const cache = new BlockCache(new CacheStorageStore('grits-blocks-v1'), { maxBytes: GRITS_CONFIG.cacheBytes || DEFAULT_CACHE_BYTES });
+cache.init();
+
+// ---- lifecycle and routing ----
+
+// A new version takes over at once: skipWaiting here, clients.claim on
+// activation (register.js asks for update checks).
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+
+function inPaths(pathname) {
+  return PATHS.some((p) => pathname.startsWith(p));
+}
 
 self.addEventListener('fetch', (event) => {
   const req = event.request;
   if (req.method !== 'GET') return;
   const url = new URL(req.url);
-  if (url.origin !== self.location.origin || url.pathname.startsWith('/grits/') || url.pathname === '/grits-sw.js') return;
-  if (req.mode === 'navigate') {
+  if (url.origin !== ORIGIN || url.pathname.startsWith('/grits/') || url.pathname === '/grits-sw.js') return;
+  // Outside the configured prefixes (an app's dynamic routes): the
+  // network, untouched.
+  if (!inPaths(url.pathname)) return;
+  if (req.mode === 'navigate' && !NAVIGATE) {
     // Pages come from the origin (it may be an app); their Grits-Root
     // header keeps the root fresh at no extra round trip. When the
     // origin is unreachable, the swarm serves the pages it holds, under
     // the newest valid root the volunteers offer.
-    event.respondWith(fetch(req).then((resp) => { noteRoot(resp); return resp; }, async (err) => {
+    // The page is answered only once its root is taken: the requests for
+    // its style sheets and scripts, which follow, then look up the files
+    // under that root, never under the one before an import.
+    event.respondWith(fetch(req).then(async (resp) => { await noteRoot(resp); countOrigin(resp); return resp; }, async (err) => {
       await rootFromVolunteers().catch(() => {});
       try {
         return await fromSwarm(req, url);
@@ -60,8 +197,27 @@ self.addEventListener('fetch', (event) => {
     }));
     return;
   }
+  if (req.mode === 'navigate') {
+    // Pages from the swarm: no origin response brings a fresher root, so
+    // look for one now and then; this page is served under the root held,
+    // the next ones under the new one.
+    event.waitUntil(refreshRootSoon());
+  }
   event.respondWith(serve(req, url));
 });
+
+const ROOT_CHECK_MS = 10_000;
+let rootCheckedAt = 0;
+
+function refreshRootSoon() {
+  if (Date.now() - rootCheckedAt < ROOT_CHECK_MS) return Promise.resolve();
+  rootCheckedAt = Date.now();
+  return (async () => {
+    await restore();
+    const resp = await fetch('/grits/v1/root', { cache: 'no-store' });
+    if (resp.ok) await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+  })().catch((err) => console.debug('grits: root check', err.message));
+}
 
 async function serve(req, url) {
   try {
@@ -70,18 +226,32 @@ async function serve(req, url) {
     console.debug('grits: origin answers', url.pathname, String(err && err.message || err));
     const resp = await fetch(req);
     noteRoot(resp);
+    countOrigin(resp);
     return resp;
   }
 }
 
-// noteRoot accepts the signed root an origin response carries, if newer.
-function noteRoot(resp) {
+function countOrigin(resp) {
+  stats.requestsFromOrigin++;
+  stats.bytesFromOrigin += Number(resp.headers.get('Content-Length')) || 0;
+}
+
+// noteRoot accepts the signed root an origin response carries, if newer;
+// it resolves when done (never rejects).
+async function noteRoot(resp) {
   const h = resp.headers.get('Grits-Root');
   if (!h) return;
-  const b64 = h.replace(/-/g, '+').replace(/_/g, '/');
-  const bytes = Uint8Array.from(atob(b64 + '='.repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
-  acceptRoot(bytes).catch((err) => console.warn('grits: root refused', err.message));
+  try {
+    const b64 = h.replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(b64 + '='.repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
+    await restore(); // the kept root first, so the comparison is with the newest known
+    await acceptRoot(bytes);
+  } catch (err) {
+    console.warn('grits: root refused', err.message);
+  }
 }
+
+// ---- state: root, volunteers, dropped volunteers ----
 
 // The worker keeps its last root and volunteer list in Cache Storage, so
 // that after a browser restart with the origin down it still knows whom
@@ -107,14 +277,25 @@ async function loadState(name) {
   }
 }
 
+const loadJSON = async (name) => {
+  const b = await loadState(name);
+  try {
+    return b ? JSON.parse(new TextDecoder().decode(b)) : null;
+  } catch {
+    return null;
+  }
+};
+
 let restored = null;
 function restore() {
   if (!restored) {
     restored = (async () => {
       const b = await loadState('root');
       if (b) await acceptRoot(b, false).catch(() => {});
-      const p = await loadState('peers');
-      if (p && peers.length === 0) peers = JSON.parse(new TextDecoder().decode(p));
+      const p = await loadJSON('peers');
+      if (Array.isArray(p) && peersAt === 0) scores.setPeers(p);
+      const d = await loadJSON('dropped');
+      if (Array.isArray(d)) for (const u of d) scores.drop(u);
     })();
   }
   return restored;
@@ -155,9 +336,9 @@ async function currentRoot() {
 // rootFromVolunteers takes the newest root that verifies among those the
 // volunteers offer (signature, expiry, never older than the one held).
 async function rootFromVolunteers() {
-  await restore();
-  const offers = await Promise.allSettled((await volunteers()).map(async (peer) => {
-    const resp = await fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: deadline() });
+  await refreshPeers();
+  const offers = await Promise.allSettled(scores.listed().map(async (peer) => {
+    const resp = await fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: AbortSignal.timeout(PEER_TIMEOUT_MS) });
     if (!resp.ok) throw new Error(`root at ${peer}: ${resp.status}`);
     return g.verifyRoot(g.decodeRoot(new Uint8Array(await resp.arrayBuffer())), SITE_KEY, Date.now());
   }));
@@ -173,30 +354,38 @@ async function rootFromVolunteers() {
   throw new Error('no valid root from the origin or any volunteer');
 }
 
-async function volunteers() {
+// refreshPeers keeps the volunteer list (with the load each advertises)
+// at most PEERS_TTL_MS old.
+async function refreshPeers() {
   await restore();
   if (Date.now() - peersAt > PEERS_TTL_MS) {
     try {
       const resp = await fetch('/grits/v1/peers', { cache: 'no-store' });
       if (resp.ok) {
-        peers = (await resp.json()).map((p) => p.url.replace(/\/$/, '')).filter((u) => u.startsWith('https://'));
+        const list = (await resp.json())
+          .filter((p) => p && typeof p.url === 'string' && p.url.startsWith('https://'))
+          .map((p) => ({ url: p.url.replace(/\/$/, ''), region: p.region, load: p.load }));
+        scores.setPeers(list);
         peersAt = Date.now();
-        saveState('peers', JSON.stringify(peers));
+        saveState('peers', JSON.stringify(list));
       }
     } catch (err) {
       peersAt = Date.now() - PEERS_TTL_MS + 5000; // origin down: retry in 5 s, use the known list meanwhile
       console.warn('grits: peers', err.message);
     }
   }
-  return peers.filter((p) => !bad.has(p));
 }
 
 // drop stops using a volunteer that sent data that failed verification,
-// for the rest of the worker's life, and tells the origin once.
+// for good, and tells the origin once (a few reports a minute at most).
 function drop(peer, hash, reason) {
-  if (bad.has(peer)) return;
-  bad.add(peer);
+  stats.verifyFailures++;
+  if (!scores.drop(peer)) return;
+  stats.droppedPeers++;
   console.warn('grits: dropping volunteer', peer, reason);
+  saveState('dropped', JSON.stringify(scores.snapshot().filter((p) => p.dropped).map((p) => p.url)));
+  if (!scores.mayReport()) return;
+  stats.reportsSent++;
   fetch('/grits/v1/report', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
@@ -204,15 +393,71 @@ function drop(peer, hash, reason) {
   }).catch(() => {});
 }
 
-// ranked orders volunteers for a key by rendezvous hashing: the same
-// file goes to the same volunteer (its cache is warm), and the next one
-// takes over when it fails.
-function ranked(list, key) {
-  const enc = new TextEncoder();
-  return list
-    .map((p) => ({ p, s: g.toHex(g.blake3(enc.encode(p + '\n' + key))) }))
-    .sort((a, b) => (a.s < b.s ? 1 : -1))
-    .map((x) => x.p);
+// ---- requests to volunteers ----
+
+class StatusError extends Error {}
+
+// peerGet fetches url from a volunteer within PEER_TIMEOUT_MS and
+// returns the body, recording into the peer's score the time to headers,
+// the body's throughput and any failure. A request aborted by `signal`
+// (a hedge that lost, a page that went away) says nothing about the peer.
+async function peerGet(peer, url, signal) {
+  const timeout = AbortSignal.timeout(PEER_TIMEOUT_MS);
+  const s = AbortSignal.any([signal, timeout]);
+  const t0 = performance.now();
+  let headersAt = 0;
+  try {
+    const resp = await fetch(url, { mode: 'cors', cache: 'no-store', signal: s });
+    const t1 = headersAt = performance.now();
+    if (!resp.ok) {
+      scores.recordError(peer, 'status');
+      throw new StatusError(`${url}: ${resp.status}`);
+    }
+    scores.recordLatency(peer, t1 - t0);
+    const data = new Uint8Array(await resp.arrayBuffer());
+    scores.recordThroughput(peer, data.length, performance.now() - t1);
+    return data;
+  } catch (err) {
+    if (err instanceof StatusError) throw err;
+    if (signal.aborted) {
+      // A hedge won. If this peer had not even sent its headers, note it:
+      // a volunteer that hangs loses every race and would otherwise
+      // never be found out.
+      if (headersAt === 0 && scores.recordSilent(peer, performance.now() - t0)) unresponsive(peer, 'no answer to several requests in a row');
+      throw err;
+    }
+    scores.recordError(peer, timeout.aborted ? 'timeout' : 'network');
+    unresponsive(peer, timeout.aborted ? `no answer in ${PEER_TIMEOUT_MS} ms` : `unreachable: ${err.message}`);
+    throw err;
+  }
+}
+
+// unresponsive tells the origin, once per volunteer in the worker's life
+// and within the report rate limit, that a volunteer did not answer, so
+// the operator sees it in gritsd status. Unlike bad data this does not
+// drop the volunteer: the backoff in peers.js brings it back later.
+const unresponsiveReported = new Set();
+function unresponsive(peer, reason) {
+  if (unresponsiveReported.has(peer) || !scores.mayReport()) return;
+  unresponsiveReported.add(peer);
+  stats.reportsSent++;
+  fetch('/grits/v1/report', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ peer, hash: '', reason: String(reason).slice(0, 200) }),
+  }).catch(() => {});
+}
+
+// swarm asks the volunteers ranked for key, hedged (peers.js), with
+// attempt(peer, signal) fetching and verifying.
+function swarm(key, attempt, signal) {
+  const list = scores.rank(key).slice(0, MAX_PEERS_PER_REQUEST);
+  if (list.length === 0) return Promise.reject(new Error('no volunteers'));
+  return hedged(list, attempt, {
+    delay: () => scores.hedgeDelay(),
+    signal,
+    onHedge: () => { stats.hedgesSent++; },
+  });
 }
 
 function sitePath(url) {
@@ -221,56 +466,85 @@ function sitePath(url) {
   return p;
 }
 
+function memo(key, v) {
+  if (lookups.size >= LOOKUP_CACHE_MAX) lookups.delete(lookups.keys().next().value);
+  lookups.set(key, v);
+}
+
+// lookup resolves a path in the root's tree: from memory, else by
+// walking the cached tree nodes (no round trip), else from volunteers,
+// whose proof nodes (and inline data, as blocks) then go to the cache.
+// Returns {v, net}: the verified lookup and whether the network was used.
 async function lookup(r, path) {
   const key = g.toHex(r.tree) + path;
   const hit = lookups.get(key);
-  if (hit) return hit; // unchanged content: no round trip at all
-  const list = ranked(await volunteers(), path);
-  if (list.length === 0) throw new Error('no volunteers');
-  const enc = path.split('/').map(encodeURIComponent).join('/');
-  let lastErr;
-  for (const peer of list.slice(0, 2)) {
-    try {
-      const resp = await fetch(`${peer}/grits/v1/lookup/${g.formatHash(r.tree)}${enc}`, { mode: 'cors', cache: 'no-store', signal: deadline() });
-      if (!resp.ok) throw new Error(`lookup at ${peer}: ${resp.status}`);
-      const result = g.decodeLookupFrame(new Uint8Array(await resp.arrayBuffer()));
-      const v = await g.verifyLookup(result, { path, treeHash: r.tree, siteKey: SITE_KEY, now: Date.now() });
-      if (lookups.size >= LOOKUP_CACHE_MAX) lookups.delete(lookups.keys().next().value);
-      lookups.set(key, v);
-      return v;
-    } catch (err) {
-      if (err instanceof g.GritsError) drop(peer, '', `lookup ${path}: ${err.message}`);
-      lastErr = err;
-    }
+  if (hit) return { v: hit, net: false }; // unchanged content: no round trip at all
+  const local = await localLookup(r.tree, path, (h) => cache.get(h));
+  if (local) {
+    stats.localLookups++;
+    memo(key, local);
+    return { v: local, net: false };
   }
-  throw lastErr;
+  await refreshPeers();
+  const enc = path.split('/').map(encodeURIComponent).join('/');
+  const v = await swarm(path, async (peer, signal) => {
+    stats.lookupsSent++;
+    const body = await peerGet(peer, `${peer}/grits/v1/lookup/${g.formatHash(r.tree)}${enc}`, signal);
+    let result, v;
+    try {
+      result = g.decodeLookupFrame(body);
+      v = await g.verifyLookup(result, { path, treeHash: r.tree, siteKey: SITE_KEY, now: Date.now() });
+    } catch (err) {
+      // A volunteer's own error frame (it lacks the tree) is not a lie.
+      if (err instanceof g.GritsError && err.code !== 'remote' && err.code !== 'unsupported') drop(peer, '', `lookup ${path}: ${err.message}`);
+      else scores.recordError(peer, 'status');
+      throw err;
+    }
+    scores.recordSuccess(peer);
+    // Every proof node hashed to its link: keep them by hash for local walks.
+    for (const n of result.proof.nodes) cache.put(g.blake3(n), n);
+    if (v.inline && v.node) {
+      // checkInline matched each chunk to the file node's hash: blocks.
+      const cs = v.node.chunkSize;
+      v.node.hashes.forEach((h, i) => cache.put(h, v.inline.slice(i * cs, Math.min(v.inline.length, (i + 1) * cs))));
+    }
+    return v;
+  });
+  memo(key, v);
+  return { v, net: true };
 }
 
-// block fetches one block from the volunteers (or, last, the origin) and
-// returns it only if it hashes to h.
+// block returns the bytes of block h, checked against h: from the cache,
+// else from volunteers (hedged), else from the origin. {data, source}.
 async function block(h, signal) {
+  const cached = await cache.get(h);
+  if (cached) return { data: cached, source: 'cache' };
   const hex = g.formatHash(h);
-  const list = ranked(await volunteers(), hex).slice(0, 2);
-  list.push(self.location.origin);
-  let lastErr;
-  for (const peer of list) {
-    try {
-      // The origin gets no deadline: it is the last resort.
-      const s = peer === self.location.origin ? signal : deadline(signal);
-      const resp = await fetch(`${peer}/grits/v1/block/${hex}`, { mode: 'cors', signal: s });
-      if (!resp.ok) throw new Error(`block at ${peer}: ${resp.status}`);
-      const data = new Uint8Array(await resp.arrayBuffer());
-      if (!g.bytesEqual(g.blake3(data), h)) {
-        if (peer !== self.location.origin) drop(peer, hex, 'block does not match its hash');
+  await refreshPeers();
+  let data;
+  let source = 'volunteers';
+  try {
+    data = await swarm(hex, async (peer, s) => {
+      stats.blocksSent++;
+      const d = await peerGet(peer, `${peer}/grits/v1/block/${hex}`, s);
+      if (!g.bytesEqual(g.blake3(d), h)) {
+        drop(peer, hex, 'block does not match its hash');
         throw new Error(`block ${hex.slice(0, 15)} from ${peer} does not match its hash`);
       }
-      return data;
-    } catch (err) {
-      if (signal && signal.aborted) throw err;
-      lastErr = err;
-    }
+      scores.recordSuccess(peer);
+      return d;
+    }, signal);
+  } catch (err) {
+    if (signal && signal.aborted) throw err;
+    // The origin is the last resort: no deadline.
+    const resp = await fetch(`${ORIGIN}/grits/v1/block/${hex}`, { signal });
+    if (!resp.ok) throw new Error(`block ${hex.slice(0, 15)} at the origin: ${resp.status}`);
+    data = new Uint8Array(await resp.arrayBuffer());
+    if (!g.bytesEqual(g.blake3(data), h)) throw new Error(`block ${hex.slice(0, 15)} from the origin does not match its hash`);
+    source = 'origin';
   }
-  throw lastErr;
+  cache.put(h, data);
+  return { data, source };
 }
 
 const TYPES = {
@@ -301,10 +575,24 @@ function parseRange(h, size) {
   return { start, end };
 }
 
+// served counts one response to the page: from the cache if no byte of
+// it (lookup included) needed the network, else from the volunteers
+// (the odd block the origin had to supply is counted as its bytes).
+function served(net) {
+  if (net) stats.requestsFromVolunteers++;
+  else stats.requestsFromCache++;
+}
+
+function countBytes(source, n) {
+  if (source === 'cache') stats.bytesFromCache += n;
+  else if (source === 'origin') stats.bytesFromOrigin += n;
+  else stats.bytesFromVolunteers += n;
+}
+
 async function fromSwarm(req, url) {
   const r = await currentRoot();
   const path = sitePath(url);
-  const v = await lookup(r, path);
+  const { v, net: lookupNet } = await lookup(r, path);
   if (v.status !== 'found' || v.entry.kind !== 'file') throw new Error(`${path}: ${v.status}`);
   const f = v.node;
   const size = f.size;
@@ -320,25 +608,40 @@ async function fromSwarm(req, url) {
   if (range) headers.set('Content-Range', `bytes ${start}-${end - 1}/${size}`);
   headers.set('Content-Length', String(end - start));
   if (v.inline) {
+    countBytes('volunteers', end - start);
+    served(true);
     return new Response(v.inline.slice(start, end), { status, headers });
   }
-  const chunks = await g.listChunks(f, start, end - start, (h) => block(h));
+  let net = lookupNet;
+  const chunks = await g.listChunks(f, start, end - start, async (h) => {
+    const b = await block(h);
+    if (b.source !== 'cache') net = true;
+    return b.data;
+  });
   const abort = new AbortController();
   let next = 0;
   const inflight = [];
   const fill = () => {
     while (inflight.length < PREFETCH && next < chunks.length) {
       const c = chunks[next++];
-      inflight.push(block(c.hash, abort.signal).then((data) => ({ c, data })));
+      const p = block(c.hash, abort.signal).then((b) => ({ c, ...b }));
+      p.catch(() => {}); // rejections surface in pull; this one may never be awaited
+      inflight.push(p);
     }
   };
   const body = new ReadableStream({
     async pull(ctrl) {
       fill();
-      if (inflight.length === 0) { ctrl.close(); return; }
-      const { c, data } = await inflight.shift();
+      if (inflight.length === 0) {
+        served(net);
+        ctrl.close();
+        return;
+      }
+      const { c, data, source } = await inflight.shift();
       const from = Math.max(start, c.offset) - c.offset;
       const to = Math.min(end, c.offset + c.size) - c.offset;
+      if (source !== 'cache') net = true;
+      countBytes(source, to - from);
       ctrl.enqueue(data.subarray(from, to));
       fill();
     },

@@ -5,42 +5,130 @@ package sw
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 )
 
-//go:embed grits-sw.js register.js js/blake3.js js/grits.js
+//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js
 var files embed.FS
+
+// modules are the worker's ES modules, served under ModulePath.
+var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js"}
 
 // Paths the origin serves the scripts at. The worker's path decides its
 // maximum scope: at the root it may control the whole site.
 const (
 	WorkerPath   = "/grits-sw.js"
 	RegisterPath = "/grits/v1/register.js"
-	// ModulePath is where the worker's modules (BLAKE3, verification)
-	// are served from; the worker imports them by these paths.
+	// ModulePath is where the worker's modules (BLAKE3, verification,
+	// peer scoring, block cache) are served from; the worker imports
+	// them by these paths.
 	ModulePath = "/grits/v1/js/"
+)
+
+// Limits on Settings.
+const (
+	DefaultCacheBytes = 256 << 20
+	MinCacheBytes     = 1 << 20
+	MaxCacheBytes     = 64 << 30
+	MaxPaths          = 64
 )
 
 // Settings are written into the worker the origin serves.
 type Settings struct {
 	SiteKey string // "ed25519-<hex>"
 	Scope   string // default "/"
+	// Paths are the URL path prefixes the worker serves from the swarm
+	// (default ["/"]); other requests go to the network untouched, such
+	// as an app's dynamic routes.
+	Paths []string
+	// Navigate serves navigations (pages) from the swarm too, the origin
+	// only when the swarm cannot. Without it pages come from the origin,
+	// and from the swarm only when the origin is unreachable.
+	Navigate bool
+	// CacheBytes bounds the worker's cache of verified blocks (default
+	// DefaultCacheBytes).
+	CacheBytes int64
+}
+
+// unsafeChars may not appear in the values written into the scripts.
+const unsafeChars = "'\"\\\n\r<>` \t"
+
+// Validate checks the settings; Scripts calls it.
+func (s Settings) Validate() error {
+	if s.Scope != "" && (!strings.HasPrefix(s.Scope, "/") || strings.ContainsAny(s.Scope, unsafeChars)) {
+		return fmt.Errorf("service worker scope %q: want a URL path starting with /", s.Scope)
+	}
+	// The site key lands inside JavaScript string literals.
+	if strings.ContainsAny(s.SiteKey, unsafeChars) {
+		return fmt.Errorf("site key %q: not a key", s.SiteKey)
+	}
+	if len(s.Paths) > MaxPaths {
+		return fmt.Errorf("service worker paths: %d, at most %d", len(s.Paths), MaxPaths)
+	}
+	for _, p := range s.Paths {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, unsafeChars+"?#") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") {
+			return fmt.Errorf("service worker path prefix %q: want a URL path starting with /", p)
+		}
+	}
+	if s.CacheBytes != 0 && (s.CacheBytes < MinCacheBytes || s.CacheBytes > MaxCacheBytes) {
+		return fmt.Errorf("service worker cache of %d bytes: want %d MiB to %d GiB", s.CacheBytes, MinCacheBytes>>20, MaxCacheBytes>>30)
+	}
+	return nil
+}
+
+// config is GRITS_CONFIG, the settings as the worker reads them.
+type config struct {
+	SiteKey    string   `json:"siteKey"`
+	Scope      string   `json:"scope"`
+	Paths      []string `json:"paths"`
+	Navigate   bool     `json:"navigate"`
+	CacheBytes int64    `json:"cacheBytes"`
+	// Version names the embedded scripts: any change to them changes
+	// the worker's bytes, so browsers install the new worker.
+	Version string `json:"version"`
+}
+
+// Version is a hash of every embedded script, the worker's version.
+func Version() string {
+	h := sha256.New()
+	for _, name := range append([]string{"grits-sw.js", "register.js"}, prefixed(modules)...) {
+		b, err := files.ReadFile(name)
+		if err != nil {
+			panic(err) // embedded: cannot happen
+		}
+		fmt.Fprintf(h, "%s %d\n", name, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func prefixed(ms []string) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = "js/" + m
+	}
+	return out
 }
 
 // Scripts returns the routes and bodies to serve: the worker with the
-// settings written in, and the registration script.
+// settings written in, the registration script, and the worker's modules.
 func Scripts(s Settings) (map[string][]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
 	if s.Scope == "" {
 		s.Scope = "/"
 	}
-	// Both values land inside JavaScript string literals.
-	if !strings.HasPrefix(s.Scope, "/") || strings.ContainsAny(s.Scope, "'\"\\\n\r<>") {
-		return nil, fmt.Errorf("service worker scope %q: want a URL path starting with /", s.Scope)
+	if len(s.Paths) == 0 {
+		s.Paths = []string{"/"}
 	}
-	if strings.ContainsAny(s.SiteKey, "'\"\\\n\r<>") {
-		return nil, fmt.Errorf("site key %q: not a key", s.SiteKey)
+	if s.CacheBytes == 0 {
+		s.CacheBytes = DefaultCacheBytes
 	}
 	w, err := files.ReadFile("grits-sw.js")
 	if err != nil {
@@ -50,10 +138,15 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := fmt.Appendf(nil, "const GRITS_CONFIG = {siteKey: %q, scope: %q};\n", s.SiteKey, s.Scope)
+	// JSON is a JavaScript expression (json.Marshal escapes <, > and &).
+	c, err := json.Marshal(config{SiteKey: s.SiteKey, Scope: s.Scope, Paths: s.Paths, Navigate: s.Navigate, CacheBytes: s.CacheBytes, Version: Version()})
+	if err != nil {
+		return nil, err
+	}
+	cfg := fmt.Appendf(nil, "const GRITS_CONFIG = %s;\n", c)
 	r = bytes.ReplaceAll(r, []byte("__GRITS_SCOPE__"), []byte(s.Scope))
 	out := map[string][]byte{WorkerPath: append(cfg, w...), RegisterPath: r}
-	for _, m := range []string{"blake3.js", "grits.js"} {
+	for _, m := range modules {
 		b, err := files.ReadFile("js/" + m)
 		if err != nil {
 			return nil, err

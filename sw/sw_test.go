@@ -11,8 +11,8 @@ func TestScriptsCarryTheSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, r := string(s[WorkerPath]), string(s[RegisterPath])
-	if !strings.HasPrefix(w, `const GRITS_CONFIG = {siteKey: "ed25519-00ff", scope: "/app/"};`) {
-		t.Fatalf("worker does not start with its settings: %.80q", w)
+	if !strings.HasPrefix(w, `const GRITS_CONFIG = {"siteKey":"ed25519-00ff","scope":"/app/","paths":["/"],"navigate":false,"cacheBytes":268435456,"version":"`+Version()+`"};`) {
+		t.Fatalf("worker does not start with its settings: %.200q", w)
 	}
 	if !strings.Contains(r, `scope: '/app/'`) || strings.Contains(r, "__GRITS_SCOPE__") {
 		t.Fatalf("register script scope not filled in: %q", r)
@@ -36,7 +36,7 @@ func TestScriptsServeTheWorkersModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := string(s[WorkerPath])
-	for _, m := range []string{"grits.js", "blake3.js"} {
+	for _, m := range []string{"grits.js", "blake3.js", "peers.js", "cache.js"} {
 		if len(s[ModulePath+m]) == 0 {
 			t.Errorf("module %s not served", m)
 		}
@@ -45,7 +45,79 @@ func TestScriptsServeTheWorkersModules(t *testing.T) {
 	if !strings.Contains(w, "from '"+ModulePath+"grits.js'") {
 		t.Error("the worker does not import the served grits.js")
 	}
-	if !strings.Contains(string(s[ModulePath+"grits.js"]), "from './blake3.js'") {
-		t.Error("grits.js does not import blake3.js relative to itself")
+	for _, m := range []string{"peers.js", "cache.js"} {
+		if !strings.Contains(w, "from '"+ModulePath+m+"'") {
+			t.Errorf("the worker does not import the served %s", m)
+		}
+	}
+	for _, m := range []string{"grits.js", "peers.js", "cache.js"} {
+		if !strings.Contains(string(s[ModulePath+m]), "from './blake3.js'") {
+			t.Errorf("%s does not import blake3.js relative to itself", m)
+		}
+	}
+	// Every import of every served script names a served module.
+	for name, body := range s {
+		for _, line := range strings.Split(string(body), "\n") {
+			i := strings.Index(line, " from '")
+			if !strings.HasPrefix(line, "import ") || i < 0 {
+				continue
+			}
+			spec := line[i+len(" from '"):]
+			spec = spec[:strings.IndexByte(spec, '\'')]
+			if strings.HasPrefix(spec, "./") {
+				spec = ModulePath + spec[2:]
+			}
+			if _, ok := s[spec]; !ok {
+				t.Errorf("%s imports %s, which is not served", name, spec)
+			}
+		}
+	}
+}
+
+func TestScriptsWriteTheWorkersOptions(t *testing.T) {
+	s, err := Scripts(Settings{SiteKey: "ed25519-00", Paths: []string{"/static/", "/media/"}, Navigate: true, CacheBytes: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := string(s[WorkerPath])
+	line := w[:strings.IndexByte(w, '\n')]
+	for _, want := range []string{`"paths":["/static/","/media/"]`, `"navigate":true`, `"cacheBytes":33554432`, `"version":"` + Version() + `"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("GRITS_CONFIG lacks %s: %s", want, line)
+		}
+	}
+}
+
+func TestScriptsRefuseBadOptions(t *testing.T) {
+	for _, s := range []Settings{
+		{Paths: []string{"static/"}},
+		{Paths: []string{"/a'b"}},
+		{Paths: []string{"/a b"}},
+		{Paths: []string{"/a?b"}},
+		{Paths: []string{"/</script>"}},
+		{Paths: []string{"/a/../b"}},
+		{Paths: make([]string, MaxPaths+1)},
+		{CacheBytes: -1},
+		{CacheBytes: MinCacheBytes - 1},
+		{CacheBytes: MaxCacheBytes + 1},
+	} {
+		s.SiteKey = "ed25519-00"
+		if _, err := Scripts(s); err == nil {
+			t.Errorf("%+v accepted", s)
+		}
+	}
+	if _, err := Scripts(Settings{SiteKey: "ed25519-00", Paths: []string{"/", "/x/"}, CacheBytes: MinCacheBytes}); err != nil {
+		t.Errorf("good settings refused: %v", err)
+	}
+}
+
+func TestVersionNamesTheScripts(t *testing.T) {
+	v := Version()
+	if len(v) != 32 || v != Version() {
+		t.Fatalf("version %q: want 32 hex digits, the same every time", v)
+	}
+	a, _ := Scripts(Settings{SiteKey: "ed25519-00"})
+	if !strings.Contains(string(a[WorkerPath]), v) {
+		t.Fatal("the worker does not carry the version")
 	}
 }

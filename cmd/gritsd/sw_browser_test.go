@@ -73,7 +73,7 @@ type swSite struct {
 	lastLog   string
 }
 
-func newSWSite(t *testing.T, files map[string][]byte) *swSite {
+func newSWSite(t *testing.T, files map[string][]byte, originFlags ...string) *swSite {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s: %v (apt-get install chromium; .ci/run does)", chromiumPath, err)
@@ -96,7 +96,7 @@ func newSWSite(t *testing.T, files map[string][]byte) *swSite {
 	s.pool.AddCert(ca.Cert)
 	certPath, keyPath := writeLeaf(t, s.leaf)
 	s.tlsFlags = []string{"--tls-cert", certPath, "--tls-key", keyPath, "--gossip", "127.0.0.1:0", "--gossip-profile", "local"}
-	s.origin = startServe(t, s.o, s.tlsFlags...)
+	s.origin = startServe(t, s.o, append(append([]string(nil), s.tlsFlags...), originFlags...)...)
 	addr, _ := gwHTTPS(t, s.origin)
 	s.originURL = "https://" + addr
 	return s
@@ -112,10 +112,10 @@ func (s *swSite) enrol(extra ...string) *server {
 }
 
 // faultyVolunteer enrols a volunteer that advertises the URL of a proxy
-// in front of it, and returns that URL. hang, if set, makes the proxy
-// hold the requests it matches without answering; modify changes the
-// volunteer's answers on their way.
-func (s *swSite) faultyVolunteer(hang func(*http.Request) bool, modify func(*http.Response) error) string {
+// in front of it, and returns that URL and the volunteer. hang, if set,
+// makes the proxy hold the requests it matches without answering; modify
+// changes the volunteer's answers on their way.
+func (s *swSite) faultyVolunteer(hang func(*http.Request) bool, modify func(*http.Response) error) (string, *server) {
 	s.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -144,7 +144,7 @@ func (s *swSite) faultyVolunteer(hang func(*http.Request) bool, modify func(*htt
 	srv := &http.Server{Handler: h, TLSConfig: &tls.Config{Certificates: []tls.Certificate{s.leaf}, NextProtos: []string{"h2", "http/1.1"}}}
 	go srv.ServeTLS(ln, "", "")
 	s.t.Cleanup(func() { srv.Close() })
-	return u
+	return u, v
 }
 
 // waitPeers waits until the origin lists n volunteers, and must if set.
@@ -254,7 +254,7 @@ func TestServiceWorkerSurvivesACorruptVolunteer(t *testing.T) {
 	// The liar: a volunteer whose advertised URL is a proxy that flips a
 	// byte in each block.
 	var corrupted atomic.Int64
-	liarURL := s.faultyVolunteer(nil, func(resp *http.Response) error {
+	liarURL, _ := s.faultyVolunteer(nil, func(resp *http.Response) error {
 		if !strings.HasPrefix(resp.Request.URL.Path, "/grits/v1/block/") || resp.StatusCode != http.StatusOK {
 			return nil
 		}

@@ -2,6 +2,7 @@ package datadir
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
@@ -41,17 +42,27 @@ func (d *Dir) FollowRoots(ctx context.Context, every time.Duration) *RootFollowe
 			if err != nil || st.Size() == lastSize && st.ModTime().Equal(lastMod) {
 				continue
 			}
-			l, err := tree.ReadLog(ctx, f.path)
-			if err != nil {
-				continue
-			}
-			lastSize, lastMod = st.Size(), st.ModTime()
-			if r, ok := l.Latest(); ok {
-				f.Offer(r)
+			if f.Reread(ctx) == nil {
+				lastSize, lastMod = st.Size(), st.ModTime()
 			}
 		}
 	}()
 	return f
+}
+
+// Reread reads the log now and takes its latest root: an import in
+// another process asks the daemon for this (over the admin socket) so
+// that what it committed is served at once, not at the next poll.
+func (f *RootFollower) Reread(ctx context.Context) error {
+	l, err := tree.ReadLog(ctx, f.path)
+	if err != nil {
+		return fmt.Errorf("reread roots: %w", err)
+	}
+	defer l.Close()
+	if r, ok := l.Latest(); ok {
+		f.Offer(r)
+	}
+	return nil
 }
 
 // Offer makes r the latest root if it is newer than the current one (a

@@ -71,6 +71,13 @@ func runImport(ctx context.Context, c *cmdContext) error {
 		c.errorf("%simport: %s; no changes, root seq %d stays\n", clear, res.summary, res.seq)
 	} else {
 		c.errorf("%simport: %s; committed root seq %d\n", clear, res.summary, res.root.Seq)
+		// A daemon serving this directory would see the root at its next
+		// poll; tell it now so the next page view has it.
+		if err := pokeDaemon(ctx, d); err == nil {
+			c.errorf("import: the running gritsd serves root seq %d now\n", res.root.Seq)
+		} else {
+			c.logger.Debug("no running daemon took the new root", "err", err)
+		}
 	}
 	c.printf("%s\n", newTree)
 	return nil

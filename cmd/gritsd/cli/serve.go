@@ -30,6 +30,9 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
+	if _, err := wflags.swSettings(""); err != nil {
+		return err
+	}
 	if *c.logLevel == "" {
 		*c.logLevel = "info"
 	}
@@ -211,7 +214,11 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	if *wflags.watch != "" {
 		bg.Go(func() { watchImport(ctx, c, d, *wflags.watch, *wflags.watchQuiet) })
 	}
-	if err := serveAdmin(ctx, d, func() Status { return nodeStatus(d, swarm, fetcher, srv, serverRoots, wb) }); err != nil {
+	var reread func(context.Context) error
+	if follower != nil {
+		reread = follower.Reread
+	}
+	if err := serveAdmin(ctx, d, func() Status { return nodeStatus(d, swarm, fetcher, srv, serverRoots, wb) }, reread); err != nil {
 		return err
 	}
 
@@ -359,6 +366,7 @@ func nodeStatus(d *datadir.Dir, s *membership.Swarm, f *membership.Fetcher, srv 
 	if wb != nil {
 		st.URL = wb.url
 		st.Served.HTTPRequests, st.Served.HTTPBytes, st.Served.HTTP3Requests = wb.requests.Load(), wb.bytes.Load(), wb.h3.Load()
+		st.Served.HTTPByKind = wb.byKind()
 		st.Reports = wb.reportList()
 	}
 	var seq uint64

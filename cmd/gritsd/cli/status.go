@@ -67,6 +67,15 @@ type ServedStats struct {
 	HTTPRequests  int64 `json:"http_requests"`
 	HTTPBytes     int64 `json:"http_bytes"`
 	HTTP3Requests int64 `json:"http3_requests"`
+	// HTTP answers by kind: block, lookup, site (the origin's pages and
+	// files), root.
+	HTTPByKind map[string]KindStats `json:"http_by_kind,omitempty"`
+}
+
+// KindStats counts one kind of HTTP answer.
+type KindStats struct {
+	Requests int64 `json:"requests"`
+	Bytes    int64 `json:"bytes"`
 }
 
 // StatusMember is one member.
@@ -93,7 +102,8 @@ func holdsAll(m membership.Member, seq uint64) bool {
 
 // serveAdmin answers status requests on a unix socket in the data
 // directory until ctx ends.
-func serveAdmin(ctx context.Context, d *datadir.Dir, status func() Status) error {
+// reread, if set, is the origin's "an import committed a root" hook.
+func serveAdmin(ctx context.Context, d *datadir.Dir, status func() Status, reread func(context.Context) error) error {
 	path := d.FilePath(sockFile)
 	// A stale socket from a killed daemon: remove it if nobody answers.
 	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
@@ -114,6 +124,13 @@ func serveAdmin(ctx context.Context, d *datadir.Dir, status func() Status) error
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(status())
 	})
+	if reread != nil {
+		mux.HandleFunc("POST /v1/roots/reread", func(w http.ResponseWriter, r *http.Request) {
+			if err := reread(r.Context()); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			}
+		})
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -124,12 +141,36 @@ func serveAdmin(ctx context.Context, d *datadir.Dir, status func() Status) error
 	return nil
 }
 
-func fetchStatus(ctx context.Context, d *datadir.Dir) (Status, error) {
-	path := d.FilePath(sockFile)
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+// adminClient talks to the daemon's admin socket.
+func adminClient(path string, timeout time.Duration) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var dl net.Dialer
 		return dl.DialContext(ctx, "unix", path)
-	}}, Timeout: 10 * time.Second}
+	}}, Timeout: timeout}
+}
+
+// pokeDaemon tells a daemon serving d, if one runs, to read the root log
+// now.
+func pokeDaemon(ctx context.Context, d *datadir.Dir) error {
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://gritsd/v1/roots/reread", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := adminClient(d.FilePath(sockFile), 5*time.Second).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("daemon: %s: %s", resp.Status, b)
+	}
+	return nil
+}
+
+func fetchStatus(ctx context.Context, d *datadir.Dir) (Status, error) {
+	path := d.FilePath(sockFile)
+	hc := adminClient(path, 10*time.Second)
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://gritsd/v1/status", nil)
 	if err != nil {
 		return Status{}, err

@@ -37,6 +37,10 @@ type webFlags struct {
 	injectSW                                                        *bool
 	watchQuiet                                                      *time.Duration
 	rateLimit                                                       *float64
+	// The service worker the origin serves.
+	swPaths    *string
+	swNavigate *bool
+	swCacheMB  *int64
 }
 
 func addWebFlags(c *cmdContext) *webFlags {
@@ -52,9 +56,37 @@ func addWebFlags(c *cmdContext) *webFlags {
 		watchQuiet:  c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
 		rateLimit:   c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
 	}
+	w.swPaths = c.flags.String("sw-paths", "", "origin: comma-separated URL path prefixes the service worker serves from volunteers (default /); other requests go to the network untouched")
+	w.swNavigate = c.flags.Bool("sw-navigate", false, "origin: the service worker serves pages (navigations) from volunteers too, the origin only when they cannot (default: pages from the origin, volunteers when it is unreachable)")
+	w.swCacheMB = c.flags.Int64("sw-cache-mb", 0, fmt.Sprintf("origin: MiB of verified blocks the service worker keeps in each browser (default %d)", sw.DefaultCacheBytes>>20))
 	c.flags.Var(&w.trustedProxies, "trusted-proxy", "address or CIDR of a reverse proxy in front of this node whose X-Forwarded-For is believed for rate limits (repeatable); others' is ignored")
 	c.flags.Var(&w.proxyPrefixes, "proxy-prefix", "origin with --upstream: always proxy paths under this prefix (repeatable), e.g. /api/")
 	return w
+}
+
+// swSettings are the service worker's settings from the --sw-* flags.
+func (w *webFlags) swSettings(siteKey string) (sw.Settings, error) {
+	s := sw.Settings{SiteKey: siteKey, Navigate: *w.swNavigate}
+	if v := *w.swPaths; v != "" {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				s.Paths = append(s.Paths, p)
+			}
+		}
+		if len(s.Paths) == 0 {
+			return s, usagef("--sw-paths %q: no path prefix", v)
+		}
+	}
+	if mb := *w.swCacheMB; mb != 0 {
+		if mb < 0 || mb > sw.MaxCacheBytes>>20 {
+			return s, usagef("--sw-cache-mb %d: want 1 to %d", mb, sw.MaxCacheBytes>>20)
+		}
+		s.CacheBytes = mb << 20
+	}
+	if err := s.Validate(); err != nil {
+		return s, usagef("--sw-*: %v", err)
+	}
+	return s, nil
 }
 
 // tlsFor picks the certificate source: files, ACME, or the data
@@ -123,6 +155,9 @@ type web struct {
 	requests atomic.Int64
 	bytes    atomic.Int64
 	h3       atomic.Int64 // requests that came over HTTP/3
+	// Answers by gateway kind ("block", "lookup", "site", "root"): how
+	// an operator (and the tests) tell pages from swarm traffic.
+	kinds sync.Map // kind → *kindCount
 
 	mu      sync.Mutex
 	reports map[string]*StatusReport // by volunteer URL
@@ -148,6 +183,29 @@ func (wb *web) report(c *cmdContext, client string, r gateway.Report) {
 	rep.Count++
 	rep.Last, rep.Reason, rep.Hash = time.Now(), r.Reason, r.Hash
 	c.logger.Warn("a browser reports a volunteer", "peer", r.Peer, "reason", r.Reason, "hash", r.Hash, "client", client)
+}
+
+type kindCount struct{ requests, bytes atomic.Int64 }
+
+func (wb *web) count(kind string, n int64) {
+	v, ok := wb.kinds.Load(kind)
+	if !ok {
+		v, _ = wb.kinds.LoadOrStore(kind, new(kindCount))
+	}
+	k := v.(*kindCount)
+	k.requests.Add(1)
+	k.bytes.Add(n)
+}
+
+// byKind is the counters by kind, for status.
+func (wb *web) byKind() map[string]KindStats {
+	out := map[string]KindStats{}
+	wb.kinds.Range(func(key, v any) bool {
+		k := v.(*kindCount)
+		out[key.(string)] = KindStats{Requests: k.requests.Load(), Bytes: k.bytes.Load()}
+		return true
+	})
+	return out
 }
 
 func (wb *web) reportList() []StatusReport {
@@ -216,11 +274,16 @@ func (wb *web) start(c *cmdContext, d *datadir.Dir, w *webFlags, store tree.Gett
 		OnServe: func(kind string, n int64) {
 			wb.requests.Add(1)
 			wb.bytes.Add(n)
+			wb.count(kind, n)
 		},
 	}
 	if origin {
 		cfg.OnReport = func(client string, r gateway.Report) { wb.report(c, client, r) }
-		scripts, err := sw.Scripts(sw.Settings{SiteKey: d.Config.SiteKey.String()})
+		settings, err := w.swSettings(d.Config.SiteKey.String())
+		if err != nil {
+			return err
+		}
+		scripts, err := sw.Scripts(settings)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,493 @@
+package main_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/grits-cdn/grits/gateway"
+	"github.com/grits-cdn/grits/internal/chromium"
+	"github.com/grits-cdn/grits/internal/demosite"
+)
+
+// These tests drive Chromium in real time over the DevTools protocol, so
+// the service worker's own timers (deadlines, hedging) run as they would
+// for a user. They start an origin and volunteers as real processes.
+
+// demoFiles is the demo site as a fixture: three pages, a style sheet, a
+// script, images and a 1.6 MB video.
+func demoFiles(t *testing.T) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	err := fs.WalkDir(demosite.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(demosite.FS(), p)
+		files["/"+p] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// browser starts Chromium on the site's profile, trusting the site's
+// certificate and talking HTTP/3 to the given HTTPS addresses from the
+// first request. It is closed at the end of the test.
+func (s *swSite) browser(quic ...string) *chromium.Browser {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := chromium.Start(ctx, chromium.Options{Profile: s.profile, SPKI: gateway.SPKIHash(s.leaf.Leaf), ForceQUIC: quic})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(b.Close)
+	return b
+}
+
+// open navigates to path on the origin and waits until the page has
+// loaded its images and the service worker controls it.
+func (s *swSite) open(b *chromium.Browser, path string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := b.Navigate(ctx, s.originURL+path); err != nil {
+		s.t.Fatalf("navigate to %s: %v", path, err)
+	}
+	if err := b.Wait(ctx, `navigator.serviceWorker.controller !== null && [...document.images].every((i) => i.complete)`); err != nil {
+		s.t.Fatalf("%s: the page did not load under the service worker: %v", path, err)
+	}
+	var broken []string
+	if err := b.Eval(ctx, `[...document.images].filter((i) => i.naturalWidth === 0).map((i) => i.src)`, &broken); err != nil {
+		s.t.Fatal(err)
+	}
+	if len(broken) > 0 {
+		s.t.Fatalf("%s: images that did not load: %v", path, broken)
+	}
+}
+
+// eval evaluates expr in the page (awaiting a promise) into out.
+func eval(t *testing.T, b *chromium.Browser, timeout time.Duration, expr string, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := b.Eval(ctx, expr, out); err != nil {
+		t.Fatalf("%.80s…: %v", strings.TrimSpace(expr), err)
+	}
+}
+
+// hashesJS fetches paths through the page (so through the worker) and
+// maps each to the SHA-256 of the body, or to the error.
+const hashesJS = `(async (paths) => {
+  const out = {};
+  for (const p of paths) {
+    try {
+      const r = await fetch(p);
+      if (!r.ok) { out[p] = 'status ' + r.status; continue; }
+      const h = await crypto.subtle.digest('SHA-256', await r.arrayBuffer());
+      out[p] = [...new Uint8Array(h)].map((x) => x.toString(16).padStart(2, '0')).join('');
+    } catch (e) { out[p] = 'error: ' + e; }
+  }
+  return out;
+})(%s)`
+
+// checkThroughWorker fails the test unless every file, fetched by the
+// page through the worker, is byte-exact.
+func checkThroughWorker(t *testing.T, b *chromium.Browser, files map[string][]byte) {
+	t.Helper()
+	var paths []string
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	list, _ := json.Marshal(paths)
+	got := map[string]string{}
+	eval(t, b, 90*time.Second, fmt.Sprintf(hashesJS, list), &got)
+	for _, p := range paths {
+		sum := sha256.Sum256(files[p])
+		if got[p] != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s through the worker: %s, want sha256 %x", p, got[p], sum)
+		}
+	}
+}
+
+// seekJS seeks the page's video to three quarters of its length and
+// waits until the frame there can be shown.
+const seekJS = `(async () => {
+  const v = document.querySelector('video');
+  v.muted = true;
+  const fail = () => new Error('video error ' + (v.error ? v.error.code + ' ' + v.error.message : ''));
+  if (v.readyState < 1) await new Promise((ok, no) => { v.addEventListener('loadedmetadata', ok, { once: true }); v.addEventListener('error', () => no(fail()), { once: true }); });
+  const target = v.duration * 0.75;
+  const seeked = new Promise((ok) => v.addEventListener('seeked', ok, { once: true }));
+  v.currentTime = target;
+  await seeked;
+  if (v.readyState < 2) await new Promise((ok, no) => { v.addEventListener('loadeddata', ok, { once: true }); v.addEventListener('canplay', ok, { once: true }); v.addEventListener('error', () => no(fail()), { once: true }); });
+  return { duration: v.duration, target, at: v.currentTime, ready: v.readyState };
+})()`
+
+type nodeCounts map[string]struct {
+	Requests int64 `json:"requests"`
+	Bytes    int64 `json:"bytes"`
+}
+
+type httpCounts struct {
+	Requests int64      `json:"http_requests"`
+	Bytes    int64      `json:"http_bytes"`
+	HTTP3    int64      `json:"http3_requests"`
+	ByKind   nodeCounts `json:"http_by_kind"`
+}
+
+// counts is what the daemon on d has served to browsers so far.
+func (d dataDir) counts(t *testing.T) httpCounts {
+	t.Helper()
+	r := d.run(t, "status", "--json")
+	if r.code != 0 {
+		t.Fatalf("status: %s", r)
+	}
+	var st struct {
+		Served httpCounts `json:"served"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	return st.Served
+}
+
+func (c httpCounts) sub(o httpCounts) httpCounts {
+	d := httpCounts{Requests: c.Requests - o.Requests, Bytes: c.Bytes - o.Bytes, HTTP3: c.HTTP3 - o.HTTP3, ByKind: nodeCounts{}}
+	for k, v := range c.ByKind {
+		w := o.ByKind[k]
+		v.Requests -= w.Requests
+		v.Bytes -= w.Bytes
+		d.ByKind[k] = v
+	}
+	return d
+}
+
+// volunteerNode is a started volunteer with its data directory and
+// HTTPS address.
+type volunteerNode struct {
+	d    dataDir
+	srv  *server
+	addr string
+}
+
+func (s *swSite) volunteer(extra ...string) volunteerNode {
+	s.t.Helper()
+	tok := strings.TrimSpace(s.o.must(s.t, "token", "--origin-addr", s.origin.addr).stdout)
+	d := dataDir(filepath.Join(s.t.TempDir(), "volunteer"))
+	d.must(s.t, "join", tok)
+	srv := startServe(s.t, d, append(s.tlsFlags, extra...)...)
+	addr, _ := gwHTTPS(s.t, srv)
+	return volunteerNode{d: d, srv: srv, addr: addr}
+}
+
+// TestServiceWorkerSiteFromVolunteers: after the first navigation,
+// loading every page of the demo site (HTML, CSS, script, images, and
+// seeking in the video) takes over 95% of the site's bytes from the
+// volunteers, counted on the nodes; volunteer traffic is HTTP/3; every
+// file fetched through the worker is byte-exact.
+func TestServiceWorkerSiteFromVolunteers(t *testing.T) {
+	files := demoFiles(t)
+	s := newSWSite(t, files)
+	vs := []volunteerNode{s.volunteer(), s.volunteer()}
+	s.waitPeers(2, "")
+	originAddr := strings.TrimPrefix(s.originURL, "https://")
+	b := s.browser(originAddr, vs[0].addr, vs[1].addr)
+
+	s.open(b, "/") // installs the worker; it claims the page
+	before := map[string]httpCounts{"origin": s.o.counts(t)}
+	for i, v := range vs {
+		before[fmt.Sprint("volunteer", i)] = v.d.counts(t)
+	}
+	for _, p := range []string{"/", "/about.html", "/gallery/", "/"} {
+		s.open(b, p)
+	}
+	var seek struct {
+		Duration, Target, At float64
+		Ready                int
+	}
+	eval(t, b, 60*time.Second, seekJS, &seek)
+	if seek.Ready < 2 || seek.At < seek.Target-1 || seek.Duration <= 0 {
+		t.Fatalf("video seek through the worker: %+v", seek)
+	}
+
+	origin := s.o.counts(t).sub(before["origin"])
+	var fromVolunteers, h3, volunteerRequests int64
+	for i, v := range vs {
+		c := v.d.counts(t).sub(before[fmt.Sprint("volunteer", i)])
+		fromVolunteers += c.ByKind["block"].Bytes + c.ByKind["lookup"].Bytes
+		h3 += c.HTTP3
+		volunteerRequests += c.Requests
+		t.Logf("volunteer %d: %d requests (%d over HTTP/3), %d bytes: %+v", i, c.Requests, c.HTTP3, c.Bytes, c.ByKind)
+	}
+	fromOrigin := origin.ByKind["site"].Bytes
+	t.Logf("origin: %d requests, site files %d bytes, all %+v", origin.Requests, fromOrigin, origin.ByKind)
+	share := float64(fromVolunteers) / float64(fromVolunteers+fromOrigin)
+	t.Logf("site bytes from volunteers: %d of %d (%.1f%%)", fromVolunteers, fromVolunteers+fromOrigin, 100*share)
+	if share <= 0.95 {
+		t.Errorf("only %.1f%% of the site's bytes came from volunteers; want over 95%%", 100*share)
+	}
+	if volunteerRequests == 0 || h3 != volunteerRequests {
+		t.Errorf("volunteers served %d requests, %d of them over HTTP/3; want all", volunteerRequests, h3)
+	}
+	st := workerStats(t, b)
+	t.Logf("worker: %+v", st)
+	if st.Protocols["h3"] == 0 || len(st.Protocols) != 1 {
+		t.Errorf("the worker's requests to volunteers used %v (nextHopProtocol); want h3 only", st.Protocols)
+	}
+	checkThroughWorker(t, b, files)
+}
+
+// swStats is part of what the worker answers to {type: 'grits-stats'}.
+type swStats struct {
+	BytesFromVolunteers int64            `json:"bytesFromVolunteers"`
+	BytesFromCache      int64            `json:"bytesFromCache"`
+	BytesFromOrigin     int64            `json:"bytesFromOrigin"`
+	RequestsFromOrigin  int64            `json:"requestsFromOrigin"`
+	LookupsSent         int64            `json:"lookupsSent"`
+	LocalLookups        int64            `json:"localLookups"`
+	HedgesSent          int64            `json:"hedgesSent"`
+	ReportsSent         int64            `json:"reportsSent"`
+	Protocols           map[string]int64 `json:"protocols"`
+}
+
+func workerStats(t *testing.T, b *chromium.Browser) swStats {
+	t.Helper()
+	var st swStats
+	eval(t, b, 10*time.Second, `new Promise((ok) => {
+  const ch = new MessageChannel();
+  ch.port1.onmessage = (e) => ok(e.data);
+  navigator.serviceWorker.controller.postMessage({ type: 'grits-stats' }, [ch.port2]);
+})`, &st)
+	return st
+}
+
+// TestServiceWorkerPathsAndNavigations: with --sw-paths the worker leaves
+// requests outside the prefixes to the network (the origin serves them,
+// the volunteers see nothing of them); with --sw-navigate pages come from
+// the volunteers too.
+func TestServiceWorkerPathsAndNavigations(t *testing.T) {
+	files := demoFiles(t)
+	s := newSWSite(t, files, "--sw-paths", "/images/,/about.html", "--sw-navigate")
+	vs := []volunteerNode{s.volunteer(), s.volunteer()}
+	s.waitPeers(2, "")
+	b := s.browser()
+	s.open(b, "/")
+	before := s.o.counts(t)
+	var vbefore []httpCounts
+	for _, v := range vs {
+		vbefore = append(vbefore, v.d.counts(t))
+	}
+	s.open(b, "/about.html") // a navigation inside the paths: from volunteers
+	s.open(b, "/gallery/")   // outside: the origin, and so is its style sheet
+	origin := s.o.counts(t).sub(before)
+	var lookups int64
+	for i, v := range vs {
+		lookups += v.d.counts(t).sub(vbefore[i]).ByKind["lookup"].Requests
+	}
+	// The origin served the gallery page and nothing of /about.html or
+	// the images; the worker looked /about.html and the two pictures up.
+	want := int64(len(files["/gallery/index.html"]))
+	if got := origin.ByKind["site"].Bytes; got != want {
+		t.Errorf("origin served %d bytes of site files; want %d (the gallery page only): %+v", got, want, origin.ByKind)
+	}
+	if lookups < 3 {
+		t.Errorf("volunteers answered %d lookups; want at least 3 (/about.html and two images)", lookups)
+	}
+	checkThroughWorker(t, b, map[string][]byte{"/images/rings.png": files["/images/rings.png"], "/css/site.css": files["/css/site.css"]})
+}
+
+// TestServiceWorkerSeesNewImports: an unchanged page costs no lookup at
+// all on its next visit; after the origin imports a change, the next
+// ordinary navigation (no shift-reload) shows it.
+func TestServiceWorkerSeesNewImports(t *testing.T) {
+	files := demoFiles(t)
+	s := newSWSite(t, files)
+	vs := []volunteerNode{s.volunteer(), s.volunteer()}
+	s.waitPeers(2, "")
+	b := s.browser()
+	s.open(b, "/about.html")
+	s.open(b, "/about.html") // now under the worker: lookups are cached
+
+	lookups := func() int64 {
+		var n int64
+		for _, v := range vs {
+			n += v.d.counts(t).ByKind["lookup"].Requests
+		}
+		return n
+	}
+	n0 := lookups()
+	s.open(b, "/about.html")
+	if n := lookups() - n0; n != 0 {
+		t.Errorf("an unchanged page cost %d lookups at the volunteers; want none", n)
+	}
+
+	// A new style sheet, imported on the origin (a new signed root).
+	css := append([]byte("/* v2 */ body { border-top: 7px solid rgb(1, 2, 3); }\n"), files["/css/site.css"]...)
+	src := t.TempDir()
+	for p, body := range files {
+		if p == "/css/site.css" {
+			body = css
+		}
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(src, p), body, 0o644)
+	}
+	s.o.must(t, "import", src)
+	s.open(b, "/about.html")
+	var border string
+	eval(t, b, 10*time.Second, `getComputedStyle(document.body).borderTopColor`, &border)
+	if border != "rgb(1, 2, 3)" {
+		t.Errorf("after an import, the next navigation shows the old style sheet (border-top-color %q)", border)
+	}
+	files["/css/site.css"] = css
+	checkThroughWorker(t, b, map[string][]byte{"/css/site.css": css})
+}
+
+// waitReport waits until the origin lists a browser's report about the
+// volunteer at url.
+func (s *swSite) waitReport(url string) {
+	s.t.Helper()
+	eventually(s.t, 20*time.Second, 200*time.Millisecond, func() error {
+		r := s.o.run(s.t, "status", "--json")
+		var st struct {
+			Reports []struct {
+				Peer string `json:"peer"`
+			} `json:"reports"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			return err
+		}
+		for _, rep := range st.Reports {
+			if rep.Peer == url {
+				return nil
+			}
+		}
+		return fmt.Errorf("no report about %s: %s", url, r.stdout)
+	})
+}
+
+// checkFilesLive checks every file of checkFiles but the page, and a
+// range of the big one, through the worker.
+func checkFilesLive(t *testing.T, b *chromium.Browser, files map[string][]byte) {
+	t.Helper()
+	rest := map[string][]byte{}
+	for p, body := range files {
+		if p != "/index.html" {
+			rest[p] = body
+		}
+	}
+	checkThroughWorker(t, b, rest)
+	var got struct {
+		Status int
+		Sum    string
+	}
+	eval(t, b, 60*time.Second, `(async () => {
+  const r = await fetch('/media/big.bin', { headers: { Range: 'bytes=1000000-1099999' } });
+  const h = await crypto.subtle.digest('SHA-256', await r.arrayBuffer());
+  return { status: r.status, sum: [...new Uint8Array(h)].map((x) => x.toString(16).padStart(2, '0')).join('') };
+})()`, &got)
+	sum := sha256.Sum256(files["/media/big.bin"][1000000:1100000])
+	if got.Status != 206 || got.Sum != hex.EncodeToString(sum[:]) {
+		t.Errorf("range through the worker: %d %s, want 206 %x", got.Status, got.Sum, sum)
+	}
+}
+
+// TestServiceWorkerSurvivesAHangingVolunteer: one volunteer accepts
+// requests and never answers. Every file still arrives byte-exact, and
+// the origin hears about the volunteer.
+func TestServiceWorkerSurvivesAHangingVolunteer(t *testing.T) {
+	files := checkFiles()
+	s := newSWSite(t, files)
+	s.volunteer()
+	var held atomic.Int64
+	hangURL, _ := s.faultyVolunteer(func(r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/grits/v1/block/") || strings.HasPrefix(r.URL.Path, "/grits/v1/lookup/") {
+			held.Add(1)
+			return true
+		}
+		return false
+	}, nil)
+	s.waitPeers(2, hangURL)
+	b := s.browser()
+	s.open(b, "/")
+	start := time.Now()
+	checkFilesLive(t, b, files)
+	if held.Load() == 0 {
+		t.Fatal("the hanging volunteer was never asked: the test proved nothing")
+	}
+	t.Logf("%d requests held by the hanging volunteer; the files took %v", held.Load(), time.Since(start).Round(time.Millisecond))
+	s.waitReport(hangURL)
+}
+
+// TestServiceWorkerSurvivesAKilledVolunteer: a volunteer is killed
+// (SIGKILL) in the middle of sending a block. The file still arrives
+// byte-exact, and the origin hears about the volunteer.
+func TestServiceWorkerSurvivesAKilledVolunteer(t *testing.T) {
+	files := checkFiles()
+	s := newSWSite(t, files)
+	s.volunteer()
+	var victim atomic.Pointer[server]
+	var killed atomic.Bool
+	deadURL, v := s.faultyVolunteer(nil, func(resp *http.Response) error {
+		if !strings.HasPrefix(resp.Request.URL.Path, "/grits/v1/block/") || resp.StatusCode != http.StatusOK || resp.ContentLength < 100<<10 {
+			return nil
+		}
+		resp.Body = &killingReader{r: resp.Body, after: 64 << 10, kill: func() {
+			if v := victim.Load(); v != nil && killed.CompareAndSwap(false, true) {
+				v.cmd.Process.Kill()
+			}
+		}}
+		return nil
+	})
+	victim.Store(v)
+	s.waitPeers(2, deadURL)
+	b := s.browser()
+	s.open(b, "/")
+	checkFilesLive(t, b, files)
+	if !killed.Load() {
+		t.Fatal("the volunteer was never killed mid-transfer: the test proved nothing")
+	}
+	s.waitReport(deadURL)
+}
+
+// killingReader passes after bytes on, then calls kill and fails, as a
+// connection does when the process at its other end dies.
+type killingReader struct {
+	r     io.ReadCloser
+	after int
+	n     int
+	kill  func()
+}
+
+func (k *killingReader) Read(p []byte) (int, error) {
+	if k.n >= k.after {
+		k.kill()
+		return 0, errors.New("volunteer killed")
+	}
+	if len(p) > k.after-k.n {
+		p = p[:k.after-k.n]
+	}
+	n, err := k.r.Read(p)
+	k.n += n
+	return n, err
+}
+
+func (k *killingReader) Close() error { return k.r.Close() }

@@ -88,9 +88,10 @@ type config struct {
 	Paths      []string `json:"paths"`
 	Navigate   bool     `json:"navigate"`
 	CacheBytes int64    `json:"cacheBytes"`
-	// Version names the embedded scripts: any change to them changes
-	// the worker's bytes, so browsers install the new worker.
-	Version string `json:"version"`
+	// Version names the embedded scripts and these settings: any change
+	// to either changes the worker's bytes, so browsers install the new
+	// worker, and the worker can say which one it is.
+	Version string `json:"version,omitempty"`
 }
 
 // Version is a hash of every embedded script, the worker's version.
@@ -139,7 +140,14 @@ func Scripts(s Settings) (map[string][]byte, error) {
 		return nil, err
 	}
 	// JSON is a JavaScript expression (json.Marshal escapes <, > and &).
-	c, err := json.Marshal(config{SiteKey: s.SiteKey, Scope: s.Scope, Paths: s.Paths, Navigate: s.Navigate, CacheBytes: s.CacheBytes, Version: Version()})
+	cf := config{SiteKey: s.SiteKey, Scope: s.Scope, Paths: s.Paths, Navigate: s.Navigate, CacheBytes: s.CacheBytes}
+	settings, err := json.Marshal(cf)
+	if err != nil {
+		return nil, err
+	}
+	v := sha256.Sum256(append([]byte(Version()+"\n"), settings...))
+	cf.Version = hex.EncodeToString(v[:16])
+	c, err := json.Marshal(cf)
 	if err != nil {
 		return nil, err
 	}

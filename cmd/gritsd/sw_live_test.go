@@ -491,3 +491,65 @@ func (k *killingReader) Read(p []byte) (int, error) {
 }
 
 func (k *killingReader) Close() error { return k.r.Close() }
+
+// TestServiceWorkerUpdates: when the origin ships a different worker (here
+// a new setting), an open browser's next navigations bring the new
+// version into control without a stuck old worker, and it keeps serving.
+func TestServiceWorkerUpdates(t *testing.T) {
+	files := demoFiles(t)
+	s := newSWSite(t, files)
+	s.volunteer()
+	s.waitPeers(1, "")
+	b := s.browser()
+	s.open(b, "/")
+	var v1 struct {
+		Version string `json:"version"`
+		Cache   struct {
+			MaxBytes int64 `json:"maxBytes"`
+		} `json:"cache"`
+	}
+	statsJS := `new Promise((ok) => {
+  const ch = new MessageChannel();
+  ch.port1.onmessage = (e) => ok(e.data);
+  navigator.serviceWorker.controller.postMessage({ type: 'grits-stats' }, [ch.port2]);
+})`
+	eval(t, b, 10*time.Second, statsJS, &v1)
+	if v1.Version == "" {
+		t.Fatal("the worker reports no version")
+	}
+
+	// The origin restarts on the same address with another cache size:
+	// the worker it serves changes.
+	addr := strings.TrimPrefix(s.originURL, "https://")
+	s.origin.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.origin.exited:
+	case <-time.After(serveStopTimeout):
+		t.Fatal("origin did not stop")
+	}
+	s.origin = startServe(t, s.o, append(append([]string(nil), s.tlsFlags...), "--https", addr, "--sw-cache-mb", "100")...)
+
+	v2 := v1
+	deadline := time.Now().Add(60 * time.Second)
+	for v2.Version == v1.Version {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60 s of navigations the old worker (version %s) still controls the page", v1.Version)
+		}
+		s.open(b, "/about.html")
+		// Chromium checks for a new worker after a navigation once the
+		// worker has been idle for a moment (each event it handles defers
+		// the check): read the page for a few seconds, as a user does.
+		time.Sleep(3 * time.Second)
+		eval(t, b, 10*time.Second, statsJS, &v2)
+	}
+	if v2.Cache.MaxBytes != 100<<20 {
+		t.Errorf("the new worker's cache limit is %d; want %d from --sw-cache-mb 100", v2.Cache.MaxBytes, 100<<20)
+	}
+	var waiting bool
+	eval(t, b, 10*time.Second, `navigator.serviceWorker.getRegistration().then((r) => r.waiting !== null)`, &waiting)
+	if waiting {
+		t.Error("a worker is left waiting after the update")
+	}
+	t.Logf("worker %s replaced by %s", v1.Version, v2.Version)
+	checkThroughWorker(t, b, map[string][]byte{"/images/rings.png": files["/images/rings.png"], "/about.html": files["/about.html"]})
+}

@@ -3,11 +3,8 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -26,38 +23,6 @@ import (
 	"github.com/grits-cdn/grits/gateway"
 )
 
-// checkPage fetches files through the page (so through the service
-// worker once it controls the page) and prints their SHA-256.
-const checkPage = `<!doctype html><html><head><meta charset="utf-8">
-<script src="/grits/v1/register.js"></script></head><body><pre id="out">pending</pre>
-<script>
-(async () => {
-  const out = document.getElementById('out');
-  // The worker claims this page once it is active. Headless Chromium's
-  // virtual time runs ahead while nothing loads, so keep a request in
-  // flight (real time passes) while the worker installs.
-  for (let i = 0; i < 100 && !navigator.serviceWorker.controller; i++) {
-    await fetch('/grits/v1/root?wait=' + i, { cache: 'no-store' });
-  }
-  if (!navigator.serviceWorker.controller) { out.textContent = 'uncontrolled'; return; }
-  const lines = [];
-  for (const p of ['/media/big.bin', '/css/site.css', '/js/app.js']) {
-    try {
-      const r = await fetch(p);
-      const h = await crypto.subtle.digest('SHA-256', await r.arrayBuffer());
-      lines.push(p + '=' + [...new Uint8Array(h)].map((x) => x.toString(16).padStart(2, '0')).join(''));
-    } catch (e) { lines.push(p + '=error:' + e); }
-  }
-  try {
-    // A range, as a video player seeking asks for one.
-    const r = await fetch('/media/big.bin', { headers: { Range: 'bytes=1000000-1099999' } });
-    const h = await crypto.subtle.digest('SHA-256', await r.arrayBuffer());
-    lines.push('range=' + r.status + ':' + [...new Uint8Array(h)].map((x) => x.toString(16).padStart(2, '0')).join(''));
-  } catch (e) { lines.push('range=error:' + e); }
-  out.textContent = 'done;' + lines.join(';');
-})();
-</script></body></html>`
-
 // swSite is an origin serving a fixture site with one certificate for
 // every node (accepted by Chromium through its SPKI hash), volunteers
 // enrolled on demand, and a Chromium profile that persists across visits.
@@ -70,7 +35,6 @@ type swSite struct {
 	pool      *x509.CertPool
 	tlsFlags  []string
 	profile   string
-	lastLog   string
 }
 
 func newSWSite(t *testing.T, files map[string][]byte, originFlags ...string) *swSite {
@@ -163,14 +127,6 @@ func (s *swSite) waitPeers(n int, must string) {
 	})
 }
 
-// visit loads url in Chromium with the site's profile and returns the DOM.
-func (s *swSite) visit(url string) string {
-	s.t.Helper()
-	dom, log := chromiumDump(s.t, s.profile, []string{"--ignore-certificate-errors-spki-list=" + gateway.SPKIHash(s.leaf.Leaf)}, url)
-	s.lastLog = log
-	return dom
-}
-
 // chromiumDump runs headless Chromium on url with a profile and flags and
 // returns the DOM it prints and its log. Headless Chromium on this kind
 // of machine now and then crashes (SIGSEGV) at start or on its way out:
@@ -197,43 +153,9 @@ func chromiumDump(t *testing.T, profile string, flags []string, url string) (str
 	}
 }
 
-// visitControlled visits the check page until the worker controls it and
-// it has printed its results (bounded).
-func (s *swSite) visitControlled() string {
-	s.t.Helper()
-	for i := 0; ; i++ {
-		page := s.visit(s.originURL + "/")
-		if strings.Contains(page, `<pre id="out">done;`) {
-			return page
-		}
-		if i == 5 {
-			s.t.Fatalf("no visit was controlled by the service worker:\n%.2000s\nchromium log:\n%.4000s", page, s.lastLog)
-		}
-	}
-}
-
-// checkHashes fails the test unless the page printed the SHA-256 of
-// every file but the page itself.
-func checkHashes(t *testing.T, page string, files map[string][]byte) {
-	t.Helper()
-	for p, b := range files {
-		if p == "/index.html" {
-			continue
-		}
-		sum := sha256.Sum256(b)
-		if want := p + "=" + hex.EncodeToString(sum[:]); !strings.Contains(page, want) {
-			t.Errorf("%s: wrong bytes through the worker; page says:\n%.1000s", p, page)
-		}
-	}
-	sum := sha256.Sum256(files["/media/big.bin"][1000000:1100000])
-	if want := "range=206:" + hex.EncodeToString(sum[:]); !strings.Contains(page, want) {
-		t.Errorf("range request through the worker: want %s; page says:\n%.1000s", want, page)
-	}
-}
-
 func checkFiles() map[string][]byte {
 	return map[string][]byte{
-		"/index.html":    []byte(checkPage),
+		"/index.html":    []byte(`<!doctype html><html><head><meta charset="utf-8"><title>check</title><script src="/grits/v1/register.js"></script></head><body>check</body></html>`),
 		"/media/big.bin": randBytes(7, 2<<20), // 8 blocks
 		"/css/site.css":  bytes.Repeat([]byte("body { color: #123 }\n"), 200),
 		"/js/app.js":     []byte("console.log('app');\n"),
@@ -275,54 +197,14 @@ func TestServiceWorkerSurvivesACorruptVolunteer(t *testing.T) {
 	})
 	s.waitPeers(2, liarURL)
 
-	checkHashes(t, s.visitControlled(), files)
+	b := s.browser()
+	s.open(b, "/")
+	checkFilesLive(t, b, files)
 	if corrupted.Load() == 0 {
 		t.Fatal("the liar was never asked for a block: the test proved nothing")
 	}
-	eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
-		r := s.o.run(t, "status", "--json")
-		var st struct {
-			Reports []struct {
-				Peer  string `json:"peer"`
-				Count int    `json:"count"`
-			} `json:"reports"`
-		}
-		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
-			return err
-		}
-		for _, rep := range st.Reports {
-			if rep.Peer == liarURL {
-				return nil
-			}
-		}
-		return fmt.Errorf("no report about %s: %s", liarURL, r.stdout)
-	})
+	s.waitReport(liarURL)
 	t.Logf("the liar corrupted %d blocks; every file arrived intact and the origin got a report", corrupted.Load())
-}
-
-// TestServiceWorkerServesWithTheOriginDown: after a visit, the origin
-// stops; the next visit (a new browser process with the same profile)
-// still gets the page and every file, byte-exact, from the volunteers
-// under a root the worker kept or the volunteers offered.
-func TestServiceWorkerServesWithTheOriginDown(t *testing.T) {
-	files := checkFiles()
-	s := newSWSite(t, files)
-	s.enrol()
-	s.enrol()
-	s.waitPeers(2, "")
-	checkHashes(t, s.visitControlled(), files)
-
-	s.origin.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.origin.exited:
-	case <-time.After(serveStopTimeout):
-		t.Fatal("origin did not stop")
-	}
-	page := s.visitControlled()
-	if !strings.Contains(page, "done;") {
-		t.Fatalf("page with the origin down:\n%.2000s", page)
-	}
-	checkHashes(t, page, files)
 }
 
 func writeLeaf(t *testing.T, c tls.Certificate) (string, string) {

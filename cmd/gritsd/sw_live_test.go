@@ -266,6 +266,7 @@ type swStats struct {
 	LocalLookups        int64            `json:"localLookups"`
 	HedgesSent          int64            `json:"hedgesSent"`
 	ReportsSent         int64            `json:"reportsSent"`
+	RootSeq             int64            `json:"rootSeq"`
 	Protocols           map[string]int64 `json:"protocols"`
 }
 
@@ -552,4 +553,58 @@ func TestServiceWorkerUpdates(t *testing.T) {
 	}
 	t.Logf("worker %s replaced by %s", v1.Version, v2.Version)
 	checkThroughWorker(t, b, map[string][]byte{"/images/rings.png": files["/images/rings.png"], "/about.html": files["/about.html"]})
+}
+
+// TestServiceWorkerServesWithTheOriginDown: a browser visits, closes; the
+// origin imports a change, which reaches the volunteers, and stops. A new
+// browser on the same profile still gets the page and every file from
+// the volunteers, under the new root, which only the volunteers could
+// have given it.
+func TestServiceWorkerServesWithTheOriginDown(t *testing.T) {
+	files := demoFiles(t)
+	s := newSWSite(t, files)
+	vs := []volunteerNode{s.volunteer(), s.volunteer()}
+	s.waitPeers(2, "")
+	b := s.browser()
+	s.open(b, "/")
+	s.open(b, "/gallery/")
+	b.Close()
+
+	css := append([]byte("/* v2 */ body { border-top: 7px solid rgb(4, 5, 6); }\n"), files["/css/site.css"]...)
+	src := t.TempDir()
+	for p, body := range files {
+		if p == "/css/site.css" {
+			body = css
+		}
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(src, p), body, 0o644)
+	}
+	s.o.must(t, "import", src)
+	for _, v := range vs {
+		eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+			if st := v.d.mustStatus(t); st.Root == nil || st.Root.Seq < 2 {
+				return fmt.Errorf("volunteer root: %+v", st.Root)
+			}
+			return nil
+		})
+	}
+	s.origin.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.origin.exited:
+	case <-time.After(serveStopTimeout):
+		t.Fatal("origin did not stop")
+	}
+
+	b = s.browser()
+	s.open(b, "/")
+	var border string
+	eval(t, b, 10*time.Second, `getComputedStyle(document.body).borderTopColor`, &border)
+	if border != "rgb(4, 5, 6)" {
+		t.Errorf("with the origin down, the page has the old style sheet (border-top-color %q): the root did not come from the volunteers", border)
+	}
+	files["/css/site.css"] = css
+	checkThroughWorker(t, b, files)
+	if st := workerStats(t, b); st.RootSeq != 2 {
+		t.Errorf("the worker holds root seq %d; want 2, from the volunteers", st.RootSeq)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -39,6 +40,7 @@ type Options struct {
 type Browser struct {
 	ctx    context.Context
 	cancel context.CancelFunc
+	closed sync.Once
 }
 
 // ErrNotInstalled means Chromium is not at Path.
@@ -107,14 +109,17 @@ func Start(ctx context.Context, o Options) (*Browser, error) {
 
 // Close ends the browser process (and waits for it), so that another
 // browser may open the same profile.
+// Close may be called more than once.
 func (b *Browser) Close() {
 	if b == nil {
 		return
 	}
-	// Cancelling the browser context closes the browser gracefully and
-	// waits for the process; the allocator context then kills leftovers.
-	_ = chromedp.Cancel(b.ctx)
-	b.cancel()
+	b.closed.Do(func() {
+		// Cancelling the browser context closes the browser gracefully and
+		// waits for the process; the allocator context then kills leftovers.
+		_ = chromedp.Cancel(b.ctx)
+		b.cancel()
+	})
 }
 
 // Navigate loads url in the tab and waits for its load event.

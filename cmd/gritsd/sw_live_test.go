@@ -608,3 +608,44 @@ func TestServiceWorkerServesWithTheOriginDown(t *testing.T) {
 		t.Errorf("the worker holds root seq %d; want 2, from the volunteers", st.RootSeq)
 	}
 }
+
+// TestServiceWorkerAbortStopsBlockFetches: a page that aborts a download
+// after its first bytes stops the worker fetching the rest of the file's
+// blocks (counted on the volunteers).
+func TestServiceWorkerAbortStopsBlockFetches(t *testing.T) {
+	files := map[string][]byte{
+		"/index.html":    []byte(`<!doctype html><html><head><meta charset="utf-8"><title>abort</title><script src="/grits/v1/register.js"></script></head><body>abort</body></html>`),
+		"/media/big.bin": randBytes(11, 32<<18), // 32 blocks of 256 KiB
+	}
+	s := newSWSite(t, files)
+	vs := []volunteerNode{s.volunteer(), s.volunteer()}
+	s.waitPeers(2, "")
+	b := s.browser()
+	s.open(b, "/")
+	blocks := func() int64 {
+		var n int64
+		for _, v := range vs {
+			n += v.d.counts(t).ByKind["block"].Requests
+		}
+		return n
+	}
+	n0 := blocks()
+	var got int
+	eval(t, b, 60*time.Second, `(async () => {
+  const ctl = new AbortController();
+  const r = await fetch('/media/big.bin', { signal: ctl.signal });
+  const reader = r.body.getReader();
+  const { value } = await reader.read();
+  ctl.abort();
+  await new Promise((ok) => setTimeout(ok, 2000)); // time for any fetch still going to show
+  return value.length;
+})()`, &got)
+	n := blocks() - n0
+	t.Logf("read %d bytes, aborted; the volunteers served %d block requests of 32", got, n)
+	if got == 0 {
+		t.Fatal("no bytes before the abort")
+	}
+	if n >= 16 {
+		t.Errorf("after an abort at the first bytes, the worker still fetched %d of 32 blocks", n)
+	}
+}

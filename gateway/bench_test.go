@@ -16,36 +16,40 @@ import (
 )
 
 // BenchmarkBlockGET: block GETs through the handler over HTTP/2 (TLS) on
-// loopback, from a disk store, 64 concurrent requests. Compare with
-// BenchmarkStaticGET, the standard library's file server on the same
-// bytes in the same run:
+// loopback, from a disk store, 64 concurrent requests, with the block
+// cache (hot blocks neither read nor hashed again) and without it (every
+// GET reads and verifies the file). Compare with BenchmarkStaticGET, the
+// standard library's file server on the same bytes in the same run:
 //
 //	go test -run '^$' -bench 'BlockGET|StaticGET' ./gateway
 func BenchmarkBlockGET(b *testing.B) {
 	for _, size := range []int{16 << 10, 256 << 10} {
-		b.Run(sizeName(size), func(b *testing.B) {
-			ctx := context.Background()
-			st, err := blockstore.OpenDisk(ctx, b.TempDir(), blockstore.DiskConfig{Quota: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var paths []string
-			for range 64 {
-				d := make([]byte, size)
-				rand.Read(d)
-				h, err := st.Put(ctx, d, blockstore.PutOptions{Residency: blockstore.Pinned})
-				if err != nil {
-					b.Fatal(err)
-				}
-				paths = append(paths, "/grits/v1/block/"+h.String())
-			}
-			h, err := NewHandler(Config{Store: st, Latest: nil, RateLimit: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			runLoad(b, h, paths, size)
-		})
+		b.Run(sizeName(size)+"/cache", func(b *testing.B) { benchBlockGET(b, size, 0) })
+		b.Run(sizeName(size)+"/nocache", func(b *testing.B) { benchBlockGET(b, size, -1) })
 	}
+}
+
+func benchBlockGET(b *testing.B, size int, cacheBytes int64) {
+	ctx := context.Background()
+	st, err := blockstore.OpenDisk(ctx, b.TempDir(), blockstore.DiskConfig{Quota: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var paths []string
+	for range 64 {
+		d := make([]byte, size)
+		rand.Read(d)
+		h, err := st.Put(ctx, d, blockstore.PutOptions{Residency: blockstore.Pinned})
+		if err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, "/grits/v1/block/"+h.String())
+	}
+	h, err := NewHandler(Config{Store: st, Latest: nil, RateLimit: -1, BlockCacheBytes: cacheBytes})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runLoad(b, h, paths, size)
 }
 
 func BenchmarkStaticGET(b *testing.B) {

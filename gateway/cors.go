@@ -11,10 +11,17 @@ const (
 	corsMaxAge        = "86400"
 )
 
-// setCORSHeaders marks an API response readable from any origin.
+// Shared header values (see hvOctetStream): never modified.
+var (
+	hvStar              = []string{"*"}
+	hvCORSExposeHeaders = []string{corsExposeHeaders}
+)
+
+// setCORSHeaders marks an API response readable from any origin. It runs
+// on every API request, so it assigns canonical keys directly.
 func setCORSHeaders(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	h["Access-Control-Allow-Origin"] = hvStar
+	h["Access-Control-Expose-Headers"] = hvCORSExposeHeaders
 }
 
 // setPreflightHeaders answers a CORS preflight for the API.

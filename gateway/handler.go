@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -122,6 +123,11 @@ type Config struct {
 	// OnReport, if set, takes POST /grits/v1/report: a browser telling
 	// the origin a volunteer sent data that failed verification.
 	OnReport func(client string, r Report)
+	// BlockCacheBytes bounds the memory the block endpoint keeps for
+	// recently served blocks, as read and verified by Store, so that a
+	// hot block is not read and hashed again on every request; 0 means
+	// DefaultBlockCacheBytes and a negative value disables the cache.
+	BlockCacheBytes int64
 }
 
 // Validate reports a configuration NewHandler would refuse.
@@ -158,6 +164,8 @@ type Handler struct {
 	scripts   map[string]staticScript
 	limiter   *ipRateLimiter // nil: no rate limit
 	trusted   []netip.Prefix
+	blocks    *blockCache // nil: no block cache
+	rootHdr   atomic.Pointer[rootHeader]
 
 	zstdEnc *zstd.Encoder // EncodeAll is safe for concurrent use
 	gzPool  sync.Pool     // *gzip.Writer
@@ -207,6 +215,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 		}
 		h.limiter = newIPRateLimiter(rate, burst)
 	}
+	switch {
+	case cfg.BlockCacheBytes == 0:
+		h.blocks = newBlockCache(DefaultBlockCacheBytes)
+	case cfg.BlockCacheBytes > 0:
+		h.blocks = newBlockCache(cfg.BlockCacheBytes)
+	}
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderCRC(false), // the block hash is the integrity check
@@ -222,11 +236,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
-	hdr.Set("Timing-Allow-Origin", "*")
+	hdr["Timing-Allow-Origin"] = hvStar
 	root, hasRoot := h.latest()
 	if hasRoot {
-		var buf [tree.RootSize]byte
-		hdr.Set(RootHeader, base64.RawURLEncoding.EncodeToString(root.AppendEncode(buf[:0])))
+		hdr[RootHeader] = h.rootHeaderValue(root)
 	}
 	upath := r.URL.Path
 	api := strings.HasPrefix(upath, APIPrefix)
@@ -318,6 +331,25 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 	h.cfg.OnReport(h.rateLimitClientIP(r).String(), rep)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// rootHeader is the Grits-Root header value of one root, kept because
+// the root changes rarely and every response carries it.
+type rootHeader struct {
+	root  tree.Root
+	value []string
+}
+
+// rootHeaderValue returns the Grits-Root header value for root, encoding
+// it only when the root has changed. The value must not be modified.
+func (h *Handler) rootHeaderValue(root tree.Root) []string {
+	if c := h.rootHdr.Load(); c != nil && c.root == root {
+		return c.value
+	}
+	var buf [tree.RootSize]byte
+	c := &rootHeader{root: root, value: []string{base64.RawURLEncoding.EncodeToString(root.AppendEncode(buf[:0]))}}
+	h.rootHdr.Store(c)
+	return c.value
 }
 
 func (h *Handler) latest() (tree.Root, bool) {

@@ -272,8 +272,9 @@ func (s *Server) Serve(ctx context.Context) error {
 // withAltSvc announces HTTP/3 on the same port on every response; the
 // handler may override it.
 func (s *Server) withAltSvc(next http.Handler) http.Handler {
+	v := []string{s.altSvc} // shared by every response: never modified
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Alt-Svc", s.altSvc)
+		w.Header()["Alt-Svc"] = v
 		next.ServeHTTP(w, r)
 	})
 }

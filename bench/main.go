@@ -1,11 +1,17 @@
 // Command bench runs grits' benchmark suite on this machine and writes
 // a table (stdout), JSON and an SVG chart:
 //
-//	go run ./bench [-out DIR] [-quick]
+//	go run ./bench [-out DIR] [-quick] [-suite gateway|browser|all]
+//
+// Browser (browser.go): the service worker in headless Chromium, beside
+// baselines from the same run: BLAKE3 against WebCrypto SHA-256, page
+// loads through the worker against the origin over delayed links
+// (relay.go), and verified against unverified block throughput.
 //
 // Gateway: block GETs over HTTP/2 from gritsd and from nginx serving the
 // same bytes as files from disk, with the same load generator (h2load,
-// from Debian's nghttp2-client) in the same run; and over HTTP/3 from
+// from Debian's nghttp2-client) in the same run, in turn, three rounds,
+// each server reported at its median round; and over HTTP/3 from
 // gritsd with a Go load client (nginx from Debian has no HTTP/3). Every
 // figure is reported beside its baseline from the same run, because
 // absolute numbers on shared machines are noise.
@@ -19,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 )
@@ -32,23 +39,37 @@ type Result struct {
 	Requests int     `json:"requests"`
 	ReqPerS  float64 `json:"req_per_s"`
 	MBPerS   float64 `json:"mb_per_s"`
-	// Ratio is ReqPerS over the baseline row's (nginx, HTTP/2, same case).
+	// Ratio is ReqPerS over the baseline row's (nginx, HTTP/2, same case);
+	// for the browser suite, Value over BaselineValue.
 	Ratio float64 `json:"ratio_vs_baseline"`
+	// Browser suite (browser.go): Value in Unit beside the named
+	// Baseline's value from the same run; Millis for load times.
+	Unit          string  `json:"unit,omitempty"`
+	Value         float64 `json:"value,omitempty"`
+	Millis        float64 `json:"ms,omitempty"`
+	Baseline      string  `json:"baseline,omitempty"`
+	BaselineValue float64 `json:"baseline_value,omitempty"`
+	Note          string  `json:"note,omitempty"`
 }
 
 func main() {
 	out := flag.String("out", "bench-results", "directory for results.json and chart.svg")
 	quick := flag.Bool("quick", false, "fewer requests (a smoke run)")
+	suite := flag.String("suite", "all", "which suites to run: gateway, browser or all")
 	flag.Parse()
+	if *suite != "gateway" && *suite != "browser" && *suite != "all" {
+		fmt.Fprintln(os.Stderr, "bench: -suite must be gateway, browser or all")
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *out, *quick); err != nil {
+	if err := run(ctx, *out, *quick, *suite); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out string, quick bool) error {
+func run(ctx context.Context, out string, quick bool, suite string) error {
 	work, err := os.MkdirTemp("", "grits-bench-")
 	if err != nil {
 		return err
@@ -58,23 +79,34 @@ func run(ctx context.Context, out string, quick bool) error {
 	if err := os.Chmod(work, 0o755); err != nil {
 		return err
 	}
-	results, err := gatewaySuite(ctx, work, quick)
-	if err != nil {
-		return err
+	var results []Result
+	if suite != "browser" {
+		if results, err = gatewaySuite(ctx, work, quick); err != nil {
+			return err
+		}
+	}
+	var browser []Result
+	if suite != "gateway" {
+		if browser, err = browserSuite(ctx, work, quick); err != nil {
+			return fmt.Errorf("browser suite: %w", err)
+		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "suite\tcase\tserver\tprotocol\trequests\treq/s\tMB/s\tvs nginx h2\t")
+	if len(results) > 0 {
+		fmt.Fprintln(tw, "suite\tcase\tserver\tprotocol\trequests\treq/s\tMB/s\tvs nginx h2\t")
+	}
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.2fx\t\n", r.Suite, r.Case, r.Server, r.Protocol, r.Requests, r.ReqPerS, r.MBPerS, r.Ratio)
 	}
 	tw.Flush()
+	printBrowser(os.Stdout, browser)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
 	b, _ := json.MarshalIndent(struct {
 		Time    time.Time `json:"time"`
 		Results []Result  `json:"results"`
-	}{time.Now().UTC(), results}, "", "  ")
+	}{time.Now().UTC(), append(slices.Clone(results), browser...)}, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}

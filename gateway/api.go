@@ -23,13 +23,21 @@ const (
 	apiPeers  apiEndpoint = 2
 	apiLookup apiEndpoint = 3
 	apiBlock  apiEndpoint = 4
+	apiBlocks apiEndpoint = 5
 )
+
+// MaxBlocksPerRequest bounds /grits/v1/blocks/{h1},{h2},...: a run of a
+// file's blocks in one response (2 to 4 MiB at the usual chunk sizes),
+// so a browser pays one request, not one per block.
+const MaxBlocksPerRequest = 16
 
 // apiRequest is a parsed API path.
 type apiRequest struct {
 	endpoint apiEndpoint
 	// hash is the block (apiBlock) or the tree (apiLookup, unless latest).
-	hash   blockstore.Hash
+	hash blockstore.Hash
+	// hashes are the blocks of apiBlocks, in order.
+	hashes []blockstore.Hash
 	latest bool
 	// path is the lookup path, valid per tree.ParsePath.
 	path tree.Path
@@ -52,6 +60,7 @@ const lookupLatest = "latest"
 //	/grits/v1/root
 //	/grits/v1/peers
 //	/grits/v1/block/b3-<64 hex>
+//	/grits/v1/blocks/b3-<64 hex>,b3-<64 hex>,... (1 to MaxBlocksPerRequest)
 //	/grits/v1/lookup/{b3-<64 hex>|latest}[/path]
 //
 // A lookup path is what follows the root segment and its slash: it may
@@ -74,6 +83,22 @@ func parseAPIPath(p string) (apiRequest, error) {
 			return apiRequest{}, fmt.Errorf("%w: %w", errAPIBadPath, err)
 		}
 		return apiRequest{endpoint: apiBlock, hash: h}, nil
+	}
+	if seg, ok := strings.CutPrefix(rest, "blocks/"); ok {
+		// Checked for length before splitting: no allocation for a list
+		// longer than allowed.
+		if n := strings.Count(seg, ",") + 1; n > MaxBlocksPerRequest {
+			return apiRequest{}, fmt.Errorf("%w: %d blocks, at most %d", errAPIBadPath, n, MaxBlocksPerRequest)
+		}
+		req := apiRequest{endpoint: apiBlocks}
+		for s := range strings.SplitSeq(seg, ",") {
+			h, err := blockstore.ParseHash(s)
+			if err != nil {
+				return apiRequest{}, fmt.Errorf("%w: %w", errAPIBadPath, err)
+			}
+			req.hashes = append(req.hashes, h)
+		}
+		return req, nil
 	}
 	if after, ok := strings.CutPrefix(rest, "lookup/"); ok {
 		seg, tail, _ := strings.Cut(after, "/")
@@ -120,6 +145,75 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, root tree.Roo
 		h.serveLookup(w, r, req, root, hasRoot)
 	case apiBlock:
 		h.serveBlock(w, r, req.hash)
+	case apiBlocks:
+		h.serveBlocks(w, r, req.hashes)
+	}
+}
+
+// blocksAhead is how many blocks of a run serveBlocks reads ahead of the
+// one it writes: a volunteer that lacks them fetches them through the
+// swarm in parallel, and memory stays bounded (a few MiB a request).
+const blocksAhead = 4
+
+// serveBlocks answers a run of blocks, concatenated in the order named.
+// The client knows each block's size from the file node and checks each
+// against its hash, as it does single blocks. The body is streamed: the
+// first block is in hand before the status is sent (a missing one is a
+// clean 404); a block that fails later ends the response early, which
+// the client sees as a truncated body and answers from elsewhere.
+func (h *Handler) serveBlocks(w http.ResponseWriter, r *http.Request, hashes []blockstore.Hash) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	type result struct {
+		b   *cachedBlock
+		err error
+	}
+	results := make([]chan result, len(hashes))
+	next := 0
+	startUpTo := func(i int) {
+		for ; next < len(hashes) && next <= i; next++ {
+			ch := make(chan result, 1)
+			results[next] = ch
+			go func(hash blockstore.Hash) {
+				b, err := h.getBlock(ctx, hash)
+				ch <- result{b, err}
+			}(hashes[next])
+		}
+	}
+	// Every started read ends (ctx is cancelled on return) and sends into
+	// a buffered channel: no goroutine outlives the request for long.
+	hdr := w.Header()
+	var n int64
+	for i := range hashes {
+		startUpTo(i + blocksAhead)
+		res := <-results[i]
+		if res.err != nil {
+			if i == 0 {
+				if errors.Is(res.err, blockstore.ErrNotFound) {
+					h.fail(w, http.StatusNotFound, "block not found: "+hashes[0].String())
+				} else {
+					h.storeFailed(w, r.Context(), "blocks", res.err)
+				}
+				return
+			}
+			h.log.Debug("blocks: run cut short", "block", hashes[i].Short(), "err", res.err)
+			break
+		}
+		if i == 0 {
+			hdr["Content-Type"] = hvOctetStream
+			hdr["Cache-Control"] = hvImmutable
+			w.WriteHeader(http.StatusOK)
+			if r.Method == http.MethodHead {
+				return
+			}
+		}
+		n += writeBlockBody(w, r, res.b.data)
+		if r.Context().Err() != nil {
+			return
+		}
+	}
+	if n > 0 {
+		h.served("block", n)
 	}
 }
 

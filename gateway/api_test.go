@@ -663,3 +663,72 @@ func TestMethodsAndLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestBlocksEndpoint: a run of blocks in one response, concatenated in
+// the order named; a missing first block is a clean 404, a missing later
+// one cuts the body short (the client checks sizes and hashes); lists
+// too long or malformed are refused before any store access.
+func TestBlocksEndpoint(t *testing.T) {
+	s := newGWSite(t)
+	cg := &gwCountingGetter{g: s.store}
+	cfg := s.config()
+	cfg.Store = cg
+	cfg.BlockCacheBytes = -1 // every answer from the store, counted
+	log := newGWServeLog()
+	cfg.OnServe = log.onServe
+	g := startGW(t, cfg)
+	chunks := s.chunks(t, "data/big.bin")
+	if len(chunks) < 4 {
+		t.Fatalf("fixture: %d chunks", len(chunks))
+	}
+	var names []string
+	var want []byte
+	for _, c := range chunks[:4] {
+		names = append(names, c.Hash.String())
+		b, _ := s.store.Get(context.Background(), c.Hash)
+		want = append(want, b...)
+	}
+	// The same block twice is fine: a file may repeat a chunk.
+	names = append(names, names[1])
+	b1, _ := s.store.Get(context.Background(), chunks[1].Hash)
+	want = append(want, b1...)
+
+	resp, body := g.get(t, "/grits/v1/blocks/"+strings.Join(names, ","))
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		t.Fatalf("status %d, %d bytes; want 200 and the %d bytes of the run", resp.StatusCode, len(body), len(want))
+	}
+	for k, v := range map[string]string{"Cache-Control": cacheImmutable, "Content-Type": "application/octet-stream", "Access-Control-Allow-Origin": "*"} {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if n, bytesServed := log.get("block"); n != 1 || bytesServed != int64(len(want)) {
+		t.Errorf("served log: %d answers, %d bytes; want 1 and %d", n, bytesServed, len(want))
+	}
+
+	missing := blockstore.Sum([]byte("not stored"))
+	resp, _ = g.get(t, "/grits/v1/blocks/"+missing.String()+","+names[0])
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("missing first block: status %d, want 404", resp.StatusCode)
+	}
+	resp, body = g.get(t, "/grits/v1/blocks/"+names[0]+","+missing.String()+","+names[2])
+	b0, _ := s.store.Get(context.Background(), chunks[0].Hash)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, b0) {
+		t.Errorf("missing second block: status %d, %d bytes; want 200 and the first block only (%d)", resp.StatusCode, len(body), len(b0))
+	}
+
+	before := cg.n.Load()
+	for _, bad := range []string{
+		"/grits/v1/blocks/",
+		"/grits/v1/blocks/" + names[0] + ",",
+		"/grits/v1/blocks/" + names[0] + ",b3-xyz",
+		"/grits/v1/blocks/" + strings.Repeat(names[0]+",", MaxBlocksPerRequest) + names[0],
+	} {
+		if resp, _ := g.get(t, bad); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%.80s…: status %d, want 400", bad, resp.StatusCode)
+		}
+	}
+	if n := cg.n.Load() - before; n != 0 {
+		t.Errorf("bad lists read %d blocks from the store; want none", n)
+	}
+}

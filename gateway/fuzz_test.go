@@ -26,6 +26,7 @@ func FuzzParseGatewayPath(f *testing.F) {
 		"/grits/v1/lookup/latest", "/grits/v1/lookup/latest/", "/grits/v1/lookup/latest/a/b.html",
 		"/grits/v1/lookup/" + h + "/docs/", "/grits/v1/lookup/latest//x", "/grits/v1/lookup/latest/../x",
 		"/grits/v1/lookup/latest/a\x00b", "/grits/v1/lookup/", "/grits/v1/x",
+		"/grits/v1/blocks/" + h, "/grits/v1/blocks/" + h + "," + h, "/grits/v1/blocks/" + h + ",", "/grits/v1/blocks/,",
 	} {
 		f.Add(s)
 	}
@@ -74,6 +75,15 @@ func FuzzParseGatewayPath(f *testing.F) {
 			canon = APIPrefix + "peers"
 		case apiBlock:
 			canon = APIPrefix + "block/" + req.hash.String()
+		case apiBlocks:
+			if n := len(req.hashes); n == 0 || n > MaxBlocksPerRequest {
+				t.Fatalf("%q: %d blocks", s, n)
+			}
+			var names []string
+			for _, h := range req.hashes {
+				names = append(names, h.String())
+			}
+			canon = APIPrefix + "blocks/" + strings.Join(names, ",")
 		case apiLookup:
 			if len(req.path) > tree.MaxPathDepth {
 				t.Fatalf("%q: %d components", s, len(req.path))

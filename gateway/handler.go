@@ -140,7 +140,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("gateway: script route %q: want a URL path starting with /", p)
 		}
 		if p == APIPrefix+"root" || p == APIPrefix+"peers" ||
-			strings.HasPrefix(p, APIPrefix+"lookup/") || strings.HasPrefix(p, APIPrefix+"block/") {
+			strings.HasPrefix(p, APIPrefix+"lookup/") || strings.HasPrefix(p, APIPrefix+"block/") || strings.HasPrefix(p, APIPrefix+"blocks/") {
 			return fmt.Errorf("gateway: script route %q shadows an API endpoint", p)
 		}
 	}

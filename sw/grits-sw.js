@@ -31,7 +31,14 @@ const PATHS = Array.isArray(GRITS_CONFIG.paths) && GRITS_CONFIG.paths.length > 0
 const NAVIGATE = GRITS_CONFIG.navigate === true;
 const VERSION = GRITS_CONFIG.version || '';
 const LOOKUP_CACHE_MAX = 2000;
-const PREFETCH = 4;
+// Blocks of a file come in runs of RUN_BLOCKS consecutive blocks, one
+// /grits/v1/blocks request each (a browser pays tens of milliseconds a
+// request, far more than a 256 KiB block takes to arrive), with up to
+// PREFETCH blocks asked for ahead of what the page has read.
+const RUN_BLOCKS = 8;
+// Files up to this size have their blocks kept in the cache.
+const CACHE_FILE_MAX = 16 << 20;
+const PREFETCH = 16;
 const PEERS_TTL_MS = 30_000;
 // Volunteers asked for one lookup or block (hedges and retries included)
 // before the origin is.
@@ -164,7 +171,9 @@ cache.init();
 // A new version takes over at once: skipWaiting here, clients.claim on
 // activation (register.js asks for update checks).
 self.addEventListener('install', () => self.skipWaiting());
-self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+// The volunteer list is fetched on activation too, so that the first
+// page the worker serves does not wait a round trip to the origin for it.
+self.addEventListener('activate', (event) => event.waitUntil(Promise.all([self.clients.claim(), refreshPeers().catch(() => {})])));
 
 function inPaths(pathname) {
   return PATHS.some((p) => pathname.startsWith(p));
@@ -423,13 +432,32 @@ async function peerGet(peer, url, signal) {
       // A hedge won. If this peer had not even sent its headers, note it:
       // a volunteer that hangs loses every race and would otherwise
       // never be found out.
-      if (headersAt === 0 && scores.recordSilent(peer, performance.now() - t0)) unresponsive(peer, 'no answer to several requests in a row');
+      if (headersAt === 0) silent(peer, performance.now() - t0);
       throw err;
     }
     scores.recordError(peer, timeout.aborted ? 'timeout' : 'network');
     unresponsive(peer, timeout.aborted ? `no answer in ${PEER_TIMEOUT_MS} ms` : `unreachable: ${err.message}`);
     throw err;
   }
+}
+
+// silent notes a request the peer lost without sending its headers (a
+// hedge won, or a run gave up waiting). Slow or hung? A probe for its
+// 186-byte root, with the full per-peer deadline, tells: a peer that
+// cannot answer even that is benched and reported. At most one probe a
+// peer at a time, and one a peer every PROBE_EVERY_MS.
+const PROBE_EVERY_MS = 30_000;
+const probedAt = new Map();
+function silent(peer, ms) {
+  if (scores.recordSilent(peer, ms)) unresponsive(peer, 'no answer to several requests in a row');
+  const last = probedAt.get(peer);
+  if (last !== undefined && Date.now() - last < PROBE_EVERY_MS) return;
+  probedAt.set(peer, Date.now());
+  const timeout = AbortSignal.timeout(PEER_TIMEOUT_MS);
+  fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: timeout }).then((resp) => resp.arrayBuffer(), (err) => {
+    scores.recordError(peer, timeout.aborted ? 'timeout' : 'network');
+    unresponsive(peer, timeout.aborted ? `no answer in ${PEER_TIMEOUT_MS} ms` : `unreachable: ${err.message}`);
+  }).catch(() => {});
 }
 
 // unresponsive tells the origin, once per volunteer in the worker's life
@@ -516,7 +544,7 @@ async function lookup(r, path) {
 
 // block returns the bytes of block h, checked against h: from the cache,
 // else from volunteers (hedged), else from the origin. {data, source}.
-async function block(h, signal) {
+async function block(h, signal, keep = true) {
   const cached = await cache.get(h);
   if (cached) return { data: cached, source: 'cache' };
   const hex = g.formatHash(h);
@@ -543,8 +571,126 @@ async function block(h, signal) {
     if (!g.bytesEqual(g.blake3(data), h)) throw new Error(`block ${hex.slice(0, 15)} from the origin does not match its hash`);
     source = 'origin';
   }
-  cache.put(h, data);
+  if (keep) cache.put(h, data);
   return { data, source };
+}
+
+// fetchRun gets a run of a file's consecutive chunks and returns one
+// promise per chunk, resolving to {data, source} once that block is
+// verified: blocks in the cache from there, the others in one request to
+// the volunteer ranked first for the run, each checked as soon as its
+// last byte arrives; whatever that request does not deliver verified
+// (error, no headers in time, a stall, a short body, bad data) is fetched
+// block by block (hedged, the origin last).
+function fetchRun(run, signal, keep) {
+  const out = run.map(() => {
+    const d = { settled: false };
+    d.promise = new Promise((resolve, reject) => {
+      d.resolve = (v) => { d.settled = true; resolve(v); };
+      d.reject = (e) => { d.settled = true; reject(e); };
+    });
+    return d;
+  });
+  (async () => {
+    const cached = await Promise.all(run.map((c) => cache.get(c.hash)));
+    const want = [];
+    run.forEach((c, i) => (cached[i] ? out[i].resolve({ data: cached[i], source: 'cache' }) : want.push(i)));
+    if (want.length > 1) await runFromVolunteer(run, want, out, signal, keep);
+    for (const i of want) {
+      if (!out[i].settled) block(run[i].hash, signal, keep).then(out[i].resolve, out[i].reject);
+    }
+  })().catch((err) => out.forEach((d) => { if (!d.settled) d.reject(err); }));
+  return out.map((d) => d.promise);
+}
+
+// runFromVolunteer asks one volunteer for the blocks want (indexes into
+// run) with /grits/v1/blocks and resolves out[i] for each block that
+// arrives and verifies. It never throws: what it leaves unsettled, the
+// caller fetches block by block.
+async function runFromVolunteer(run, want, out, signal, keep) {
+  await refreshPeers();
+  const hashes = want.map((i) => g.formatHash(run[i].hash));
+  const peer = scores.rank(hashes[0])[0];
+  if (!peer || (signal && signal.aborted)) return;
+  const ctl = new AbortController();
+  const onAbort = () => ctl.abort();
+  if (signal) signal.addEventListener('abort', onAbort);
+  // No headers within twice the hedge delay: the blocks go one by one
+  // (hedged) instead. Then a body that stalls for PEER_TIMEOUT_MS ends.
+  let fired = ''; // which of our timers ended the request, if one did
+  let timer = setTimeout(() => { fired = 'slow'; ctl.abort(); }, Math.min(PEER_TIMEOUT_MS, 2 * scores.hedgeDelay()));
+  const stall = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { fired = 'stalled'; ctl.abort(); }, PEER_TIMEOUT_MS);
+  };
+  const t0 = performance.now();
+  let t1 = 0;
+  let got = 0;
+  let k = 0;
+  try {
+    stats.blocksSent += hashes.length;
+    const resp = await fetch(`${peer}/grits/v1/blocks/${hashes.join(',')}`, { mode: 'cors', cache: 'no-store', signal: ctl.signal });
+    t1 = performance.now();
+    if (!resp.ok) {
+      scores.recordError(peer, 'status');
+      return;
+    }
+    scores.recordLatency(peer, t1 - t0);
+    stall();
+    const reader = resp.body.getReader();
+    let buf = new Uint8Array(run[want[0]].size);
+    let fill = 0;
+    while (k < want.length) {
+      const { done, value } = await reader.read();
+      if (done) break; // a short body: the rest is asked for elsewhere
+      stall();
+      let off = 0;
+      while (off < value.length) {
+        if (k === want.length) {
+          drop(peer, '', 'blocks: more bytes than the blocks asked for');
+          ctl.abort();
+          return;
+        }
+        const take = Math.min(buf.length - fill, value.length - off);
+        buf.set(value.subarray(off, off + take), fill);
+        fill += take;
+        off += take;
+        if (fill < buf.length) continue;
+        const c = run[want[k]];
+        if (!g.bytesEqual(g.blake3(buf), c.hash)) {
+          drop(peer, g.formatHash(c.hash), 'block does not match its hash');
+          ctl.abort();
+          return;
+        }
+        if (keep) cache.put(c.hash, buf);
+        out[want[k]].resolve({ data: buf, source: 'volunteers' });
+        got += buf.length;
+        k++;
+        if (k < want.length) {
+          buf = new Uint8Array(run[want[k]].size);
+          fill = 0;
+        }
+      }
+    }
+    scores.recordThroughput(peer, got, performance.now() - t1);
+    if (k === want.length) scores.recordSuccess(peer);
+  } catch (err) {
+    if (signal && signal.aborted) return;
+    if (fired === 'slow') {
+      // No headers in time: like a hedge that lost, it says the peer is
+      // slow; several in a row bench it.
+      silent(peer, performance.now() - t0);
+    } else if (fired === 'stalled') {
+      scores.recordError(peer, 'timeout');
+      unresponsive(peer, `a body stalled for ${PEER_TIMEOUT_MS} ms`);
+    } else {
+      scores.recordError(peer, 'network');
+      unresponsive(peer, `unreachable: ${err.message}`);
+    }
+  } finally {
+    clearTimeout(timer);
+    if (signal) signal.removeEventListener('abort', onAbort);
+  }
 }
 
 const TYPES = {
@@ -619,14 +765,21 @@ async function fromSwarm(req, url) {
     return b.data;
   });
   const abort = new AbortController();
+  // Blocks of big files (long videos, archives) are not kept: writing
+  // them to Cache Storage costs more than fetching them, and they would
+  // push a site's pages and pictures out of the cache.
+  const keep = size <= CACHE_FILE_MAX;
   let next = 0;
   const inflight = [];
   const fill = () => {
     while (inflight.length < PREFETCH && next < chunks.length) {
-      const c = chunks[next++];
-      const p = block(c.hash, abort.signal).then((b) => ({ c, ...b }));
-      p.catch(() => {}); // rejections surface in pull; this one may never be awaited
-      inflight.push(p);
+      const run = chunks.slice(next, next + RUN_BLOCKS);
+      next += run.length;
+      fetchRun(run, abort.signal, keep).forEach((p, i) => {
+        const q = p.then((b) => ({ c: run[i], ...b }));
+        q.catch(() => {}); // rejections surface in pull; this one may never be awaited
+        inflight.push(q);
+      });
     }
   };
   const body = new ReadableStream({

@@ -385,7 +385,7 @@ func TestBlockEndpoint(t *testing.T) {
 		{"trailing slash", url + "/", 400},
 		{"traversal", "/grits/v1/block/..%2f..%2froot", 400},
 		{"empty", "/grits/v1/block/", 400},
-		{"unknown endpoint", "/grits/v1/blocks/" + c.Hash.String(), 404},
+		{"unknown endpoint", "/grits/v1/blockz/" + c.Hash.String(), 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := cg.n.Load()

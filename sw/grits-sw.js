@@ -173,7 +173,23 @@ cache.init();
 self.addEventListener('install', () => self.skipWaiting());
 // The volunteer list is fetched on activation too, so that the first
 // page the worker serves does not wait a round trip to the origin for it.
-self.addEventListener('activate', (event) => event.waitUntil(Promise.all([self.clients.claim(), refreshPeers().catch(() => {})])));
+// Navigation preload (pages from the origin only): the browser sends a
+// page's request while it starts this worker, instead of after.
+self.addEventListener('activate', (event) => event.waitUntil(Promise.all([
+  self.clients.claim(),
+  refreshPeers().catch(() => {}),
+  setNavigationPreload(!NAVIGATE),
+])));
+
+async function setNavigationPreload(on) {
+  const np = self.registration.navigationPreload;
+  if (!np) return;
+  try {
+    await (on ? np.enable() : np.disable());
+  } catch (err) {
+    console.debug('grits: navigation preload', err.message);
+  }
+}
 
 function inPaths(pathname) {
   return PATHS.some((p) => pathname.startsWith(p));
@@ -195,7 +211,8 @@ self.addEventListener('fetch', (event) => {
     // The page is answered only once its root is taken: the requests for
     // its style sheets and scripts, which follow, then look up the files
     // under that root, never under the one before an import.
-    event.respondWith(fetch(req).then(async (resp) => { await noteRoot(resp); countOrigin(resp); return resp; }, async (err) => {
+    const page = Promise.resolve(event.preloadResponse).then((pre) => pre || fetch(req));
+    event.respondWith(page.then(async (resp) => { await noteRoot(resp); countOrigin(resp); return resp; }, async (err) => {
       await rootFromVolunteers().catch(() => {});
       try {
         return await fromSwarm(req, url);

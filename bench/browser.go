@@ -446,6 +446,20 @@ func (s *benchSite) snapshot(ctx context.Context) (snapshot, error) {
 // browser starts Chromium on a fresh profile under dir, trusting the
 // site's certificate, speaking HTTP/3 from the first request to every
 // node's browser-facing address.
+// freshBrowser starts Chromium on a new, empty profile; done closes it
+// and removes the profile.
+func (s *benchSite) freshBrowser(ctx context.Context) (b *chromium.Browser, done func(), err error) {
+	profile, err := os.MkdirTemp(s.dir, "profile-")
+	if err != nil {
+		return nil, nil, err
+	}
+	if b, err = s.browser(ctx, profile); err != nil {
+		os.RemoveAll(profile)
+		return nil, nil, err
+	}
+	return b, func() { b.Close(); os.RemoveAll(profile) }, nil
+}
+
 func (s *benchSite) browser(ctx context.Context, profile string) (*chromium.Browser, error) {
 	var quic []string
 	for _, n := range append([]*benchNode{s.origin}, s.vols...) {
@@ -550,16 +564,11 @@ type hashRound struct {
 }
 
 func blake3Bench(ctx context.Context, s *benchSite) ([]Result, error) {
-	profile, err := os.MkdirTemp(s.dir, "profile-")
+	b, done, err := s.freshBrowser(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(profile)
-	b, err := s.browser(ctx, profile)
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
+	defer done()
 	if err := s.open(ctx, b, "/blank.html", false); err != nil {
 		return nil, err
 	}
@@ -683,16 +692,11 @@ func throughputBench(ctx context.Context, s *benchSite, data []byte, reps int) (
 	for rep := 0; rep < reps && (rep == 0 || time.Now().Before(deadline)); rep++ {
 		// A fresh profile each time: nothing in the worker's Cache Storage.
 		err := func() error {
-			profile, err := os.MkdirTemp(s.dir, "profile-")
+			b, done, err := s.freshBrowser(ctx)
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(profile)
-			b, err := s.browser(ctx, profile)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
+			defer done()
 			if err := s.open(ctx, b, "/install.html", true); err != nil {
 				return err
 			}
@@ -831,16 +835,11 @@ func pageLoadBench(ctx context.Context, s *benchSite, reps int) ([]Result, error
 		for _, vi := range []int{rep % 2, 1 - rep%2} {
 			v := variants[vi]
 			err := func() error {
-				profile, err := os.MkdirTemp(s.dir, "profile-")
+				b, done, err := s.freshBrowser(ctx)
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(profile)
-				b, err := s.browser(ctx, profile)
-				if err != nil {
-					return err
-				}
-				defer b.Close()
+				defer done()
 				for _, phase := range []string{"cold", "warm"} {
 					if err := s.open(ctx, b, v.pre, v.worker); err != nil {
 						return err

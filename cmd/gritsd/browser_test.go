@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -49,47 +48,11 @@ func TestDemoInChromium(t *testing.T) {
 	if strings.Contains(page, "checking…") || strings.Contains(page, "not supported") {
 		t.Fatalf("the page's script did not run in a secure context:\n%.2000s", page)
 	}
-	st := dataDir(filepath.Join(dir, "origin")).mustHTTP3(t)
+	st := dataDir(filepath.Join(dir, "origin")).counts(t).HTTP3
 	if st == 0 {
 		t.Fatal("the origin served no request over HTTP/3 although Chromium was told to use it")
 	}
 	t.Logf("origin served %d requests over HTTP/3 to Chromium", st)
-}
-
-// mustHTTP3 is the number of HTTP/3 requests the daemon on d served.
-func (d dataDir) mustHTTP3(t *testing.T) int64 {
-	t.Helper()
-	r := d.run(t, "status", "--json")
-	if r.code != 0 {
-		t.Fatalf("status: %s", r)
-	}
-	var st struct {
-		Served struct {
-			HTTP3 *int64 `json:"http3_requests"`
-		} `json:"served"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Served.HTTP3 == nil {
-		t.Fatalf("status has no served.http3_requests (%v):\n%s", err, r.stdout)
-	}
-	return *st.Served.HTTP3
-}
-
-// httpBytes is what the daemon on d served to browsers over HTTP so far.
-func (d dataDir) httpBytes(t *testing.T) int64 {
-	t.Helper()
-	r := d.run(t, "status", "--json")
-	if r.code != 0 {
-		t.Fatalf("status: %s", r)
-	}
-	var st struct {
-		Served struct {
-			HTTPBytes int64 `json:"http_bytes"`
-		} `json:"served"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Served.HTTPBytes
 }
 
 // TestServiceWorkerFetchesFromVolunteers: gritsd demo in Chromium. The
@@ -135,7 +98,7 @@ func TestServiceWorkerFetchesFromVolunteers(t *testing.T) {
 	}
 	var before [3]int64
 	for i, d := range nodes {
-		before[i] = d.httpBytes(t)
+		before[i] = d.counts(t).Bytes
 	}
 	// The gallery's pictures are new to this browser: the worker gets
 	// them from the volunteers.
@@ -147,7 +110,7 @@ func TestServiceWorkerFetchesFromVolunteers(t *testing.T) {
 	}
 	var delta [3]int64
 	for i, d := range nodes {
-		delta[i] = d.httpBytes(t) - before[i]
+		delta[i] = d.counts(t).Bytes - before[i]
 	}
 	vol := delta[1] + delta[2]
 	share := float64(vol) / float64(vol+delta[0])

@@ -316,6 +316,23 @@ func TestServiceWorkerPathsAndNavigations(t *testing.T) {
 	checkThroughWorker(t, b, map[string][]byte{"/images/rings.png": files["/images/rings.png"], "/css/site.css": files["/css/site.css"]})
 }
 
+// importNewCSS imports the site again on the origin with a style sheet
+// that gives the body a top border of color, and returns that sheet.
+func (s *swSite) importNewCSS(files map[string][]byte, color string) []byte {
+	s.t.Helper()
+	css := append([]byte("/* v2 */ body { border-top: 7px solid "+color+"; }\n"), files["/css/site.css"]...)
+	src := s.t.TempDir()
+	for p, body := range files {
+		if p == "/css/site.css" {
+			body = css
+		}
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(src, p), body, 0o644)
+	}
+	s.o.must(s.t, "import", src)
+	return css
+}
+
 // TestServiceWorkerSeesNewImports: an unchanged page costs no lookup at
 // all on its next visit; after the origin imports a change, the next
 // ordinary navigation (no shift-reload) shows it.
@@ -342,16 +359,7 @@ func TestServiceWorkerSeesNewImports(t *testing.T) {
 	}
 
 	// A new style sheet, imported on the origin (a new signed root).
-	css := append([]byte("/* v2 */ body { border-top: 7px solid rgb(1, 2, 3); }\n"), files["/css/site.css"]...)
-	src := t.TempDir()
-	for p, body := range files {
-		if p == "/css/site.css" {
-			body = css
-		}
-		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
-		os.WriteFile(filepath.Join(src, p), body, 0o644)
-	}
-	s.o.must(t, "import", src)
+	css := s.importNewCSS(files, "rgb(1, 2, 3)")
 	s.open(b, "/about.html")
 	var border string
 	eval(t, b, 10*time.Second, `getComputedStyle(document.body).borderTopColor`, &border)
@@ -576,16 +584,7 @@ func TestServiceWorkerServesWithTheOriginDown(t *testing.T) {
 	s.open(b, "/gallery/")
 	b.Close()
 
-	css := append([]byte("/* v2 */ body { border-top: 7px solid rgb(4, 5, 6); }\n"), files["/css/site.css"]...)
-	src := t.TempDir()
-	for p, body := range files {
-		if p == "/css/site.css" {
-			body = css
-		}
-		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
-		os.WriteFile(filepath.Join(src, p), body, 0o644)
-	}
-	s.o.must(t, "import", src)
+	css := s.importNewCSS(files, "rgb(4, 5, 6)")
 	for _, v := range vs {
 		eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
 			if st := v.d.mustStatus(t); st.Root == nil || st.Root.Seq < 2 {

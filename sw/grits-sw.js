@@ -414,13 +414,20 @@ function drop(peer, hash, reason) {
   stats.droppedPeers++;
   console.warn('grits: dropping volunteer', peer, reason);
   saveState('dropped', JSON.stringify(scores.snapshot().filter((p) => p.dropped).map((p) => p.url)));
-  if (!scores.mayReport()) return;
+  report(peer, hash, reason);
+}
+
+// report tells the origin about a volunteer (POST /grits/v1/report), which
+// the operator sees in gritsd status; at most a few a minute.
+function report(peer, hash, reason) {
+  if (!scores.mayReport()) return false;
   stats.reportsSent++;
   fetch('/grits/v1/report', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ peer, hash: hash || '', reason: String(reason).slice(0, 200) }),
   }).catch(() => {});
+  return true;
 }
 
 // ---- requests to volunteers ----
@@ -487,14 +494,7 @@ function silent(peer, ms) {
 // drop the volunteer: the backoff in peers.js brings it back later.
 const unresponsiveReported = new Set();
 function unresponsive(peer, reason) {
-  if (unresponsiveReported.has(peer) || !scores.mayReport()) return;
-  unresponsiveReported.add(peer);
-  stats.reportsSent++;
-  fetch('/grits/v1/report', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ peer, hash: '', reason: String(reason).slice(0, 200) }),
-  }).catch(() => {});
+  if (!unresponsiveReported.has(peer) && report(peer, '', reason)) unresponsiveReported.add(peer);
 }
 
 // swarm asks the volunteers ranked for key, hedged (peers.js), with

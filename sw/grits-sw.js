@@ -437,8 +437,10 @@ class StatusError extends Error {}
 // peerGet fetches url from a volunteer within PEER_TIMEOUT_MS and
 // returns the body, recording into the peer's score the time to headers,
 // the body's throughput and any failure. A request aborted by `signal`
-// (a hedge that lost, a page that went away) says nothing about the peer.
-async function peerGet(peer, url, signal) {
+// says nothing about the peer's failing, but a hedge it lost without
+// sending headers says it is slow; page, if given, is the page's own
+// signal: its abort says nothing at all.
+async function peerGet(peer, url, signal, page) {
   const timeout = AbortSignal.timeout(PEER_TIMEOUT_MS);
   const s = AbortSignal.any([signal, timeout]);
   const t0 = performance.now();
@@ -460,7 +462,7 @@ async function peerGet(peer, url, signal) {
       // A hedge won. If this peer had not even sent its headers, note it:
       // a volunteer that hangs loses every race and would otherwise
       // never be found out.
-      if (headersAt === 0) silent(peer, performance.now() - t0);
+      if (headersAt === 0 && !(page && page.aborted)) silent(peer, performance.now() - t0);
       throw err;
     }
     scores.recordError(peer, timeout.aborted ? 'timeout' : 'network');
@@ -575,7 +577,7 @@ async function block(h, signal, keep = true) {
   try {
     data = await swarm(hex, async (peer, s) => {
       stats.blocksSent++;
-      const d = await peerGet(peer, `${peer}/grits/v1/block/${hex}`, s);
+      const d = await peerGet(peer, `${peer}/grits/v1/block/${hex}`, s, signal);
       if (!g.bytesEqual(g.blake3(d), h)) {
         drop(peer, hex, 'block does not match its hash');
         throw new Error(`block ${hex.slice(0, 15)} from ${peer} does not match its hash`);

@@ -245,13 +245,22 @@ func TestServiceWorkerSiteFromVolunteers(t *testing.T) {
 	if share <= 0.95 {
 		t.Errorf("only %.1f%% of the site's bytes came from volunteers; want over 95%%", 100*share)
 	}
-	if volunteerRequests == 0 || h3 != volunteerRequests {
-		t.Errorf("volunteers served %d requests, %d of them over HTTP/3; want all", volunteerRequests, h3)
+	// The HTTP/3 counter counts requests as they arrive, the others as
+	// they are answered: a request the video element gave up on counts
+	// only in the first.
+	if volunteerRequests == 0 || h3 < volunteerRequests {
+		t.Errorf("volunteers answered %d requests, %d arrived over HTTP/3; want all", volunteerRequests, h3)
 	}
 	st := workerStats(t, b)
 	t.Logf("worker: %+v", st)
-	if st.Protocols["h3"] == 0 || len(st.Protocols) != 1 {
-		t.Errorf("the worker's requests to volunteers used %v (nextHopProtocol); want h3 only", st.Protocols)
+	// "unknown": a request aborted before its response (the seek).
+	for p, n := range st.Protocols {
+		if p != "h3" && p != "unknown" {
+			t.Errorf("the worker made %d requests to volunteers over %s (nextHopProtocol); want h3 only: %v", n, p, st.Protocols)
+		}
+	}
+	if st.Protocols["h3"] == 0 {
+		t.Errorf("no request of the worker to volunteers went over h3: %v", st.Protocols)
 	}
 	checkThroughWorker(t, b, files)
 }

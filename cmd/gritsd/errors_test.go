@@ -45,6 +45,9 @@ func TestUsageErrors(t *testing.T) {
 		{"--at with dot-dot", []string{"import", src, "--at", "/x/../y"}, false, []string{"--at", "invalid name"}},
 		{"file imported as the root", []string{"import", file, "--at", "/"}, false, []string{"the root must be a directory", "--at /index.html"}},
 		{"gc --keep negative", []string{"gc", "--keep", "-1"}, false, []string{"--keep must be at least 1"}},
+		{"serve --sw-paths relative", []string{"serve", "--sw-paths", "static/"}, false, []string{"--sw-", "static/"}},
+		{"serve --sw-scope relative", []string{"serve", "--sw-scope", "app/"}, false, []string{"--sw-", "scope", "app/"}},
+		{"serve --sw-cache-mb negative", []string{"serve", "--sw-cache-mb", "-5"}, false, []string{"--sw-cache-mb -5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

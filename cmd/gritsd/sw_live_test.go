@@ -665,3 +665,35 @@ func TestServiceWorkerAbortStopsBlockFetches(t *testing.T) {
 		t.Errorf("after an abort at the first bytes, the volunteers still served %d of %d bytes", n, blocks<<18)
 	}
 }
+
+// TestServiceWorkerOffline: what a browser has seen stays available with
+// the origin and every volunteer gone: a new browser on the same profile
+// loads the pages and files from the worker's cache, byte-exact.
+func TestServiceWorkerOffline(t *testing.T) {
+	files := demoFiles(t)
+	s := newSWSite(t, files)
+	vs := []volunteerNode{s.volunteer(), s.volunteer()}
+	s.waitPeers(2, "")
+	b := s.browser()
+	s.open(b, "/")
+	checkThroughWorker(t, b, files) // every file once through the worker
+	b.Close()
+
+	for _, srv := range []*server{s.origin, vs[0].srv, vs[1].srv} {
+		srv.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-srv.exited:
+		case <-time.After(serveStopTimeout):
+			t.Fatal("a node did not stop")
+		}
+	}
+	b = s.browser()
+	s.open(b, "/gallery/")
+	checkThroughWorker(t, b, files)
+	st := workerStats(t, b)
+	t.Logf("offline: %+v", st)
+	if st.BytesFromCache == 0 || st.BytesFromVolunteers != 0 || st.BytesFromOrigin != 0 {
+		t.Errorf("offline, the worker served %d bytes from its cache, %d from volunteers, %d from the origin; want all from the cache",
+			st.BytesFromCache, st.BytesFromVolunteers, st.BytesFromOrigin)
+	}
+}

@@ -38,6 +38,7 @@ type webFlags struct {
 	watchQuiet                                                      *time.Duration
 	rateLimit                                                       *float64
 	// The service worker the origin serves.
+	swScope    *string
 	swPaths    *string
 	swNavigate *bool
 	swCacheMB  *int64
@@ -56,6 +57,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 		watchQuiet:  c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
 		rateLimit:   c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
 	}
+	w.swScope = c.flags.String("sw-scope", "", "origin: the URL path the service worker controls (default /, the whole site)")
 	w.swPaths = c.flags.String("sw-paths", "", "origin: comma-separated URL path prefixes the service worker serves from volunteers (default /); other requests go to the network untouched")
 	w.swNavigate = c.flags.Bool("sw-navigate", false, "origin: the service worker serves pages (navigations) from volunteers too, the origin only when they cannot (default: pages from the origin, volunteers when it is unreachable)")
 	w.swCacheMB = c.flags.Int64("sw-cache-mb", 0, fmt.Sprintf("origin: MiB of verified blocks the service worker keeps in each browser (default %d)", sw.DefaultCacheBytes>>20))
@@ -66,7 +68,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 
 // swSettings are the service worker's settings from the --sw-* flags.
 func (w *webFlags) swSettings(siteKey string) (sw.Settings, error) {
-	s := sw.Settings{SiteKey: siteKey, Navigate: *w.swNavigate}
+	s := sw.Settings{SiteKey: siteKey, Scope: *w.swScope, Navigate: *w.swNavigate}
 	if v := *w.swPaths; v != "" {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,6 +180,17 @@ func (c httpCounts) sub(o httpCounts) httpCounts {
 		d.ByKind[k] = v
 	}
 	return d
+}
+
+// served is what the volunteers answered of one kind so far, summed.
+func served(t *testing.T, vs []volunteerNode, kind string) (sum struct{ Requests, Bytes int64 }) {
+	t.Helper()
+	for _, v := range vs {
+		k := v.d.counts(t).ByKind[kind]
+		sum.Requests += k.Requests
+		sum.Bytes += k.Bytes
+	}
+	return sum
 }
 
 // volunteerNode is a started volunteer with its data directory and
@@ -354,16 +366,9 @@ func TestServiceWorkerSeesNewImports(t *testing.T) {
 	s.open(b, "/about.html")
 	s.open(b, "/about.html") // now under the worker: lookups are cached
 
-	lookups := func() int64 {
-		var n int64
-		for _, v := range vs {
-			n += v.d.counts(t).ByKind["lookup"].Requests
-		}
-		return n
-	}
-	n0 := lookups()
+	n0 := served(t, vs, "lookup").Requests
 	s.open(b, "/about.html")
-	if n := lookups() - n0; n != 0 {
+	if n := served(t, vs, "lookup").Requests - n0; n != 0 {
 		t.Errorf("an unchanged page cost %d lookups at the volunteers; want none", n)
 	}
 
@@ -545,12 +550,7 @@ func TestServiceWorkerUpdates(t *testing.T) {
 	// The origin restarts on the same address with another cache size:
 	// the worker it serves changes.
 	addr := strings.TrimPrefix(s.originURL, "https://")
-	s.origin.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.origin.exited:
-	case <-time.After(serveStopTimeout):
-		t.Fatal("origin did not stop")
-	}
+	s.origin.stop(t, syscall.SIGINT)
 	s.origin = startServe(t, s.o, append(append([]string(nil), s.tlsFlags...), "--https", addr, "--sw-cache-mb", "100")...)
 
 	v2 := v1
@@ -602,12 +602,7 @@ func TestServiceWorkerServesWithTheOriginDown(t *testing.T) {
 			return nil
 		})
 	}
-	s.origin.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.origin.exited:
-	case <-time.After(serveStopTimeout):
-		t.Fatal("origin did not stop")
-	}
+	s.origin.stop(t, syscall.SIGINT)
 
 	b = s.browser()
 	s.open(b, "/")
@@ -638,14 +633,7 @@ func TestServiceWorkerAbortStopsBlockFetches(t *testing.T) {
 	s.waitPeers(2, "")
 	b := s.browser()
 	s.open(b, "/")
-	served := func() int64 {
-		var n int64
-		for _, v := range vs {
-			n += v.d.counts(t).ByKind["block"].Bytes
-		}
-		return n
-	}
-	n0 := served()
+	n0 := served(t, vs, "block").Bytes
 	var got int
 	eval(t, b, 60*time.Second, `(async () => {
   const ctl = new AbortController();
@@ -656,7 +644,7 @@ func TestServiceWorkerAbortStopsBlockFetches(t *testing.T) {
   await new Promise((ok) => setTimeout(ok, 2000)); // time for any fetch still going to show
   return value.length;
 })()`, &got)
-	n := served() - n0
+	n := served(t, vs, "block").Bytes - n0
 	t.Logf("read %d bytes, aborted; the volunteers served %d of the file's %d bytes", got, n, blocks<<18)
 	if got == 0 {
 		t.Fatal("no bytes before the abort")
@@ -680,12 +668,7 @@ func TestServiceWorkerOffline(t *testing.T) {
 	b.Close()
 
 	for _, srv := range []*server{s.origin, vs[0].srv, vs[1].srv} {
-		srv.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-srv.exited:
-		case <-time.After(serveStopTimeout):
-			t.Fatal("a node did not stop")
-		}
+		srv.stop(t, syscall.SIGINT)
 	}
 	b = s.browser()
 	s.open(b, "/gallery/")

@@ -193,6 +193,15 @@ func served(t *testing.T, vs []volunteerNode, kind string) (sum struct{ Requests
 	return sum
 }
 
+// newSWSwarm is a site (newSWSite) with two volunteers the origin lists.
+func newSWSwarm(t *testing.T, files map[string][]byte, originFlags ...string) (*swSite, []volunteerNode) {
+	t.Helper()
+	s := newSWSite(t, files, originFlags...)
+	vs := []volunteerNode{s.volunteer(), s.volunteer()}
+	s.waitPeers(2, "")
+	return s, vs
+}
+
 // volunteerNode is a started volunteer with its data directory and
 // HTTPS address.
 type volunteerNode struct {
@@ -218,9 +227,7 @@ func (s *swSite) volunteer(extra ...string) volunteerNode {
 // file fetched through the worker is byte-exact.
 func TestServiceWorkerSiteFromVolunteers(t *testing.T) {
 	files := demoFiles(t)
-	s := newSWSite(t, files)
-	vs := []volunteerNode{s.volunteer(), s.volunteer()}
-	s.waitPeers(2, "")
+	s, vs := newSWSwarm(t, files)
 	originAddr := strings.TrimPrefix(s.originURL, "https://")
 	b := s.browser(originAddr, vs[0].addr, vs[1].addr)
 
@@ -308,9 +315,7 @@ func workerStats(t *testing.T, b *chromium.Browser) swStats {
 // the volunteers too.
 func TestServiceWorkerPathsAndNavigations(t *testing.T) {
 	files := demoFiles(t)
-	s := newSWSite(t, files, "--sw-paths", "/images/,/about.html", "--sw-navigate")
-	vs := []volunteerNode{s.volunteer(), s.volunteer()}
-	s.waitPeers(2, "")
+	s, vs := newSWSwarm(t, files, "--sw-paths", "/images/,/about.html", "--sw-navigate")
 	b := s.browser()
 	s.open(b, "/")
 	before := s.o.counts(t)
@@ -359,9 +364,7 @@ func (s *swSite) importNewCSS(files map[string][]byte, color string) []byte {
 // ordinary navigation (no shift-reload) shows it.
 func TestServiceWorkerSeesNewImports(t *testing.T) {
 	files := demoFiles(t)
-	s := newSWSite(t, files)
-	vs := []volunteerNode{s.volunteer(), s.volunteer()}
-	s.waitPeers(2, "")
+	s, vs := newSWSwarm(t, files)
 	b := s.browser()
 	s.open(b, "/about.html")
 	s.open(b, "/about.html") // now under the worker: lookups are cached
@@ -585,9 +588,7 @@ func TestServiceWorkerUpdates(t *testing.T) {
 // have given it.
 func TestServiceWorkerServesWithTheOriginDown(t *testing.T) {
 	files := demoFiles(t)
-	s := newSWSite(t, files)
-	vs := []volunteerNode{s.volunteer(), s.volunteer()}
-	s.waitPeers(2, "")
+	s, vs := newSWSwarm(t, files)
 	b := s.browser()
 	s.open(b, "/")
 	s.open(b, "/gallery/")
@@ -628,9 +629,7 @@ func TestServiceWorkerAbortStopsBlockFetches(t *testing.T) {
 		"/index.html":    []byte(`<!doctype html><html><head><meta charset="utf-8"><title>abort</title><script src="/grits/v1/register.js"></script></head><body>abort</body></html>`),
 		"/media/big.bin": randBytes(11, blocks<<18), // 256 KiB blocks
 	}
-	s := newSWSite(t, files)
-	vs := []volunteerNode{s.volunteer(), s.volunteer()}
-	s.waitPeers(2, "")
+	s, vs := newSWSwarm(t, files)
 	b := s.browser()
 	s.open(b, "/")
 	n0 := served(t, vs, "block").Bytes
@@ -659,9 +658,7 @@ func TestServiceWorkerAbortStopsBlockFetches(t *testing.T) {
 // loads the pages and files from the worker's cache, byte-exact.
 func TestServiceWorkerOffline(t *testing.T) {
 	files := demoFiles(t)
-	s := newSWSite(t, files)
-	vs := []volunteerNode{s.volunteer(), s.volunteer()}
-	s.waitPeers(2, "")
+	s, vs := newSWSwarm(t, files)
 	b := s.browser()
 	s.open(b, "/")
 	checkThroughWorker(t, b, files) // every file once through the worker

@@ -207,7 +207,7 @@ func (h *Handler) serveBlocks(w http.ResponseWriter, r *http.Request, hashes []b
 				return
 			}
 		}
-		n += writeBlockBody(w, r, res.b.data)
+		n += writeBlockBody(w, res.b.data)
 		if r.Context().Err() != nil {
 			return
 		}
@@ -438,7 +438,7 @@ func (h *Handler) serveBlock(w http.ResponseWriter, r *http.Request, hash blocks
 		w.WriteHeader(http.StatusOK)
 		var n int64
 		if r.Method != http.MethodHead {
-			n = writeBlockBody(w, r, body)
+			n = writeBlockBody(w, body)
 		}
 		h.served("block", n)
 		return
@@ -450,31 +450,8 @@ func (h *Handler) serveBlock(w http.ResponseWriter, r *http.Request, hash blocks
 	}
 }
 
-// h2RecordAlignedWrite is the most body one Write hands Go's HTTP/2
-// server when the body is larger: a DATA frame is a 9-byte header plus
-// its payload, and a TLS record carries at most 16384 bytes, so a
-// 16384-byte frame (what the server cuts a larger Write into, for a peer
-// at the default SETTINGS_MAX_FRAME_SIZE) costs two records and two
-// write system calls, the second for 9 bytes. 16375-byte writes make
-// each frame exactly one record; a tail under 4 KiB stays in the
-// response writer's buffer and leaves with the END_STREAM frame. This
-// halves the writes for large blocks and saves one per 16 KiB block.
-const h2RecordAlignedWrite = 16384 - 9
-
 // writeBlockBody writes body and returns the bytes written.
-func writeBlockBody(w http.ResponseWriter, r *http.Request, body []byte) int64 {
-	if r.ProtoMajor != 2 {
-		n, _ := w.Write(body)
-		return int64(n)
-	}
-	var n int64
-	for len(body) > 0 {
-		k, err := w.Write(body[:min(len(body), h2RecordAlignedWrite)])
-		n += int64(k)
-		if err != nil {
-			break
-		}
-		body = body[k:]
-	}
-	return n
+func writeBlockBody(w http.ResponseWriter, body []byte) int64 {
+	n, _ := w.Write(body)
+	return int64(n)
 }

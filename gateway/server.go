@@ -238,7 +238,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	errc := make(chan error, 2)
 	go func() {
-		err := hs.ServeTLS(s.tcp, "", "")
+		err := hs.ServeTLS(h2.CorkListener(s.tcp), "", "")
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			err = fmt.Errorf("gateway: https: %w", err)
 		}

@@ -331,7 +331,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if f.Truncated {
 		handler = http.HandlerFunc(headersTooLarge)
 	}
-	rw := &responseWriter{st: st, c: c, req: req, header: make(http.Header), declared: -1, isHead: req.Method == http.MethodHead}
+	// Room for a dozen response headers: a map sized for 8 that grows
+	// costs more than one allocated at its final size.
+	rw := &responseWriter{st: st, c: c, req: req, header: make(http.Header, 16), declared: -1, isHead: req.Method == http.MethodHead}
 
 	c.mu.Lock()
 	st.sendWindow = c.peerWindow
@@ -341,7 +343,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.handlers++
 	c.idleSince = time.Time{}
 	c.mu.Unlock()
-	go c.runHandler(st, rw, req, handler)
+	c.srv.goHandler(func() { c.runHandler(st, rw, req, handler) })
 	return nil
 }
 
@@ -593,6 +595,7 @@ func (c *conn) controlLimitLocked() error {
 // flushLoop writes whatever frames have accumulated, one write for all
 // of them, until the connection closes.
 func (c *conn) flushLoop() {
+	cork := corkOf(c.nc)
 	for {
 		select {
 		case <-c.wake:
@@ -615,7 +618,14 @@ func (c *conn) flushLoop() {
 		c.mu.Unlock()
 
 		c.nc.SetWriteDeadline(time.Now().Add(c.writeLimit))
-		_, err := c.nc.Write(buf)
+		var err error
+		if cork != nil {
+			cork.cork()
+			_, err = c.nc.Write(buf)
+			err = errors.Join(err, cork.uncork())
+		} else {
+			_, err = c.nc.Write(buf)
+		}
 
 		c.mu.Lock()
 		if cap(buf) <= outKeep {

@@ -102,6 +102,38 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	stopping bool
+
+	// work hands requests to idle handler goroutines: a goroutine whose
+	// stack has grown to what handlers need is reused rather than a new
+	// one started and grown again for every request.
+	work chan func()
+}
+
+// workerIdle is how long an idle handler goroutine waits for the next
+// request before it exits.
+const workerIdle = 10 * time.Second
+
+// goHandler runs f on an idle handler goroutine, or a new one.
+func (s *Server) goHandler(f func()) {
+	select {
+	case s.work <- f:
+	default:
+		go s.worker(f)
+	}
+}
+
+func (s *Server) worker(f func()) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		f()
+		t.Reset(workerIdle)
+		select {
+		case f = <-s.work:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // ServeConn serves one connection until it closes. nc is usually the
@@ -112,6 +144,7 @@ func (s *Server) ServeConn(nc net.Conn) {
 	s.mu.Lock()
 	if s.conns == nil {
 		s.conns = make(map[*conn]struct{})
+		s.work = make(chan func())
 	}
 	s.conns[c] = struct{}{}
 	stopping := s.stopping

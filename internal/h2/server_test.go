@@ -65,7 +65,7 @@ func newTestServer(t *testing.T, h http.Handler, tune func(*Server)) *testServer
 		},
 	}
 	ts.hs.RegisterOnShutdown(ts.h2.Shutdown)
-	go ts.hs.ServeTLS(ln, "", "")
+	go ts.hs.ServeTLS(CorkListener(ln), "", "")
 	t.Cleanup(func() { ts.hs.Close() })
 	return ts
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // stream is one request and its response. Its fields are guarded by
@@ -566,13 +567,21 @@ func (c *conn) encodeHeaderLocked(h http.Header, extra []hpackField) {
 			continue
 		}
 		name := lowerKey(k)
+		// Values that differ from response to response would only churn
+		// the HPACK table (and cost a table search each); cookies are
+		// never indexed so they cannot be probed (RFC 7541 §7.1.3).
+		unique := false
+		switch name {
+		case "etag", "content-length", "content-range", "last-modified", "set-cookie", "location":
+			unique = true
+		}
 		for _, v := range vv {
 			if httpguts.ValidHeaderFieldValue(v) {
-				c.henc.WriteField(hf(name, v))
+				c.henc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: unique})
 			}
 		}
 	}
 	for _, e := range extra {
-		c.henc.WriteField(hf(e.name, e.value))
+		c.henc.WriteField(hpack.HeaderField{Name: e.name, Value: e.value, Sensitive: e.name == "content-length"})
 	}
 }

@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -103,10 +104,24 @@ func (c *conn) waitLocked(st *stream) {
 	delete(c.waiting, st)
 }
 
+var errFlowStalled = errors.New("h2: client granted no flow-control window for too long")
+
+// waitUntilLocked is waitLocked that also returns at deadline.
+func (c *conn) waitUntilLocked(st *stream, deadline time.Time) {
+	t := time.AfterFunc(time.Until(deadline), func() {
+		c.mu.Lock()
+		st.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	c.waitLocked(st)
+	t.Stop()
+}
+
 // writeDataLocked appends p as DATA frames on st as flow control allows,
 // waiting for window updates and buffer room as needed; with end, the
 // last frame carries END_STREAM (an empty one if p is empty).
 func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
+	var stalled time.Time // since when the window has been closed
 	for {
 		if st.err != nil {
 			return st.err
@@ -118,9 +133,24 @@ func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
 		n := int64(len(p))
 		n = min(n, int64(c.peerFrame), st.sendWindow, c.sendWindow)
 		if len(p) > 0 && n <= 0 {
-			c.waitLocked(st)
+			// The client has not opened its window. The socket's write
+			// deadline does not see this: a client that opens streams
+			// and never grants them window would hold their handlers
+			// (and their buffers) forever. Give up on the stream after
+			// as long as a socket write may take.
+			if stalled.IsZero() {
+				stalled = time.Now()
+			} else if time.Since(stalled) >= c.writeLimit {
+				c.appendReset(st.id, http2.ErrCodeCancel)
+				st.abortLocked(errFlowStalled)
+				c.closeStreamLocked(st)
+				c.kickLocked()
+				return errFlowStalled
+			}
+			c.waitUntilLocked(st, stalled.Add(c.writeLimit))
 			continue
 		}
+		stalled = time.Time{}
 		n = max(n, 0)
 		last := end && n == int64(len(p))
 		var flags http2.Flags

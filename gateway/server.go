@@ -193,12 +193,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	// it answers small block requests with half the CPU (see that
 	// package). HTTP/1.1 stays with net/http.
 	h2s := &h2.Server{
-		Handler:        handler,
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-		PrefaceTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:    cfg.IdleTimeout,
-		BaseContext:    baseCtx,
-		Logger:         log,
+		Handler: handler,
+		// As HTTP/3 below: plenty for a browser, and it bounds what one
+		// connection can keep busy.
+		MaxConcurrentStreams: 100,
+		MaxHeaderBytes:       cfg.MaxHeaderBytes,
+		PrefaceTimeout:       cfg.ReadHeaderTimeout,
+		IdleTimeout:          cfg.IdleTimeout,
+		BaseContext:          baseCtx,
+		Logger:               log,
 	}
 	tlsConf := cfg.TLS.Clone()
 	// Keep protocols the caller added (acme-tls/1 for ACME).

@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,10 +158,11 @@ type gwGetterFunc func(ctx context.Context, h blockstore.Hash) ([]byte, error)
 
 func (f gwGetterFunc) Get(ctx context.Context, h blockstore.Hash) ([]byte, error) { return f(ctx, h) }
 
-// gwServer is a handler behind a TLS HTTP/2 test server.
+// gwServer is a handler behind the gateway's own Server (HTTP/2 over
+// TLS from internal/h2), as gritsd serves it.
 type gwServer struct {
 	h      *Handler
-	srv    *httptest.Server
+	url    string
 	client *http.Client
 }
 
@@ -172,22 +173,25 @@ func startGW(t testing.TB, cfg Config) *gwServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	c := srv.Client()
-	// The tests choose Accept-Encoding themselves and see the bytes sent.
-	c.Transport.(*http.Transport).DisableCompression = true
+	ts := srvTestStart(t, h, nil)
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: ts.pool},
+		ForceAttemptHTTP2: true,
+		// The tests choose Accept-Encoding themselves and see the bytes
+		// sent.
+		DisableCompression: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &gwServer{h: h, srv: srv, client: c}
+	return &gwServer{h: h, url: strings.TrimSuffix(ts.url, "/"), client: c}
 }
 
 // do sends one request over HTTP/2 and returns the response with its body
 // read.
 func (g *gwServer) do(t testing.TB, method, path string, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, g.srv.URL+path, nil)
+	req, err := http.NewRequest(method, g.url+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ type srvTestServer struct {
 
 // srvTestStart serves h on 127.0.0.1 with a dev CA certificate; the
 // cleanup stops it and checks Serve returned nil.
-func srvTestStart(t *testing.T, h http.Handler, mod func(*ServerConfig)) *srvTestServer {
+func srvTestStart(t testing.TB, h http.Handler, mod func(*ServerConfig)) *srvTestServer {
 	t.Helper()
 	ca, err := CreateDevCA(t.TempDir(), "server test")
 	if err != nil {

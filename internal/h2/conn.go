@@ -37,30 +37,30 @@ type conn struct {
 	// Read loop only.
 	br          *bufio.Reader
 	fr          *http2.Framer
-	maxStreamID uint32 // highest stream the client opened
 	sawSettings bool
 
 	wake chan struct{} // nudges flushLoop; capacity 1
 	done chan struct{} // closed with the connection
 
-	mu         sync.Mutex
-	out        []byte // frames waiting for flushLoop
-	spare      []byte // the other buffer, while flushLoop is not writing it
-	hbuf       bytes.Buffer
-	henc       *hpack.Encoder
-	streams    map[uint32]*stream   // open or half-closed streams
-	waiting    map[*stream]struct{} // blocked on the connection window or on out
-	handlers   int                  // running handler goroutines
-	sendWindow int64                // what we may still send on the connection
-	peerWindow int64                // the client's SETTINGS_INITIAL_WINDOW_SIZE
-	peerFrame  int                  // the client's SETTINGS_MAX_FRAME_SIZE
-	recvWindow int64                // what the client may still send on the connection
-	recvCredit int64                // consumed connection bytes not yet returned
-	goingAway  bool                 // GOAWAY sent: no new streams
-	closeAfter bool                 // close once out is written
-	closed     bool
-	idleSince  time.Time
-	idleTimer  *time.Timer
+	mu          sync.Mutex
+	maxStreamID uint32 // highest stream the client opened (GOAWAY names it)
+	out         []byte // frames waiting for flushLoop
+	spare       []byte // the other buffer, while flushLoop is not writing it
+	hbuf        bytes.Buffer
+	henc        *hpack.Encoder
+	streams     map[uint32]*stream   // open or half-closed streams
+	waiting     map[*stream]struct{} // blocked on the connection window or on out
+	handlers    int                  // running handler goroutines
+	sendWindow  int64                // what we may still send on the connection
+	peerWindow  int64                // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrame   int                  // the client's SETTINGS_MAX_FRAME_SIZE
+	recvWindow  int64                // what the client may still send on the connection
+	recvCredit  int64                // consumed connection bytes not yet returned
+	goingAway   bool                 // GOAWAY sent: no new streams
+	closeAfter  bool                 // close once out is written
+	closed      bool
+	idleSince   time.Time
+	idleTimer   *time.Timer
 }
 
 func newConn(s *Server, nc net.Conn) *conn {

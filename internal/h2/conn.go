@@ -56,6 +56,8 @@ type conn struct {
 	peerFrame   int                  // the client's SETTINGS_MAX_FRAME_SIZE
 	recvWindow  int64                // what the client may still send on the connection
 	recvCredit  int64                // consumed connection bytes not yet returned
+	started     bool                 // our SETTINGS are queued: other frames may follow
+	goAwayEarly bool                 // shutdown began before that
 	goingAway   bool                 // GOAWAY sent: no new streams
 	closeAfter  bool                 // close once out is written
 	closed      bool
@@ -119,6 +121,11 @@ func (c *conn) serve() {
 	c.mu.Lock()
 	c.appendSettings()
 	c.appendWindowUpdate(0, connRecvWindow-protocolWindow)
+	c.started = true
+	if c.goAwayEarly {
+		c.goingAway = true
+		c.appendGoAway(http2.ErrCodeNo)
+	}
 	c.becameIdleLocked()
 	c.mu.Unlock()
 	c.kick()
@@ -515,6 +522,11 @@ func (c *conn) startGoAway() {
 	if c.goingAway || c.closed {
 		return
 	}
+	if !c.started {
+		// GOAWAY may not precede our SETTINGS: it follows them.
+		c.goAwayEarly = true
+		return
+	}
 	c.goingAway = true
 	c.appendGoAway(http2.ErrCodeNo)
 	c.kickLocked()
@@ -627,6 +639,7 @@ func (c *conn) flushLoop() {
 			_, err = c.nc.Write(buf)
 		}
 
+		c.nc.SetWriteDeadline(time.Time{}) // TLS may write on its own (key updates)
 		c.mu.Lock()
 		if cap(buf) <= outKeep {
 			c.spare = buf[:0]

@@ -125,3 +125,34 @@ func TestRapidResetLimited(t *testing.T) {
 		t.Errorf("GOAWAY after stream %d, want about the 21st stream (41)", last)
 	}
 }
+
+// TestShutdownBeforePreface: a connection that shutdown finds before its
+// preface still gets SETTINGS first, then GOAWAY.
+func TestShutdownBeforePreface(t *testing.T) {
+	ts := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), nil)
+	tc, err := tls.Dial("tcp", strings.TrimPrefix(ts.URL, "https://"), &tls.Config{RootCAs: ts.pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	waitFor(t, 5*time.Second, "connection handed to ServeConn", func() bool { return ts.active.Load() == 1 })
+	ts.h2.Shutdown()
+	tc.Write([]byte(http2.ClientPreface))
+	fr := http2.NewFramer(tc, tc)
+	fr.WriteSettings()
+	tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var types []http2.FrameType
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		types = append(types, f.Header().Type)
+		if f.Header().Type == http2.FrameGoAway {
+			break
+		}
+	}
+	if len(types) < 2 || types[0] != http2.FrameSettings || types[len(types)-1] != http2.FrameGoAway {
+		t.Errorf("frames %v, want SETTINGS first and GOAWAY last", types)
+	}
+}

@@ -41,6 +41,8 @@ type conn struct {
 
 	wake chan struct{} // nudges flushLoop; capacity 1
 	done chan struct{} // closed with the connection
+	// drained tells fail that the writer sent everything queued.
+	drained chan struct{}
 
 	mu          sync.Mutex
 	maxStreamID uint32 // highest stream the client opened (GOAWAY names it)
@@ -60,6 +62,7 @@ type conn struct {
 	goAwayEarly bool                 // shutdown began before that
 	goingAway   bool                 // GOAWAY sent: no new streams
 	closeAfter  bool                 // close once out is written
+	lingering   bool                 // fail sent GOAWAY and waits for it to be written
 	closed      bool
 	idleSince   time.Time
 	idleTimer   *time.Timer
@@ -87,6 +90,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		writeLimit: orDefault(s.WriteTimeout, defaultWriteTimeout),
 		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
+		drained:    make(chan struct{}, 1),
 		streams:    make(map[uint32]*stream),
 		waiting:    make(map[*stream]struct{}),
 		sendWindow: protocolWindow,
@@ -533,22 +537,33 @@ func (c *conn) startGoAway() {
 	c.becameIdleLocked()
 }
 
-// fail sends GOAWAY with code and closes the connection once it is
-// written, or after closeGrace.
+// fail sends GOAWAY with code; the read loop then returns and the
+// connection closes. Before that, once the writer has sent the GOAWAY,
+// what the client still sends is read and dropped for up to closeGrace:
+// closing a socket with unread input makes the kernel send a reset,
+// which can destroy the GOAWAY before the client has read it.
 func (c *conn) fail(code http2.ErrCode, err error) {
 	c.log.Debug("h2: connection error", "remote", c.remoteAddr, "code", code, "err", err)
 	c.mu.Lock()
-	if !c.closed {
-		c.goingAway = true
-		c.appendGoAway(code)
-		c.closeAfter = true
-		c.kickLocked()
+	if c.closed {
+		c.mu.Unlock()
+		return
 	}
+	c.goingAway = true
+	c.appendGoAway(code)
+	c.lingering = true
+	c.kickLocked()
 	c.mu.Unlock()
+	deadline := time.Now().Add(closeGrace)
 	select {
+	case <-c.drained:
 	case <-c.done:
+		return
 	case <-time.After(closeGrace):
+		return
 	}
+	c.nc.SetReadDeadline(deadline)
+	io.Copy(io.Discard, c.br)
 }
 
 // close ends the connection: every stream is aborted and the socket
@@ -645,6 +660,7 @@ func (c *conn) flushLoop() {
 			c.spare = buf[:0]
 		}
 		more := len(c.out) > 0 || c.closeAfter
+		drained := c.lingering && len(c.out) == 0
 		c.mu.Unlock()
 		if err != nil {
 			if !isClosedError(err) {
@@ -652,6 +668,12 @@ func (c *conn) flushLoop() {
 			}
 			c.close(fmt.Errorf("h2: write: %w", err))
 			return
+		}
+		if drained {
+			select {
+			case c.drained <- struct{}{}:
+			default:
+			}
 		}
 		if more {
 			c.kick()

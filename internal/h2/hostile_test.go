@@ -42,14 +42,12 @@ func dialRaw(t *testing.T, ts *testServer, settings ...http2.Setting) *rawConn {
 	return rc
 }
 
-func (rc *rawConn) get(id uint32, path string) {
+func (rc *rawConn) get(id uint32, path string) error {
 	rc.hbuf.Reset()
 	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "test"}, {":path", path}} {
 		rc.henc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
-	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.hbuf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-		rc.t.Fatal(err)
-	}
+	return rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.hbuf.Bytes(), EndStream: true, EndHeaders: true})
 }
 
 // until reads frames until match accepts one, or the deadline.
@@ -79,7 +77,9 @@ func TestStalledWindowResetsStream(t *testing.T) {
 		writeErr <- err
 	}), func(s *Server) { s.WriteTimeout = 300 * time.Millisecond })
 	rc := dialRaw(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	rc.get(1, "/")
+	if err := rc.get(1, "/"); err != nil {
+		t.Fatal(err)
+	}
 	f := rc.until(5*time.Second, "RST_STREAM", func(f http2.Frame) bool {
 		_, ok := f.(*http2.RSTStreamFrame)
 		return ok
@@ -109,8 +109,7 @@ func TestRapidResetLimited(t *testing.T) {
 	rc := dialRaw(t, ts)
 	var id uint32 = 1
 	for ; id < 200; id += 2 {
-		rc.get(id, "/")
-		if err := rc.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+		if rc.get(id, "/") != nil || rc.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 			break // the server hung up
 		}
 	}

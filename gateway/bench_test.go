@@ -5,9 +5,9 @@ import (
 	"crypto/rand"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,8 +15,8 @@ import (
 	"github.com/grits-cdn/grits/blockstore"
 )
 
-// BenchmarkBlockGET: block GETs through the handler over HTTP/2 (TLS) on
-// loopback, from a disk store, 64 concurrent requests, with the block
+// BenchmarkBlockGET: block GETs through the handler over HTTP/2 (TLS, the
+// gateway's Server) on loopback, from a disk store, 64 concurrent requests, with the block
 // cache (hot blocks neither read nor hashed again) and without it (every
 // GET reads and verifies the file). Compare with BenchmarkStaticGET, the
 // standard library's file server on the same bytes in the same run:
@@ -73,12 +73,12 @@ func BenchmarkStaticGET(b *testing.B) {
 
 func sizeName(n int) string { return strconv.Itoa(n>>10) + "KiB" }
 
+// runLoad serves h behind the gateway's own Server (HTTP/2 from
+// internal/h2, as gritsd) and fetches the paths with 64 requests at once.
 func runLoad(b *testing.B, h http.Handler, paths []string, size int) {
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	client := srv.Client()
+	ts := srvTestStart(b, h, nil)
+	client := ts.h2Client()
+	base := strings.TrimSuffix(ts.url, "/")
 	b.SetBytes(int64(size))
 	b.ResetTimer()
 	var next atomic.Int64
@@ -90,7 +90,7 @@ func runLoad(b *testing.B, h http.Handler, paths []string, size int) {
 				if i >= int64(b.N) {
 					return
 				}
-				resp, err := client.Get(srv.URL + paths[i%int64(len(paths))])
+				resp, err := client.Get(base + paths[i%int64(len(paths))])
 				if err != nil {
 					b.Error(err)
 					return

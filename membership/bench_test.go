@@ -37,14 +37,14 @@ func BenchmarkRootPropagation(b *testing.B) {
 	for range nodes - 1 {
 		c.add(RoleVolunteer, nil, nil)
 	}
-	c.waitConverged(60 * time.Second)
+	c.waitConverged(c.timing().Join)
 	var total time.Duration
 	var worst time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
 		r := c.publish(map[string][]byte{"index.html": fmt.Appendf(nil, "version %d", i)})
-		c.waitRoot(r, 30*time.Second)
+		c.waitRoot(r)
 		d := time.Since(start)
 		total += d
 		worst = max(worst, d)
@@ -64,7 +64,7 @@ func BenchmarkDeadDetection(b *testing.B) {
 	for range nodes - 1 {
 		c.add(RoleVolunteer, nil, nil)
 	}
-	c.waitConverged(60 * time.Second)
+	c.waitConverged(c.timing().Join)
 	var total, worst time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -72,7 +72,7 @@ func BenchmarkDeadDetection(b *testing.B) {
 		victim := live[len(live)-1]
 		start := time.Now()
 		victim.kill()
-		eventually(b, 60*time.Second, "victim marked dead", func() error {
+		eventually(b, slack*c.timing().Dead, "victim marked dead", func() error {
 			for _, n := range c.live() {
 				for _, m := range n.swarm.Members() {
 					if m.ID == victim.id && m.State != StateDead {
@@ -108,11 +108,11 @@ func BenchmarkOriginOffload(b *testing.B) {
 		for range 3 {
 			vols = append(vols, c.add(RoleVolunteer, nil, nil))
 		}
-		c.waitConverged(30 * time.Second)
+		c.waitConverged(c.timing().Join)
 		data := randomData(mb << 20)
 		before := c.origin.srv.Stats().BytesSent
 		r := c.publish(map[string][]byte{"video.mp4": data})
-		c.waitRoot(r, 30*time.Second)
+		c.waitRoot(r)
 		var peers []string
 		for _, v := range vols {
 			peers = append(peers, v.addr)

@@ -15,6 +15,7 @@ import (
 const (
 	msgRoot  = 'R' // a signed root, tree.RootSize bytes
 	msgState = 'S' // push-pull state: a root, or nothing
+	msgHere  = 'H' // a node that joined says where it is (rejoin.go)
 )
 
 // delegate carries grits' state on memberlist's gossip.
@@ -77,6 +78,10 @@ func (s *Swarm) handleMessages() {
 				if err := s.OfferRoot(s.ctx, r); err != nil && !errors.Is(err, tree.ErrSameRoot) && !errors.Is(err, tree.ErrRollback) {
 					s.log.Warn("dropped a root from gossip", "seq", r.Seq, "err", err)
 				}
+				continue
+			}
+			if len(b) > 0 && b[0] == msgHere {
+				s.heard(b)
 				continue
 			}
 			s.log.Debug("dropped an unknown gossip message", "len", len(b))
@@ -299,8 +304,10 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	}
 	s.mu.Lock()
 	s.view[m.ID] = m
+	s.remember(m)
 	s.mu.Unlock()
 	if !m.Self {
+		s.markJoined() // joined by another member, or through it
 		s.log.Info("member joined", "node", m.ID.String()[:16], "role", m.Role, "addr", m.Meta.ProtoAddr)
 	}
 }
@@ -317,6 +324,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 	s.mu.Lock()
 	s.view[m.ID] = m
+	s.remember(m)
 	s.mu.Unlock()
 	s.cfg.Client.DropPeer(m.Meta.ProtoAddr)
 	s.log.Info("member gone", "node", m.ID.String()[:16], "state", m.State, "addr", m.Meta.ProtoAddr)
@@ -333,6 +341,7 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 		m.Since = old.Since
 	}
 	s.view[m.ID] = m
+	s.remember(m)
 	s.mu.Unlock()
 }
 

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -34,41 +35,6 @@ type RootLog interface {
 	Append(ctx context.Context, r tree.Root) error
 }
 
-// Profile names a set of gossip timers.
-type Profile string
-
-// Profiles. LAN suits nodes within a few milliseconds of each other,
-// WAN a swarm spread over the Internet (slower probes, more patience
-// before declaring a node dead); Local is for tests on one machine.
-const (
-	ProfileLAN   Profile = "lan"
-	ProfileWAN   Profile = "wan"
-	ProfileLocal Profile = "local"
-)
-
-func (p Profile) config() (*memberlist.Config, error) {
-	switch p {
-	case "", ProfileLAN:
-		return memberlist.DefaultLANConfig(), nil
-	case ProfileWAN:
-		return memberlist.DefaultWANConfig(), nil
-	case ProfileLocal:
-		c := memberlist.DefaultLocalConfig()
-		// Fast, but with room for a loaded test machine (the race
-		// detector, twenty nodes on two cores): a probe timeout shorter
-		// than a scheduling hiccup makes healthy nodes flap.
-		c.ProbeInterval = 500 * time.Millisecond
-		c.ProbeTimeout = 400 * time.Millisecond
-		c.GossipInterval = 50 * time.Millisecond
-		c.PushPullInterval = 2 * time.Second
-		c.SuspicionMult = 4
-		c.RetransmitMult = 3
-		c.TCPTimeout = 2 * time.Second
-		return c, nil
-	}
-	return nil, fmt.Errorf("gossip profile %q: want lan, wan or local", p)
-}
-
 // Config configures a Swarm.
 type Config struct {
 	NodeKey ed25519.PrivateKey
@@ -83,6 +49,12 @@ type Config struct {
 	Pins              []string
 	Ring              Keyring
 	Seeds             []string // gossip addresses to join through
+	// SnapshotPath, if set, is the file where the node keeps the members
+	// it has seen (read at Start to re-join them; see snapshot.go).
+	SnapshotPath string
+	// ForgetAfter is how long a member that is not seen alive is still
+	// re-joined and remembered; default DefaultForgetAfter (72h).
+	ForgetAfter time.Duration
 	// OriginAddr, if set, is the origin's grits/1 address, asked last for
 	// blocks even while gossip has not (yet) shown the origin alive.
 	OriginAddr string
@@ -139,21 +111,30 @@ type Swarm struct {
 	queue *memberlist.TransmitLimitedQueue
 	log   *slog.Logger
 
+	mc *memberlist.Config // its timers, read-only after Start
+
+	gossipIP, gossipAddr string // as memberlist advertises them
+
 	mu      sync.Mutex
 	meta    Meta
 	ringNow Keyring
 	view    map[NodeID]Member // from memberlist's events
+	known   map[NodeID]Known  // the address book: snapshot and gossip
 	pending []keyStep
 
 	rootMu   sync.Mutex       // serializes root acceptance
 	rootSubs []chan tree.Root // guarded by mu
 
-	msgs      chan []byte
-	joined    chan struct{} // closed once the node has joined (or has no seeds)
-	metaDirty chan struct{}
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	msgs       chan []byte
+	joined     chan struct{} // closed once the node has joined (or has nobody to join)
+	joinedOnce sync.Once
+	pulls      chan string // gossip addresses of members that said they are here
+	metaDirty  chan struct{}
+	snapDirty  chan struct{}
+	killed     atomic.Bool // Kill: no farewell snapshot, as in a crash
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 type keyStep struct {
@@ -165,9 +146,10 @@ type keyStep struct {
 // ErrClosed is returned by a Swarm after Close.
 var ErrClosed = errors.New("membership: swarm closed")
 
-// Start creates the node's gossip endpoint and joins through the seeds
-// in the background (retrying until one answers, so the order in which
-// nodes start does not matter).
+// Start creates the node's gossip endpoint and joins, in the background,
+// the members it knows (the seeds, and those in the snapshot file),
+// retrying for as long as one of them is not seen alive (rejoin.go), so
+// the order in which nodes start or restart does not matter.
 func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -178,17 +160,18 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	if cfg.Replication <= 0 {
 		cfg.Replication = 2
 	}
-	if cfg.KeyGrace <= 0 {
-		cfg.KeyGrace = 5 * time.Second
-		if cfg.Profile == ProfileLocal {
-			cfg.KeyGrace = time.Second
-		}
+	mc, err := cfg.Profile.config()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.SyncEvery <= 0 {
-		cfg.SyncEvery = 2 * time.Second
-		if cfg.Profile == ProfileLocal {
-			cfg.SyncEvery = 200 * time.Millisecond
-		}
+		cfg.SyncEvery = timingOf(mc, cfg.Profile, 1).Sync
+	}
+	if cfg.KeyGrace <= 0 {
+		cfg.KeyGrace = timingOf(mc, cfg.Profile, 1).KeyGrace
+	}
+	if cfg.ForgetAfter <= 0 {
+		cfg.ForgetAfter = DefaultForgetAfter
 	}
 	if cfg.Roots == nil || cfg.Client == nil {
 		return nil, errors.New("membership: swarm needs a root log and a client")
@@ -196,8 +179,9 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	if err := cfg.Ring.Validate(); err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
-	s := &Swarm{cfg: cfg, id: tree.PublicKeyOf(cfg.NodeKey), log: cfg.Logger,
-		view: map[NodeID]Member{}, msgs: make(chan []byte, 64), joined: make(chan struct{}), metaDirty: make(chan struct{}, 1)}
+	s := &Swarm{cfg: cfg, id: tree.PublicKeyOf(cfg.NodeKey), log: cfg.Logger, mc: mc,
+		view: map[NodeID]Member{}, known: map[NodeID]Known{}, msgs: make(chan []byte, 64), joined: make(chan struct{}),
+		pulls: make(chan string, 16), metaDirty: make(chan struct{}, 1), snapDirty: make(chan struct{}, 1)}
 	s.name = s.id.String()
 	if cfg.Cert.Node != s.id {
 		return nil, fmt.Errorf("membership: the certificate is for node %s, this node is %s", cfg.Cert.Node.String()[:16], s.name[:16])
@@ -215,10 +199,20 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 
-	mc, err := cfg.Profile.config()
-	if err != nil {
-		return nil, err
+	if cfg.SnapshotPath != "" {
+		snap, err := readSnapshot(cfg.SnapshotPath, cfg.Site, s.id)
+		if err != nil {
+			// Only a list of addresses: the seeds, and the members that
+			// retry this node, still bring it back.
+			s.log.Warn("ignoring the member snapshot", "err", err)
+		}
+		for _, k := range snap.Members {
+			if !cfg.Ring.Bans.Banned(k.ID) {
+				s.known[k.ID] = k
+			}
+		}
 	}
+	remembered := len(s.known)
 	mc.Name = s.name
 	host, port, err := splitHostPort(cfg.Gossip)
 	if err != nil {
@@ -255,23 +249,28 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 		s.cancel()
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.Gossip, err)
 	}
+	// Read once: memberlist updates its own Node in place, under its lock.
+	local := s.ml.LocalNode()
+	s.gossipIP, s.gossipAddr = local.Addr.String(), net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	if h, p, err := net.SplitHostPort(cfg.ProtoAddr); err == nil {
 		if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
 			// Listening on every address: advertise the one gossip chose.
 			s.mu.Lock()
-			s.meta.ProtoAddr = net.JoinHostPort(s.ml.LocalNode().Addr.String(), p)
+			s.meta.ProtoAddr = net.JoinHostPort(s.gossipIP, p)
 			s.mu.Unlock()
 			if err := s.ml.UpdateNode(time.Second); err != nil {
 				s.log.Debug("spreading metadata", "err", err)
 			}
 		}
 	}
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go s.metaLoop()
 	go s.handleMessages()
 	go s.syncLoop()
-	go s.joinLoop(cfg.Seeds)
-	s.log.Info("swarm started", "node", s.name[:16], "role", cfg.Cert.Role, "gossip", s.GossipAddr(), "profile", cmp(string(cfg.Profile), "lan"))
+	go s.rejoinLoop(cfg.Seeds)
+	go s.snapshotLoop()
+	s.log.Info("swarm started", "node", s.name[:16], "role", cfg.Cert.Role, "gossip", s.GossipAddr(),
+		"profile", cmp(string(cfg.Profile), "lan"), "known members", remembered)
 	return s, nil
 }
 
@@ -312,10 +311,7 @@ func (s *Swarm) ID() NodeID { return s.id }
 func (s *Swarm) Role() Role { return s.cfg.Cert.Role }
 
 // GossipAddr is the address other nodes join through.
-func (s *Swarm) GossipAddr() string {
-	n := s.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (s *Swarm) GossipAddr() string { return s.gossipAddr }
 
 // Close leaves the swarm (telling the others, briefly) and stops.
 func (s *Swarm) Close() error {
@@ -327,43 +323,15 @@ func (s *Swarm) Close() error {
 
 // Kill stops without saying goodbye, as a crash would (for tests).
 func (s *Swarm) Kill() {
+	s.killed.Store(true)
 	s.cancel()
 	s.wg.Wait()
 	_ = s.ml.Shutdown()
 }
 
-// Joined is closed once this node has joined the swarm through a seed
-// (at once for a node without seeds, such as the origin).
+// Joined is closed once this node has joined the swarm (at once for a
+// node with nobody to join, such as a new origin).
 func (s *Swarm) Joined() <-chan struct{} { return s.joined }
-
-func (s *Swarm) joinLoop(seeds []string) {
-	defer s.wg.Done()
-	defer close(s.joined)
-	var others []string
-	for _, a := range seeds {
-		if a != "" && a != s.GossipAddr() {
-			others = append(others, a)
-		}
-	}
-	if len(others) == 0 {
-		return
-	}
-	wait := 100 * time.Millisecond
-	for {
-		n, err := s.ml.Join(others)
-		if n > 0 {
-			s.log.Info("joined the swarm", "through", n, "members", s.ml.NumMembers())
-			return
-		}
-		s.log.Warn("cannot reach any seed yet; retrying", "seeds", others, "err", err, "in", wait)
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 10*time.Second)
-	}
-}
 
 // Members returns every member this node knows, itself included, with
 // dead and departed ones it saw go (until they come back). Banned nodes
@@ -612,6 +580,12 @@ func (s *Swarm) dropBannedPeers(bans *BanList) {
 	for _, m := range s.view {
 		if bans.Banned(m.ID) {
 			addrs = append(addrs, m.Meta.ProtoAddr)
+		}
+	}
+	for id := range s.known {
+		if bans.Banned(id) {
+			delete(s.known, id) // never re-joined, not remembered
+			s.snapshotSoon()
 		}
 	}
 	s.mu.Unlock()

@@ -8,6 +8,10 @@
 // loads through the worker against the origin over delayed links
 // (relay.go), and verified against unverified block throughput.
 //
+// Protocol (protocol.go): grits/1 from a Go client against gritsd serve
+// processes: round trips per operation over a delayed link, one peer
+// against a raw quic-go stream, one file from 1, 2 and 4 peers.
+//
 // Gateway: block GETs over HTTP/2 from gritsd and from nginx serving the
 // same bytes as files from disk, with the same load generator (h2load,
 // from Debian's nghttp2-client) in the same run, in turn, three rounds,
@@ -67,6 +71,7 @@ type suite struct {
 var suites = []suite{
 	{"gateway", gatewaySuite, printGateway},
 	{"browser", browserSuite, printBrowser},
+	{"protocol", protocolSuite, ratioTable("protocol", "a Go client against gritsd serve processes")},
 }
 
 func main() {

@@ -62,7 +62,7 @@
       label(W - 2, "end", "now");
     }
     const peak = document.createElementNS(SVG, "text");
-    peak.setAttribute("x", W - 4); peak.setAttribute("y", top + 4); peak.setAttribute("text-anchor", "end");
+    peak.setAttribute("x", left + 4); peak.setAttribute("y", top + 4); peak.setAttribute("text-anchor", "start");
     peak.textContent = "peak " + bytes(max) + " per " + dur(w.step_seconds);
     svg.appendChild(peak);
   }

@@ -197,6 +197,7 @@ func TestHTTPWrapper(t *testing.T) {
 	if !strings.HasPrefix(line, "HTTP/1.1 101") {
 		t.Errorf("upgrade through the wrapper answered %q", line)
 	}
+	eventuallyTrue(t, func() bool { n, _ := m.HTTPTotals(); return n == 5 }, "the upgraded request is counted once its handler returns")
 	for _, c := range []struct {
 		labels []string
 		req    float64
@@ -213,7 +214,6 @@ func TestHTTPWrapper(t *testing.T) {
 			t.Errorf("bytes %v = %v, want %v", c.labels, got, c.bytes)
 		}
 	}
-	eventuallyTrue(t, func() bool { n, _ := m.HTTPTotals(); return n == 5 }, "the upgraded request is counted once its handler returns")
 	if _, b := m.HTTPTotals(); b != 39 {
 		t.Errorf("HTTPTotals bytes %d, want 39", b)
 	}

@@ -130,9 +130,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("grits_ready", ready)
 
 	v := viewOf(src, now)
-	for role, states := range v.byRoleState {
-		for state, n := range states {
-			gauge("grits_members", float64(n), role, state)
+	// Every combination, zeros included, so that an alert on dead
+	// members sees 0 rather than no series.
+	for _, role := range []membership.Role{membership.RoleOrigin, membership.RoleVolunteer, membership.RoleStorage} {
+		for _, state := range []membership.State{membership.StateAlive, membership.StateSuspect, membership.StateDead, membership.StateLeft} {
+			gauge("grits_members", float64(v.byRoleState[role.String()][string(state)]), role.String(), string(state))
 		}
 	}
 	if src.Swarm != nil {

@@ -115,21 +115,21 @@ func (n *Node) servedEvery() time.Duration {
 	return 10 * time.Second
 }
 
-// reportServed gossips this node's served counters whenever they moved
-// (and once at the start, so members list it).
+// reportServed gossips this node's served counters whenever they moved,
+// and at least once a minute so that members who joined since hear them.
 func (n *Node) reportServed(ctx context.Context) {
 	t := time.NewTicker(n.servedEvery())
 	defer t.Stop()
 	var last membership.Served
-	told := false
+	var told time.Time
 	for {
 		reqs, bytes := n.metrics.HTTPTotals()
 		ss := n.server.Stats()
 		v := membership.Served{Start: n.started, HTTPRequests: uint64(reqs), HTTPBytes: uint64(bytes),
 			ProtoRequests: uint64(ss.Requests), ProtoBytes: uint64(ss.BytesSent)}
-		if !told || v != last {
+		if v != last || time.Since(told) >= time.Minute {
 			n.swarm.ReportServed(v)
-			last, told = v, true
+			last, told = v, time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -122,6 +122,11 @@ type Swarm struct {
 	known   map[NodeID]Known  // the address book: snapshot and gossip
 	pending []keyStep
 
+	// served holds members' latest Served reports; servedSeq numbers
+	// this node's own.
+	served    map[NodeID]Served
+	servedSeq uint64
+
 	rootMu   sync.Mutex       // serializes root acceptance
 	rootSubs []chan tree.Root // guarded by mu
 

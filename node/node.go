@@ -173,6 +173,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Gossip: gossip, Advertise: gossipAdvertise, ProtoAddr: n.protoAddr, URL: publicURL,
 		Capacity: uint64(max(dc.CacheQuota, 0)), Pins: dc.Pins, Ring: ring, Seeds: dc.Seeds, Profile: profile,
 		Replication: dc.Replication, Roots: rootLog, Client: n.client, OriginAddr: dc.OriginAddr,
+		SnapshotPath: d.FilePath(MembersFile), ForgetAfter: dc.ForgetMembersAfter.Duration,
 		SaveRing: func(k membership.Keyring) error { return d.WriteFile(RingFile, k.Encode(), 0o600) },
 		Logger:   n.log.With("component", "swarm")})
 	if err != nil {

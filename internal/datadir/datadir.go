@@ -114,6 +114,9 @@ type Config struct {
 	Pins []string `json:"pins,omitempty"`
 	// CertTTL is how long node certificates the origin issues last.
 	CertTTL Duration `json:"cert_ttl,omitzero"`
+	// ForgetMembersAfter is how long a member not seen alive is still
+	// re-joined and kept in members.json (default 72h).
+	ForgetMembersAfter Duration `json:"forget_members_after,omitzero"`
 	// WarmMaxBytes and WarmRateBytes bound a volunteer's cache warming
 	// per new root (negative WarmMaxBytes disables it).
 	WarmMaxBytes  int64 `json:"warm_max_bytes,omitempty"`
@@ -141,6 +144,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config replication %d: must be 1..16", c.Replication)
 	case c.GossipProfile != "" && c.GossipProfile != "lan" && c.GossipProfile != "wan" && c.GossipProfile != "local":
 		return fmt.Errorf("config gossip_profile %q: want lan, wan or local", c.GossipProfile)
+	case c.ForgetMembersAfter.Duration != 0 && c.ForgetMembersAfter.Duration < time.Minute:
+		return fmt.Errorf("config forget_members_after %v: at least 1m (or leave it out for 72h)", c.ForgetMembersAfter)
 	}
 	for _, p := range c.Pins {
 		if _, err := tree.ParsePath(p); err != nil {

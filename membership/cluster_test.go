@@ -272,10 +272,13 @@ func (c *cluster) live() []*node {
 }
 
 // eventually retries check until it passes or the deadline expires.
+// A wait that lasts says what it is still waiting for every 10 s, so a
+// slow pass shows its cause too.
 func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(timeout)
+	said := start
 	for {
 		err := check()
 		if err == nil {
@@ -283,6 +286,10 @@ func eventually(t testing.TB, timeout time.Duration, what string, check func() e
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		}
+		if time.Since(said) >= 10*time.Second {
+			said = time.Now()
+			t.Logf("%s: still waiting after %v: %v", what, time.Since(start).Round(time.Second), err)
 		}
 		// Quick at first; then gentler: checking fifty nodes' views fifty
 		// times a second takes the CPU the gossip needs on a small machine.

@@ -48,6 +48,7 @@ const forgetEvery = time.Minute
 type rejoinAttempt struct {
 	wait   time.Duration // before the next attempt after a failure
 	next   time.Time
+	last   time.Time // of the last attempt
 	busy   bool
 	warned bool
 }
@@ -107,18 +108,19 @@ func (s *Swarm) rejoinLoop(seeds []string) {
 				}
 				attempts[addr] = a
 			}
-			if pulls[addr] && !a.busy {
-				a.next = now
+			pull := pulls[addr]
+			if pull && !a.busy && now.Sub(a.last) >= tm.RejoinMin {
+				a.next = now // but not more than once a RejoinMin per address
 			}
 			if a.busy || now.Before(a.next) || running >= rejoinParallel {
 				continue
 			}
 			delete(pulls, addr)
-			a.busy = true
+			a.busy, a.last = true, now
 			running++
 			go func() {
 				n, err := s.ml.Join([]string{addr})
-				results <- joinResult{addr: addr, who: who, pull: who == hereWho, n: n, err: err}
+				results <- joinResult{addr: addr, who: who, pull: pull, n: n, err: err}
 			}()
 		}
 		first = false

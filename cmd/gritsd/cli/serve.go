@@ -30,17 +30,21 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
-	if _, err := wflags.swSettings(""); err != nil {
-		return err
-	}
-	if *c.logLevel == "" {
-		*c.logLevel = "info"
-	}
 	d, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	// gritsd.toml fills in the flags the command line left out.
+	if err := applyConfig(c.flags, &d.Config); err != nil {
+		return err
+	}
+	if _, err := wflags.swSettings(""); err != nil {
+		return err
+	}
+	if err := c.setLogging("info"); err != nil {
+		return err
+	}
 	cfg := d.Config
 	listen := first(*listenFlag, cfg.Listen, DefaultListen)
 	addr, err := net.ResolveUDPAddr("udp", listen)

@@ -33,6 +33,7 @@ const DefaultHTTPS = ":8443"
 // webFlags are serve's flags for the browser side.
 type webFlags struct {
 	https, tlsCert, tlsKey, acmeDomains, acmeEmail, upstream, watch *string
+	http2                                                           *string
 	proxyPrefixes, trustedProxies                                   stringList
 	injectSW                                                        *bool
 	watchQuiet                                                      *time.Duration
@@ -55,6 +56,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 		injectSW:    c.flags.Bool("inject-sw", false, "origin with --upstream: add the service worker's registration script to the app's HTML pages"),
 		watch:       c.flags.String("watch", "", "origin: re-import this directory into the tree whenever it changes"),
 		watchQuiet:  c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
+		http2:       c.flags.String("http2", "", "HTTP/2 server: grits (the gateway's own, default) or go (Go's net/http server)"),
 		rateLimit:   c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
 	}
 	w.swScope = c.flags.String("sw-scope", "", "origin: the URL path the service worker controls (default /, the whole site)")
@@ -100,6 +102,9 @@ func tlsFor(ctx context.Context, c *cmdContext, d *datadir.Dir, w *webFlags, hos
 	case *w.tlsCert != "" && *w.acmeDomains != "":
 		return nil, "", usagef("--tls-cert and --acme-domain exclude each other")
 	case *w.tlsCert != "":
+		if err := checkTLSKey(*w.tlsKey); err != nil {
+			return nil, "", err
+		}
 		get, err := gateway.FileCertificates(ctx, *w.tlsCert, *w.tlsKey, c.logger.With("component", "tls"))
 		if err != nil {
 			return nil, "", err
@@ -237,7 +242,10 @@ func listenWeb(ctx context.Context, c *cmdContext, d *datadir.Dir, w *webFlags, 
 		return nil, err
 	}
 	wb := &web{late: &lateHandler{}}
-	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, Logger: c.logger.With("component", "https")})
+	if h := *w.http2; h != "" && h != gateway.HTTP2Grits && h != gateway.HTTP2Go {
+		return nil, usagef("--http2 %q: want %s or %s", h, gateway.HTTP2Grits, gateway.HTTP2Go)
+	}
+	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, HTTP2: *w.http2, Logger: c.logger.With("component", "https")})
 	if err != nil {
 		return nil, fmt.Errorf("https on %s: %w", addr, err)
 	}

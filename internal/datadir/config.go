@@ -820,3 +820,17 @@ func TOMLValue(c *Config, key string) (string, error) {
 	}
 	return tomlValue(key, f)
 }
+
+// CheckTLSKey refuses a TLS private key every local user can read. Group
+// access is allowed: Debian's ssl-cert group and certbot's setups share
+// keys with a service that way.
+func CheckTLSKey(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&0o004 != 0 {
+		return fmt.Errorf("%s: mode %04o lets every user read this private key (chmod o-r %s): %w", path, fi.Mode().Perm(), path, ErrSecretExposed)
+	}
+	return nil
+}

@@ -191,23 +191,9 @@ func checkServeSettings(cfg *datadir.Config) []error {
 		if _, err := os.Stat(cfg.TLSCert); err != nil {
 			bad("tls_cert", "%v", err)
 		}
-		if err := checkTLSKey(cfg.TLSKey); err != nil {
+		if err := datadir.CheckTLSKey(cfg.TLSKey); err != nil {
 			bad("tls_key", "%v", err)
 		}
 	}
 	return errs
-}
-
-// checkTLSKey refuses a TLS private key every local user can read. Group
-// access is allowed: Debian's ssl-cert group and certbot's setups share
-// keys with a service that way.
-func checkTLSKey(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&0o004 != 0 {
-		return fmt.Errorf("%s: mode %04o lets every user read this private key (chmod o-r %s): %w", path, fi.Mode().Perm(), path, datadir.ErrSecretExposed)
-	}
-	return nil
 }

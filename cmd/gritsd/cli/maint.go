@@ -130,7 +130,7 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 }
 
 func runGC(ctx context.Context, c *cmdContext) error {
-	keep := c.flags.Int("keep", 0, "keep the newest N roots complete (default: retain_roots from config.json)")
+	keep := c.flags.Int("keep", 0, "keep the newest N roots complete (default: retain_roots from gritsd.toml)")
 	dryRun := c.flags.Bool("dry-run", false, "only report what would be removed")
 	if err := c.parse(0, 0); err != nil {
 		return err

@@ -834,3 +834,11 @@ func CheckTLSKey(path string) error {
 	}
 	return nil
 }
+
+// CopySetting sets key in c to its value in o.
+func (c *Config) CopySetting(o *Config, key string) {
+	dst, src := configFields(c)[key], configFields(o)[key]
+	if dst.IsValid() && src.IsValid() {
+		dst.Set(src)
+	}
+}

@@ -33,6 +33,9 @@ type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// Hangup delivers SIGHUP: gritsd serve re-reads its configuration,
+	// other commands stop as for SIGINT (their terminal went away).
+	Hangup <-chan struct{}
 }
 
 type command struct {
@@ -218,6 +221,18 @@ func Main(ctx context.Context, args []string, env Env) int {
 	c.logFormat = fs.String("log-format", "", "log format: auto (text on a terminal, JSON lines otherwise), text or json")
 	c.logs = logging.New(env.Stderr, logging.Options{Terminal: isTerminal(env.Stderr)})
 	c.logger = c.logs.Logger()
+	if env.Hangup != nil && cmd.name != "serve" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-env.Hangup:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	err := cmd.run(ctx, c)
 	var ue *usageError
 	var ee *exitError

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/grits-cdn/grits/gateway"
+	"github.com/grits-cdn/grits/internal/sdnotify"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/node"
 )
@@ -30,10 +31,15 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	}
 	defer d.Close()
 	// gritsd.toml fills in the flags the command line left out.
+	given := explicitFlags(c.flags)
 	if err := applyConfig(c.flags, &d.Config); err != nil {
 		return err
 	}
-	settings, err := wflags.swSettings("")
+	eff, err := effectiveConfig(c.flags, d.Config, given)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	settings, err := wflags.swSettings()
 	if err != nil {
 		return err
 	}
@@ -62,6 +68,27 @@ func runServe(ctx context.Context, c *cmdContext) error {
 		c.errorf("https on %s (%s)\n", a, n.URL())
 	}
 	c.errorf("listening on %s\n", n.ListenAddr())
+
+	// systemd (Type=notify) learns that the node serves, reloads and
+	// stops; SIGHUP re-reads gritsd.toml.
+	log := c.logger.With("component", "service")
+	notify(c, log, sdnotify.Ready)
+	// STOPPING=1 as soon as a signal asks us to stop, or when we stop on
+	// our own: once either way.
+	stopping := context.AfterFunc(ctx, func() { notify(c, log, sdnotify.Stopping) })
+	defer func() {
+		if stopping() {
+			notify(c, log, sdnotify.Stopping)
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c.Hangup != nil {
+		r := &reloader{c: c, n: n, dir: d.Path, fs: c.flags, given: given, cur: eff, log: c.logger.With("component", "reload")}
+		done := make(chan struct{})
+		go func() { defer close(done); r.run(ctx, c.Hangup) }()
+		defer func() { cancel(); <-done }()
+	}
 	return nodeErr(n.Serve(ctx))
 }
 

@@ -53,26 +53,13 @@ func addWebFlags(c *cmdContext) *webFlags {
 }
 
 // swSettings are the service worker's settings from the --sw-* flags.
-func (w *webFlags) swSettings(siteKey string) (sw.Settings, error) {
-	s := sw.Settings{SiteKey: siteKey, Scope: *w.swScope, Navigate: *w.swNavigate}
+func (w *webFlags) swSettings() (sw.Settings, error) {
+	var paths []string
 	if v := *w.swPaths; v != "" {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				s.Paths = append(s.Paths, p)
-			}
-		}
-		if len(s.Paths) == 0 {
-			return s, usagef("--sw-paths %q: no path prefix", v)
+		paths = strings.Split(v, ",")
+		for i := range paths {
+			paths[i] = strings.TrimSpace(paths[i])
 		}
 	}
-	if mb := *w.swCacheMB; mb != 0 {
-		if mb < 0 || mb > sw.MaxCacheBytes>>20 {
-			return s, usagef("--sw-cache-mb %d: want 1 to %d", mb, sw.MaxCacheBytes>>20)
-		}
-		s.CacheBytes = mb << 20
-	}
-	if err := s.Validate(); err != nil {
-		return s, usagef("--sw-*: %v", err)
-	}
-	return s, nil
+	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB)
 }

@@ -159,14 +159,15 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: gritsd COMMAND [flags] [args]\n\ncommands:\n")
-	width := 0
+	width, nameWidth := 0, 0
 	for _, c := range commands {
 		width = max(width, len(c.args))
+		nameWidth = max(nameWidth, len(c.name))
 	}
 	cs := append([]command(nil), commands...)
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-7s %-*s  %s\n", c.name, width, c.args, c.summary)
+		fmt.Fprintf(w, "  %-*s %-*s  %s\n", nameWidth, c.name, width, c.args, c.summary)
 	}
 	fmt.Fprintf(w, "\nEvery command takes --data DIR (default: $GRITS_DATA, else $XDG_DATA_HOME/grits or ~/.local/share/grits).\nRun gritsd COMMAND -h for its flags.\n")
 }

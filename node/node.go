@@ -47,6 +47,10 @@ type Node struct {
 	closers []func() error
 	closed  sync.Once
 	lockMu  sync.Mutex // serializes this process's users of the data directory lock
+
+	reloadMu sync.Mutex // one Reload at a time; it alone changes cfg.Web and seeds
+	certs    certSlot   // the TLS pair from files, when TLS comes from files
+	seeds    []string
 }
 
 // Start assembles the node described by cfg and starts its background
@@ -61,7 +65,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	d := cfg.Dir
 	dc := d.Config
-	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now()}
+	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now(), seeds: dc.Seeds}
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	n.closers = append(n.closers, func() error { n.cancel(); n.bg.Wait(); return nil })
 	defer func() {

@@ -25,6 +25,7 @@
 import * as g from '/grits/v1/js/grits.js';
 import { PeerScores, hedged } from '/grits/v1/js/peers.js';
 import { BlockCache, localLookup, DEFAULT_CACHE_BYTES } from '/grits/v1/js/cache.js';
+import { serveType } from '/grits/v1/js/types.js';
 
 const SITE_KEY = g.parsePublicKey(GRITS_CONFIG.siteKey);
 const PATHS = Array.isArray(GRITS_CONFIG.paths) && GRITS_CONFIG.paths.length > 0 ? GRITS_CONFIG.paths : ['/'];
@@ -716,19 +717,6 @@ async function runFromVolunteer(run, want, out, signal, keep) {
   }
 }
 
-const TYPES = {
-  html: 'text/html; charset=utf-8', css: 'text/css; charset=utf-8', js: 'text/javascript; charset=utf-8',
-  mjs: 'text/javascript; charset=utf-8', json: 'application/json', svg: 'image/svg+xml', png: 'image/png',
-  jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', avif: 'image/avif',
-  ico: 'image/x-icon', woff: 'font/woff', woff2: 'font/woff2', webm: 'video/webm', mp4: 'video/mp4',
-  mp3: 'audio/mpeg', ogg: 'audio/ogg', txt: 'text/plain; charset=utf-8', wasm: 'application/wasm',
-};
-
-function contentType(path) {
-  const ext = path.slice(path.lastIndexOf('.') + 1).toLowerCase();
-  return TYPES[ext] || 'application/octet-stream';
-}
-
 function parseRange(h, size) {
   const m = /^bytes=(\d*)-(\d*)$/.exec(h || '');
   if (!m || (m[1] === '' && m[2] === '')) return null;
@@ -765,7 +753,12 @@ async function fromSwarm(req, url) {
   if (v.status !== 'found' || v.entry.kind !== 'file') throw new Error(`${path}: ${v.status}`);
   const f = v.node;
   const size = f.size;
-  const headers = new Headers({ 'Content-Type': contentType(path), 'Accept-Ranges': 'bytes', 'X-Grits-Verified': g.formatHash(v.entry.hash) });
+  // The type the tree stores (decided at import), as the origin sends it.
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  const headers = new Headers({
+    'Content-Type': serveType(v.entry.type, name), 'X-Content-Type-Options': 'nosniff',
+    'Accept-Ranges': 'bytes', 'X-Grits-Verified': g.formatHash(v.entry.hash),
+  });
   const range = parseRange(req.headers.get('Range'), size);
   if (range === 'unsatisfiable') {
     headers.set('Content-Range', `bytes */${size}`);

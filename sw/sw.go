@@ -13,11 +13,11 @@ import (
 	"strings"
 )
 
-//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js
+//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js js/types.js
 var files embed.FS
 
 // modules are the worker's ES modules, served under ModulePath.
-var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js"}
+var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js", "types.js"}
 
 // Paths the origin serves the scripts at. The worker's path decides its
 // maximum scope: at the root it may control the whole site.
@@ -25,7 +25,7 @@ const (
 	WorkerPath   = "/grits-sw.js"
 	RegisterPath = "/grits/v1/register.js"
 	// ModulePath is where the worker's modules (BLAKE3, verification,
-	// peer scoring, block cache) are served from; the worker imports
+	// peer scoring, block cache, media types) are served from; the worker imports
 	// them by these paths.
 	ModulePath = "/grits/v1/js/"
 )

@@ -63,7 +63,7 @@ function freshStats() {
     bytesFromVolunteers: 0, bytesFromCache: 0, bytesFromOrigin: 0,
     requestsFromVolunteers: 0, requestsFromCache: 0, requestsFromOrigin: 0,
     lookupsSent: 0, localLookups: 0, blocksSent: 0, hedgesSent: 0,
-    verifyFailures: 0, droppedPeers: 0, reportsSent: 0,
+    verifyFailures: 0, droppedPeers: 0, reportsSent: 0, rootChecks: 0, rootsFromVolunteers: 0,
   };
 }
 let stats = freshStats();
@@ -228,26 +228,81 @@ self.addEventListener('fetch', (event) => {
     }));
     return;
   }
-  if (req.mode === 'navigate') {
-    // Pages from the swarm: no origin response brings a fresher root, so
-    // look for one now and then; this page is served under the root held,
-    // the next ones under the new one.
-    event.waitUntil(refreshRootSoon());
-  }
   event.respondWith(serve(req, url));
 });
 
-const ROOT_CHECK_MS = 10_000;
-let rootCheckedAt = 0;
+// ---- keeping the root fresh while pages stay open ----
+//
+// A page that never navigates (a single-page app) must still see new
+// imports. Whenever the origin has said nothing for ROOT_CHECK_MS (its
+// pages and fallbacks carry its root in Grits-Root, which counts), the
+// next request the worker serves first asks it: one conditional request
+// (If-None-Match: the root's hash), a 304 without a body when nothing
+// changed, waited for at most ROOT_CHECK_WAIT_MS. Volunteers' answers
+// carry their root too: a newer one is taken at no cost at all.
+const ROOT_CHECK_MS = Number(GRITS_CONFIG.rootCheckMs) > 0 ? Number(GRITS_CONFIG.rootCheckMs) : 10_000;
+const ROOT_CHECK_WAIT_MS = 1000;
+let rootCheckedAt = 0; // when the origin last told us its root
+let rootCheck = null; // the check in flight
 
-function refreshRootSoon() {
-  if (Date.now() - rootCheckedAt < ROOT_CHECK_MS) return Promise.resolve();
-  rootCheckedAt = Date.now();
-  return (async () => {
-    await restore();
-    const resp = await fetch('/grits/v1/root', { cache: 'no-store' });
-    if (resp.ok) await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
-  })().catch((err) => console.debug('grits: root check', err.message));
+function checkRoot() {
+  if (!rootCheck) {
+    rootCheckedAt = Date.now(); // one check an interval, answered or not
+    rootCheck = (async () => {
+      await restore();
+      const headers = root ? { 'If-None-Match': `"${g.formatHash(root.hash)}"` } : {};
+      stats.rootChecks++;
+      const resp = await fetch('/grits/v1/root', { cache: 'no-store', headers, signal: AbortSignal.timeout(PEER_TIMEOUT_MS) });
+      if (resp.status === 304) return;
+      if (!resp.ok) throw new Error(`origin root: ${resp.status}`);
+      await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+    })().catch((err) => console.debug('grits: root check', err.message)).finally(() => { rootCheck = null; });
+  }
+  return rootCheck;
+}
+
+// freshRoot checks for a newer root if the origin's word is older than
+// ROOT_CHECK_MS. It never rejects.
+async function freshRoot() {
+  if (Date.now() - rootCheckedAt < ROOT_CHECK_MS) return;
+  let timer;
+  await Promise.race([checkRoot(), new Promise((ok) => { timer = setTimeout(ok, ROOT_CHECK_WAIT_MS); })]);
+  clearTimeout(timer);
+}
+
+// rootHeaderBytes decodes a Grits-Root header (unpadded base64url).
+function rootHeaderBytes(h) {
+  const b64 = h.replace(/-/g, '+').replace(/_/g, '/');
+  return Uint8Array.from(atob(b64 + '='.repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
+}
+
+// noteVolunteerRoot takes a newer root a volunteer's answer carries
+// (each one verified once; older and equal ones cost only decoding its
+// 186 bytes). A root with a bad signature is a lie.
+const rootsTried = new Set();
+function noteVolunteerRoot(peer, resp) {
+  const h = resp.headers.get('Grits-Root');
+  if (!h || !root) return;
+  let bytes;
+  let r;
+  try {
+    bytes = rootHeaderBytes(h);
+    r = g.decodeRoot(bytes);
+  } catch (err) {
+    drop(peer, '', `Grits-Root: ${err.message}`);
+    return;
+  }
+  if (r.seq <= root.seq) return;
+  const key = g.toHex(r.hash);
+  if (rootsTried.has(key)) return;
+  if (rootsTried.size > 64) rootsTried.clear();
+  rootsTried.add(key);
+  acceptRoot(bytes).then((got) => {
+    if (g.bytesEqual(got.hash, r.hash)) stats.rootsFromVolunteers++;
+  }, (err) => {
+    if (err.code === 'bad_signature' || err.code === 'wrong_key' || err.code === 'malformed_root') drop(peer, '', `Grits-Root: ${err.message}`);
+    else console.warn('grits: root from a volunteer refused', err.message);
+  });
 }
 
 async function serve(req, url) {
@@ -273,10 +328,10 @@ async function noteRoot(resp) {
   const h = resp.headers.get('Grits-Root');
   if (!h) return;
   try {
-    const b64 = h.replace(/-/g, '+').replace(/_/g, '/');
-    const bytes = Uint8Array.from(atob(b64 + '='.repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
+    const bytes = rootHeaderBytes(h);
     await restore(); // the kept root first, so the comparison is with the newest known
     await acceptRoot(bytes);
+    rootCheckedAt = Date.now();
   } catch (err) {
     console.warn('grits: root refused', err.message);
   }
@@ -347,15 +402,22 @@ async function acceptRoot(bytes, save = true) {
   return root;
 }
 
+const rootValid = () => root && BigInt(Math.floor(Date.now() / 1000)) < root.expires;
+
 async function currentRoot() {
   await restore();
-  if (root && BigInt(Math.floor(Date.now() / 1000)) < root.expires) return root;
+  if (rootValid()) {
+    await freshRoot();
+    return root;
+  }
   if (!rootPromise) {
     rootPromise = (async () => {
       try {
         const resp = await fetch('/grits/v1/root', { cache: 'no-store' });
         if (!resp.ok) throw new Error(`origin root: ${resp.status}`);
-        return await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+        const r = await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+        rootCheckedAt = Date.now();
+        return r;
       } catch (err) {
         return rootFromVolunteers(); // the origin is down: ask the swarm
       }
@@ -449,6 +511,7 @@ async function peerGet(peer, url, signal, page) {
   try {
     const resp = await fetch(url, { mode: 'cors', cache: 'no-store', signal: s });
     const t1 = headersAt = performance.now();
+    noteVolunteerRoot(peer, resp);
     if (!resp.ok) {
       scores.recordError(peer, 'status');
       throw new StatusError(`${url}: ${resp.status}`);
@@ -655,6 +718,7 @@ async function runFromVolunteer(run, want, out, signal, keep) {
     stats.blocksSent += hashes.length;
     const resp = await fetch(`${peer}/grits/v1/blocks/${hashes.join(',')}`, { mode: 'cors', cache: 'no-store', signal: ctl.signal });
     t1 = performance.now();
+    noteVolunteerRoot(peer, resp);
     if (!resp.ok) {
       scores.recordError(peer, 'status');
       return;

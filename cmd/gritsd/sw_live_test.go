@@ -295,6 +295,8 @@ type swStats struct {
 	HedgesSent          int64            `json:"hedgesSent"`
 	ReportsSent         int64            `json:"reportsSent"`
 	RootSeq             int64            `json:"rootSeq"`
+	RootChecks          int64            `json:"rootChecks"`
+	RootsFromVolunteers int64            `json:"rootsFromVolunteers"`
 	Protocols           map[string]int64 `json:"protocols"`
 }
 

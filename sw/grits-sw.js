@@ -536,19 +536,24 @@ async function peerGet(peer, url, signal, page) {
 }
 
 // silent notes a request the peer lost without sending its headers (a
-// hedge won, or a run gave up waiting). Slow or hung? A probe for its
-// 186-byte root, with the full per-peer deadline, tells: a peer that
-// cannot answer even that is benched and reported. At most one probe a
-// peer at a time, and one a peer every PROBE_EVERY_MS.
+// hedge won, or a run gave up waiting): that is no fault, a healthy
+// volunteer a little slower than another loses most races; it only
+// demotes the peer (peers.js). Slow or hung? A probe for its 186-byte
+// root, with the full per-peer deadline, tells: only a peer that cannot
+// answer even that is benched and reported. At most one probe a peer
+// every PROBE_EVERY_MS.
 const PROBE_EVERY_MS = 30_000;
 const probedAt = new Map();
 function silent(peer, ms) {
-  if (scores.recordSilent(peer, ms)) unresponsive(peer, 'no answer to several requests in a row');
+  scores.recordSilent(peer, ms);
   const last = probedAt.get(peer);
   if (last !== undefined && Date.now() - last < PROBE_EVERY_MS) return;
   probedAt.set(peer, Date.now());
   const timeout = AbortSignal.timeout(PEER_TIMEOUT_MS);
-  fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: timeout }).then((resp) => resp.arrayBuffer(), (err) => {
+  fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: timeout }).then((resp) => {
+    noteVolunteerRoot(peer, resp);
+    return resp.arrayBuffer();
+  }, (err) => {
     scores.recordError(peer, timeout.aborted ? 'timeout' : 'network');
     unresponsive(peer, timeout.aborted ? `no answer in ${PEER_TIMEOUT_MS} ms` : `unreachable: ${err.message}`);
   }).catch(() => {});

@@ -282,6 +282,8 @@ func TestServiceWorkerSiteFromVolunteers(t *testing.T) {
 		t.Errorf("no request of the worker to volunteers went over h3: %v", st.Protocols)
 	}
 	checkThroughWorker(t, b, files)
+	// A healthy run: nothing to report about anyone.
+	s.noReports()
 }
 
 // swStats is part of what the worker answers to {type: 'grits-stats'}.

@@ -26,6 +26,7 @@ import * as g from '/grits/v1/js/grits.js';
 import { PeerScores, hedged } from '/grits/v1/js/peers.js';
 import { BlockCache, localLookup, DEFAULT_CACHE_BYTES } from '/grits/v1/js/cache.js';
 import { serveType } from '/grits/v1/js/types.js';
+import { planFile, planNotFile, textError, httpDate } from '/grits/v1/js/respond.js';
 
 const SITE_KEY = g.parsePublicKey(GRITS_CONFIG.siteKey);
 const PATHS = Array.isArray(GRITS_CONFIG.paths) && GRITS_CONFIG.paths.length > 0 ? GRITS_CONFIG.paths : ['/'];
@@ -111,10 +112,14 @@ self.addEventListener('message', (event) => {
     stats = freshStats();
     protocols = {};
   }
-  const reply = statsReport();
-  const port = event.ports && event.ports[0];
-  if (port) port.postMessage(reply);
-  else if (event.source) event.source.postMessage(reply);
+  // The answer waits for the cache writes already queued: what the
+  // stats say is stored is stored (a browser closed right after keeps it).
+  event.waitUntil(cache.queue.catch(() => {}).then(() => {
+    const reply = statsReport();
+    const port = event.ports && event.ports[0];
+    if (port) port.postMessage(reply);
+    else if (event.source) event.source.postMessage(reply);
+  }));
 });
 
 // ---- the block cache, in Cache Storage ----
@@ -202,7 +207,7 @@ function inPaths(pathname) {
 
 self.addEventListener('fetch', (event) => {
   const req = event.request;
-  if (req.method !== 'GET') return;
+  if (req.method !== 'GET' && req.method !== 'HEAD') return;
   const url = new URL(req.url);
   if (url.origin !== ORIGIN || url.pathname.startsWith('/grits/') || url.pathname === '/grits-sw.js') return;
   // Outside the configured prefixes (an app's dynamic routes): the
@@ -222,6 +227,7 @@ self.addEventListener('fetch', (event) => {
       try {
         return await fromSwarm(req, url);
       } catch (err2) {
+        if (err2 instanceof Proven) return planResponse(req, err2.plan);
         console.warn('grits: origin unreachable and the swarm cannot serve', url.pathname, err2.message);
         throw err;
       }
@@ -306,15 +312,27 @@ function noteVolunteerRoot(peer, resp) {
 }
 
 async function serve(req, url) {
+  let proven = null;
   try {
     return await fromSwarm(req, url);
   } catch (err) {
+    // Not a file to serve, or the swarm could not serve it: the origin
+    // answers (it may have an app for paths the tree lacks).
+    if (err instanceof Proven) proven = err.plan;
     console.debug('grits: origin answers', url.pathname, String(err && err.message || err));
-    const resp = await fetch(req);
-    noteRoot(resp);
-    countOrigin(resp);
-    return resp;
   }
+  let resp;
+  try {
+    resp = await fetch(req);
+  } catch (err) {
+    // The origin is down: what the tree proves, the worker answers as
+    // the origin would have (404, the directory's redirect).
+    if (proven) return planResponse(req, proven);
+    throw err;
+  }
+  noteRoot(resp);
+  countOrigin(resp);
+  return resp;
 }
 
 function countOrigin(resp) {
@@ -786,21 +804,6 @@ async function runFromVolunteer(run, want, out, signal, keep) {
   }
 }
 
-function parseRange(h, size) {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(h || '');
-  if (!m || (m[1] === '' && m[2] === '')) return null;
-  let start, end;
-  if (m[1] === '') {
-    start = Math.max(0, size - Number(m[2]));
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  }
-  if (start > end || start >= size) return 'unsatisfiable';
-  return { start, end };
-}
-
 // served counts one response to the page: from the cache if no byte of
 // it (lookup included) needed the network, else from the volunteers
 // (the odd block the origin had to supply is counted as its bytes).
@@ -815,75 +818,145 @@ function countBytes(source, n) {
   else stats.bytesFromVolunteers += n;
 }
 
+// Proven is thrown by fromSwarm for a path the verified tree shows is no
+// file to serve (absent, a directory, a symlink, a refused name); plan
+// is the origin's answer for it (js/respond.js), given when the origin
+// cannot be asked.
+class Proven extends Error {
+  constructor(message, plan) {
+    super(message);
+    this.plan = plan;
+  }
+}
+
+// planResponse answers req with a plan; body defaults to the plan's
+// literal parts (an error text), none for a plan without a body or HEAD.
+function planResponse(req, plan, body) {
+  if (req.method === 'HEAD') body = undefined;
+  else if (body === undefined && plan.body.length > 0) body = concat(plan.body.map((b) => b.bytes));
+  return new Response(body === undefined ? null : body, { status: plan.status, headers: plan.headers });
+}
+
+// fromSwarm answers a GET or HEAD for a site path from the tree, as the
+// origin would (js/respond.js): Range (one, several, suffixes),
+// If-None-Match, If-Range, ETag, Last-Modified, the stored type. A HEAD
+// costs the lookup only.
 async function fromSwarm(req, url) {
   const r = await currentRoot();
   const path = sitePath(url);
-  const { v, net: lookupNet } = await lookup(r, path);
-  if (v.status !== 'found' || v.entry.kind !== 'file') throw new Error(`${path}: ${v.status}`);
+  let found;
+  try {
+    found = await lookup(r, path);
+  } catch (err) {
+    if (err instanceof g.GritsError && err.code === 'bad_name') throw new Proven(err.message, textError(400, 'bad request path'));
+    throw err;
+  }
+  const { v, net: lookupNet } = found;
+  if (v.status !== 'found' || v.entry.kind !== 'file') {
+    const dir = v.status === 'found' && v.entry.kind === 'dir' && !url.pathname.endsWith('/');
+    throw new Proven(`${path}: ${v.status} ${v.entry ? v.entry.kind : ''}`, planNotFile(dir ? 'dir-no-slash' : 'absent', url.pathname, url.search));
+  }
   const f = v.node;
   const size = f.size;
   // The type the tree stores (decided at import), as the origin sends it.
   const name = path.slice(path.lastIndexOf('/') + 1);
-  const headers = new Headers({
-    'Content-Type': serveType(v.entry.type, name), 'X-Content-Type-Options': 'nosniff',
-    'Accept-Ranges': 'bytes', 'X-Grits-Verified': g.formatHash(v.entry.hash),
+  const mtime = v.entry.mtimeNs;
+  const plan = planFile({
+    method: req.method, range: req.headers.get('Range'), ifRange: req.headers.get('If-Range'), ifNoneMatch: req.headers.get('If-None-Match'),
+  }, {
+    size, etag: `"${g.formatHash(v.entry.hash)}"`, type: serveType(v.entry.type, name),
+    lastModified: mtime === null ? '' : httpDate(Number(mtime / 1_000_000n)),
   });
-  const range = parseRange(req.headers.get('Range'), size);
-  if (range === 'unsatisfiable') {
-    headers.set('Content-Range', `bytes */${size}`);
-    return new Response(null, { status: 416, headers });
+  plan.headers['X-Grits-Verified'] = g.formatHash(v.entry.hash);
+  const ranges = plan.body.filter((b) => !b.bytes);
+  if (ranges.length === 0) {
+    // HEAD, 304, 416, an empty file: nothing to fetch.
+    served(lookupNet);
+    return planResponse(req, plan);
   }
-  const start = range ? range.start : 0;
-  const end = range ? range.end + 1 : size;
-  const status = range ? 206 : 200;
-  if (range) headers.set('Content-Range', `bytes ${start}-${end - 1}/${size}`);
-  headers.set('Content-Length', String(end - start));
   if (v.inline) {
-    countBytes('volunteers', end - start);
+    const parts = plan.body.map((b) => b.bytes || v.inline.subarray(b.start, b.start + b.length));
+    countBytes('volunteers', ranges.reduce((n, b) => n + b.length, 0));
     served(true);
-    return new Response(v.inline.slice(start, end), { status, headers });
+    return planResponse(req, plan, concat(parts));
   }
-  let net = lookupNet;
-  const chunks = await g.listChunks(f, start, end - start, async (h) => {
-    const b = await block(h);
-    if (b.source !== 'cache') net = true;
-    return b.data;
-  });
+  const track = { net: lookupNet };
+  // Every range's chunk list first (index nodes of very large files are
+  // fetched here): a failure now still lets the origin answer.
+  const lists = await Promise.all(ranges.map((b) => g.listChunks(f, b.start, b.length, async (h) => {
+    const got = await block(h);
+    if (got.source !== 'cache') track.net = true;
+    return got.data;
+  })));
   const abort = new AbortController();
   // Blocks of big files (long videos, archives) are not kept: writing
   // them to Cache Storage costs more than fetching them, and they would
   // push a site's pages and pictures out of the cache.
   const keep = size <= CACHE_FILE_MAX;
+  const parts = (async function* () {
+    let k = 0;
+    for (const b of plan.body) {
+      if (b.bytes) {
+        yield b.bytes;
+        continue;
+      }
+      yield* fileRange(lists[k++], b.start, b.start + b.length, abort.signal, keep, track);
+    }
+  })();
+  const body = new ReadableStream({
+    async pull(ctrl) {
+      const { done, value } = await parts.next();
+      if (done) {
+        served(track.net);
+        ctrl.close();
+        return;
+      }
+      ctrl.enqueue(value);
+    },
+    cancel() {
+      abort.abort();
+      parts.return();
+    },
+  }, { highWaterMark: 0 });
+  return planResponse(req, plan, body);
+}
+
+// fileRange yields bytes [start, end) of a file, given the chunks that
+// cover them, each chunk verified before a byte of it is given out:
+// runs of blocks from volunteers, at most PREFETCH blocks ahead of what
+// has been read.
+async function* fileRange(chunks, start, end, signal, keep, track) {
   let next = 0;
   const inflight = [];
   const fill = () => {
     while (inflight.length < PREFETCH && next < chunks.length) {
       const run = chunks.slice(next, next + RUN_BLOCKS);
       next += run.length;
-      fetchRun(run, abort.signal, keep).forEach((p, i) => {
+      fetchRun(run, signal, keep).forEach((p, i) => {
         const q = p.then((b) => ({ c: run[i], ...b }));
-        q.catch(() => {}); // rejections surface in pull; this one may never be awaited
+        q.catch(() => {}); // rejections surface below; this one may never be awaited
         inflight.push(q);
       });
     }
   };
-  const body = new ReadableStream({
-    async pull(ctrl) {
-      fill();
-      if (inflight.length === 0) {
-        served(net);
-        ctrl.close();
-        return;
-      }
-      const { c, data, source } = await inflight.shift();
-      const from = Math.max(start, c.offset) - c.offset;
-      const to = Math.min(end, c.offset + c.size) - c.offset;
-      if (source !== 'cache') net = true;
-      countBytes(source, to - from);
-      ctrl.enqueue(data.subarray(from, to));
-      fill();
-    },
-    cancel() { abort.abort(); },
-  }, { highWaterMark: 0 });
-  return new Response(body, { status, headers });
+  fill();
+  while (inflight.length > 0) {
+    const { c, data, source } = await inflight.shift();
+    const from = Math.max(start, c.offset) - c.offset;
+    const to = Math.min(end, c.offset + c.size) - c.offset;
+    if (source !== 'cache') track.net = true;
+    countBytes(source, to - from);
+    yield data.subarray(from, to);
+    fill();
+  }
+}
+
+function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }

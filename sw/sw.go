@@ -14,11 +14,11 @@ import (
 	"time"
 )
 
-//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js js/types.js
+//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js js/types.js js/respond.js
 var files embed.FS
 
 // modules are the worker's ES modules, served under ModulePath.
-var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js", "types.js"}
+var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js", "types.js", "respond.js"}
 
 // Paths the origin serves the scripts at. The worker's path decides its
 // maximum scope: at the root it may control the whole site.

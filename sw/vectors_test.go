@@ -31,6 +31,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -43,6 +46,7 @@ import (
 	"lukechampine.com/blake3"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/gateway"
 	"github.com/grits-cdn/grits/internal/golden"
 	"github.com/grits-cdn/grits/internal/mediatype"
 	"github.com/grits-cdn/grits/proto"
@@ -1473,4 +1477,140 @@ func TestVectorsMediaTypes(t *testing.T) {
 		}
 	}
 	checkVectors(t, "media_types.json", f)
+}
+
+// ---- answers (js/respond.js) ----
+
+type responseCase struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Request map[string]string `json:"request,omitempty"`
+	Status  int               `json:"status"`
+	// Headers are the answer's headers the worker must match; a
+	// multipart boundary is written BOUNDARY.
+	Headers map[string]string `json:"headers"`
+	BodyHex string            `json:"body_hex"`
+}
+
+// responseFiles are the files of the site TestVectorsResponses asks the
+// origin's handler about: content is the i mod 251 pattern of the size.
+var responseFiles = []struct {
+	path  string
+	size  int
+	mtime bool
+}{{"empty.txt", 0, false}, {"one.bin", 1, false}, {"ten.txt", 10, true}, {"k.bin", 1000, false}, {"d/index.html", 50, false}}
+
+// TestVectorsResponses records the origin's own answers (the gateway's
+// handler, serving its tree as the site) to GET and HEAD requests with
+// every kind of Range header, If-Range and If-None-Match, and for paths
+// that are not files: the worker's js/respond.js must give the same.
+func TestVectorsResponses(t *testing.T) {
+	ctx := context.Background()
+	store := blockstore.NewMem(-1)
+	b := &tree.Builder{Store: store}
+	root, err := b.EmptyDir(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	etags := map[string]string{}
+	for _, f := range responseFiles {
+		h, n, err := b.WriteFile(ctx, bytes.NewReader(pattern251(f.size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := tree.Entry{Kind: tree.KindFile, Mode: 0o644, Size: n, Hash: h, Type: "text/plain; charset=utf-8"}
+		if f.mtime {
+			e.MTime = mtime
+		}
+		if root, err = b.Set(ctx, root, tree.MustParsePath(f.path), e); err != nil {
+			t.Fatal(err)
+		}
+		etags[f.path] = `"` + h.String() + `"`
+	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	r, err := tree.SignRoot(key, tree.Root{Seq: 1, Time: time.Now(), Expires: time.Now().Add(time.Hour), Tree: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := gateway.NewHandler(gateway.Config{Store: store, Latest: func() (tree.Root, bool) { return r, true }, Site: true, RateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := []string{"", "bytes=0-4", "bytes= 0-4", "bytes=0-4,6-7", "bytes=0-0, -1", "bytes=-3", "bytes=-0", "bytes=5-",
+		"bytes=10-", "bytes=100-200", "bytes=0-4, 2-6", "bytes=7-3", "bytes=abc", "items=0-1", "bytes=0-1,,3-4", "bytes= 1 - 2 ",
+		"bytes=0-1,500-600", "bytes=0-,0-", "bytes=--1", "bytes=1", "bytes=-", "bytes=+1-2", "bytes=0-99999999999999999999",
+		"bytes=9007199254740993-", "bytes=,", "bytes=0-2\t,\t4-5", "bytes=2-1000", "bytes=-20000", "bytes=0-0,2-2,4-4,6-6"}
+	var cases []responseCase
+	ask := func(method, p string, hdr map[string]string) {
+		req := httptest.NewRequest(method, "https://origin.test"+p, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		res := rec.Result()
+		body, _ := io.ReadAll(res.Body)
+		if method == http.MethodHead {
+			body = nil // a server sends no body to HEAD, whatever the handler wrote
+		}
+		c := responseCase{Method: method, Path: p, Request: hdr, Status: res.StatusCode, Headers: map[string]string{}}
+		boundary := ""
+		if _, params, err := mime.ParseMediaType(res.Header.Get("Content-Type")); err == nil {
+			boundary = params["boundary"]
+		}
+		for _, k := range []string{"Content-Type", "Content-Range", "Content-Length", "Etag", "Last-Modified", "Accept-Ranges", "Cache-Control", "X-Content-Type-Options", "Location"} {
+			if v := res.Header.Get(k); v != "" {
+				if boundary != "" {
+					v = strings.ReplaceAll(v, boundary, "BOUNDARY")
+				}
+				c.Headers[k] = v
+			}
+		}
+		if boundary != "" {
+			body = bytes.ReplaceAll(body, []byte(boundary), []byte("BOUNDARY"))
+		}
+		c.BodyHex = hex.EncodeToString(body)
+		cases = append(cases, c)
+	}
+	for _, f := range responseFiles {
+		for _, rg := range ranges {
+			hdr := map[string]string{}
+			if rg != "" {
+				hdr["Range"] = rg
+			}
+			ask(http.MethodGet, "/"+f.path, hdr)
+		}
+		for _, rg := range []string{"", "bytes=0-4", "bytes=0-1,3-4", "bytes=100-"} {
+			ask(http.MethodHead, "/"+f.path, map[string]string{"Range": rg})
+		}
+		et := etags[f.path]
+		for _, hdr := range []map[string]string{
+			{"If-None-Match": et}, {"If-None-Match": `W/` + et}, {"If-None-Match": `"other", ` + et}, {"If-None-Match": "*"},
+			{"If-None-Match": `"other"`}, {"If-None-Match": `bogus, ` + et},
+			{"Range": "bytes=0-1", "If-Range": et}, {"Range": "bytes=0-1", "If-Range": `"other"`}, {"Range": "bytes=0-1", "If-Range": "W/" + et},
+			{"Range": "bytes=0-1", "If-Range": mtime.Format(http.TimeFormat)}, {"Range": "bytes=0-1", "If-Range": mtime.Add(time.Second).Format(http.TimeFormat)},
+		} {
+			ask(http.MethodGet, "/"+f.path, hdr)
+		}
+	}
+	for _, p := range []string{"/missing", "/d", "/d?x=1", "/d/", "/ten.txt/", "/ten.txt/x", "/d/missing/x", "/empty.txt/index.html"} {
+		ask(http.MethodGet, p, nil)
+	}
+	// Go's header map has no order; keep the file's stable.
+	for i := range cases {
+		if cases[i].Request != nil && len(cases[i].Request) == 0 {
+			cases[i].Request = nil
+		}
+	}
+	f := struct {
+		Comment string         `json:"comment"`
+		Files   []string       `json:"files"`
+		Cases   []responseCase `json:"cases"`
+	}{Comment: "The origin's answers (gateway.Handler serving its tree) to site requests. Files hold the i mod 251 pattern of their size; type text/plain; charset=utf-8; ten.txt has mtime 2026-03-04T05:06:07Z. A multipart boundary is written BOUNDARY. Generated by TestVectorsResponses (sw/vectors_test.go)."}
+	for _, rf := range responseFiles {
+		f.Files = append(f.Files, fmt.Sprintf("%s %d", rf.path, rf.size))
+	}
+	f.Cases = cases
+	checkVectors(t, "responses.json", f)
 }

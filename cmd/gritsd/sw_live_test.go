@@ -666,6 +666,7 @@ func TestServiceWorkerOffline(t *testing.T) {
 	b := s.browser()
 	s.open(b, "/")
 	checkThroughWorker(t, b, files) // every file once through the worker
+	workerStats(t, b)               // answers once the worker's cache writes are done
 	b.Close()
 
 	for _, srv := range []*server{s.origin, vs[0].srv, vs[1].srv} {

@@ -33,6 +33,7 @@ type Node struct {
 	roots     transport.Roots
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off
+	devTLS    *devTLS               // nil unless a development certificate serves
 	admin     *adminServer
 	pc        *net.UDPConn
 	protoAddr string
@@ -189,6 +190,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 		scfg.Enroll = enrol.Enroll
+		scfg.TLSCert = n.issueTLSCert
 	}
 	if n.server, err = transport.NewServer(scfg); err != nil {
 		return nil, err
@@ -213,6 +215,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.Go(n.keepRootFresh)
 	}
 	n.Go(n.reportLoad)
+	if n.devTLS != nil {
+		n.devTLS.start(n.ctx)
+	}
 	if n.web != nil {
 		if err := n.web.start(n); err != nil {
 			return nil, err

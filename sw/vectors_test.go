@@ -1354,6 +1354,8 @@ func TestVectorsLookupFrames(t *testing.T) {
 	add("type Block", frameOf(0x41, absent), "missing.txt", t2, nil, now)
 	add("type Lookup", frameOf(0x04, absent), "missing.txt", t2, nil, now)
 	add("type 0x50", frameOf(0x50, absent), "missing.txt", t2, nil, now)
+	add("type TLSCert", frameOf(0x46, absent), "missing.txt", t2, nil, now)
+	add("type 0x47", frameOf(0x47, absent), "missing.txt", t2, nil, now)
 	errFrame, err := proto.AppendMessage(nil, &proto.Error{Code: proto.CodeUnknownRoot, Message: "tree not on this node"})
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/gateway"
 	"github.com/grits-cdn/grits/proto"
 	"github.com/grits-cdn/grits/tree"
 )
@@ -531,8 +532,6 @@ type gwVolunteer struct {
 	url      string // as it advertises it
 	base     string // https://addr
 	clients  []gwClient
-	ownCA    string
-	originCA string
 }
 
 // gwEnrol enrols a volunteer with the origin listening (grits/1) at
@@ -549,9 +548,9 @@ func gwEnrol(t *testing.T, origin dataDir, originAddr string) *gwVolunteer {
 	v.srv = startServe(t, v.d, gwGossip...)
 	v.addr, v.url = gwHTTPS(t, v.srv)
 	v.base = "https://" + v.addr
-	// A volunteer's certificate comes from its own data directory's CA.
-	v.ownCA = v.d.path("ca.pem")
-	v.clients = gwClientsFor(t, v.ownCA)
+	// A volunteer's certificate comes from the origin's development CA:
+	// trusting that one CA trusts every node of the swarm.
+	v.clients = gwClientsFor(t, origin.path("ca.pem"))
 	return v
 }
 
@@ -1161,9 +1160,10 @@ func TestDemoCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo origin /grits/v1/root: %v", err)
 	}
-	// The volunteer: the same certificate, the same root.
+	// The volunteer: a certificate from the same CA, the same root.
 	vol := fmt.Sprintf("https://127.0.0.1:%d", port+1)
 	resp, body = c.get(t, vol+"/grits/v1/root")
+	volSPKI := gateway.SPKIHash(resp.TLS.PeerCertificates[0])
 	if gwWant(t, "demo volunteer /grits/v1/root", resp, body, http.StatusOK) {
 		r, err := tree.DecodeRoot(body)
 		if err != nil || r.Tree != oroot.Tree || r.SiteKey != oroot.SiteKey {
@@ -1193,4 +1193,35 @@ func TestDemoCommand(t *testing.T) {
 		t.Errorf("demo after SIGINT: exit %d, want 0\n%s", code, stderr.String())
 	}
 	t.Logf("demo exited %v after SIGINT", time.Since(start).Round(time.Millisecond))
+
+	// Run again in the same --dir: the same nodes, keys and CA, so a
+	// browser's pin (demo --open pins the CA) still holds.
+	stderr.Reset()
+	cmd = exec.Command(gritsdBin, "demo", "--port", strconv.Itoa(port), "--dir", dir)
+	cmd.Env = baseEnv()
+	cmd.Stderr, cmd.Stdout = &stderr, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	waitFor("\"  open "+origin+"/\" again", 90*time.Second, func(s string) bool {
+		return strings.Contains(s, "\n  open "+origin+"/\n")
+	})
+	c = gwNewH2(t, pool, nil)
+	resp, body = c.get(t, origin+"/")
+	gwWant(t, "demo run again: GET /", resp, body, http.StatusOK)
+	resp, body = c.get(t, vol+"/grits/v1/root")
+	if gwWant(t, "demo run again: volunteer /grits/v1/root", resp, body, http.StatusOK) && gateway.SPKIHash(resp.TLS.PeerCertificates[0]) != volSPKI {
+		t.Errorf("the demo's volunteer has another key after a restart")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("demo run again did not exit within 30s of SIGINT\n%s", stderr.String())
+	}
 }

@@ -526,12 +526,12 @@ func TestGatewayOriginServesTheSite(t *testing.T) {
 
 // gwVolunteer is a volunteer enrolled with gritsd token and join, serving.
 type gwVolunteer struct {
-	d        dataDir
-	srv      *server
-	addr     string // HTTPS
-	url      string // as it advertises it
-	base     string // https://addr
-	clients  []gwClient
+	d       dataDir
+	srv     *server
+	addr    string // HTTPS
+	url     string // as it advertises it
+	base    string // https://addr
+	clients []gwClient
 }
 
 // gwEnrol enrols a volunteer with the origin listening (grits/1) at

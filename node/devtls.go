@@ -57,6 +57,18 @@ func newDevTLS(n *Node, hosts []string) (*devTLS, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if !n.origin {
+		// The origin's CA certifies development names only.
+		var dev []string
+		for _, h := range hosts {
+			if gateway.DevHostAllowed(h) {
+				dev = append(dev, h)
+			} else {
+				n.log.Warn("a development certificate cannot cover a public name: use --tls-cert or --acme-domain for it", "host", h)
+			}
+		}
+		hosts = dev
+	}
 	t := &devTLS{n: n, key: key, hosts: hosts}
 	if cert, ca, ok := t.stored(); ok {
 		t.cur.Store(cert)
@@ -238,14 +250,7 @@ func (t *devTLS) fromOrigin(ctx context.Context) error {
 	if origin == "" {
 		return errors.New("this node does not know its origin's address (join again)")
 	}
-	var hosts []string
-	for _, h := range t.hosts {
-		if gateway.DevHostAllowed(h) {
-			hosts = append(hosts, h)
-		} else {
-			t.n.log.Warn("a development certificate cannot cover a public name: use --tls-cert or --acme-domain for it", "host", h)
-		}
-	}
+	hosts := t.hosts
 	req, err := gateway.NewCertRequest(t.key, hosts)
 	if err != nil {
 		return err

@@ -344,6 +344,7 @@ func TestServiceWorkerPathsAndNavigations(t *testing.T) {
 		t.Errorf("volunteers answered %d lookups; want at least 3 (/about.html and two images)", lookups)
 	}
 	checkThroughWorker(t, b, map[string][]byte{"/images/rings.png": files["/images/rings.png"], "/css/site.css": files["/css/site.css"]})
+	s.noReports()
 }
 
 // importNewCSS imports the site again on the origin with a style sheet
@@ -389,6 +390,7 @@ func TestServiceWorkerSeesNewImports(t *testing.T) {
 	}
 	files["/css/site.css"] = css
 	checkThroughWorker(t, b, map[string][]byte{"/css/site.css": css})
+	s.noReports()
 }
 
 // waitReport waits until the origin lists a browser's report about the

@@ -110,6 +110,7 @@ func TestServiceWorkerOpenPageSeesNewRoot(t *testing.T) {
 	if lag > 10*time.Second+3*time.Second { // the interval, and margin for a loaded machine
 		t.Errorf("the open page saw the import after %v; want within 10 s", lag)
 	}
+	s.noReports()
 }
 
 // TestServiceWorkerRootFromVolunteersForFree: with the origin's check
@@ -143,4 +144,5 @@ func TestServiceWorkerRootFromVolunteersForFree(t *testing.T) {
 	if st := workerStats(t, b); st.RootsFromVolunteers == 0 {
 		t.Errorf("the worker took no root from a volunteer's answer: %+v", st)
 	}
+	s.noReports()
 }

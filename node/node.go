@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grits-cdn/grits/admin"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/transport"
@@ -35,6 +36,9 @@ type Node struct {
 	web       *web                  // nil with HTTPS off
 	devTLS    *devTLS               // nil unless a development certificate serves
 	admin     *adminServer
+	metrics   *admin.Metrics // the admin listener's instruments, fed by the hot paths
+	adminHTTP *admin.Server  // nil when off
+	started   time.Time
 	pc        *net.UDPConn
 	protoAddr string
 
@@ -58,7 +62,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	d := cfg.Dir
 	dc := d.Config
-	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin}
+	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	n.closers = append(n.closers, func() error { n.cancel(); n.bg.Wait(); return nil })
 	defer func() {
@@ -183,7 +187,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.store = d.Store
 	}
 	scfg := transport.ServerConfig{Identity: ident, Store: n.store, Roots: n.roots,
-		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport")}
+		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport"),
+		OnAnswer: n.metrics.Answer}
 	if n.origin {
 		enrol, err := membership.NewEnroller(d.SiteKey, n.swarm, d.FilePath(UsedFile), CertTTL(d), n.log.With("component", "enroll"))
 		if err != nil {
@@ -215,6 +220,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.Go(n.keepRootFresh)
 	}
 	n.Go(n.reportLoad)
+	n.Go(n.reportServed)
 	if n.devTLS != nil {
 		n.devTLS.start(n.ctx)
 	}
@@ -233,6 +239,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.Go(func(ctx context.Context) { n.watchImport(ctx, cfg.Watch, cfg.WatchQuiet) })
 	}
 	if n.admin, err = n.serveAdmin(); err != nil {
+		return nil, err
+	}
+	if err := n.startAdmin(listen); err != nil {
 		return nil, err
 	}
 	return n, nil

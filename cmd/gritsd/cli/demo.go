@@ -97,7 +97,8 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	names := []string{"origin", "volunteer1", "volunteer2"}
 	dirs := []string{o, v1, v2}
 	urls := make([]string, 3)
-	var originGossip string // the last node's gossip address; the origin's after serve(0)
+	var originGossip string           // the last node's gossip address; the origin's after serve(0)
+	dashboard := make(chan string, 1) // the origin's "admin on ADDR (URL)"
 	serve := func(i int) (string, error) {
 		// 127.0.0.1, not localhost: the nodes listen on IPv4 loopback,
 		// and a browser told to use HTTP/3 for "localhost" tries ::1
@@ -111,8 +112,12 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 		// to trust, one SPKI for --open, and both survive restarts.
 		args := []string{"--data", dirs[i], "serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--gossip-profile", "local",
 			"--https", "127.0.0.1:" + strconv.Itoa(*port+i), "--url", urls[i], "--log-level", "error"}
+		stderr := io.MultiWriter(gw, w, prefixWriter(c.Stderr, names[i]+": "))
+		if i == 0 {
+			stderr = io.MultiWriter(&lineWatch{prefix: "admin on ", found: dashboard}, stderr)
+		}
 		wg.Go(func() {
-			if code := Main(ctx, args, Env{Stdout: io.Discard, Stderr: io.MultiWriter(gw, w, prefixWriter(c.Stderr, names[i]+": ")), Getenv: c.Getenv}); code != ExitOK && ctx.Err() == nil {
+			if code := Main(ctx, args, Env{Stdout: io.Discard, Stderr: stderr, Getenv: c.Getenv}); code != ExitOK && ctx.Err() == nil {
 				errs <- fmt.Errorf("%s stopped (exit %d)", names[i], code)
 			}
 		})
@@ -162,7 +167,15 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	if *dirFlag != "" {
 		c.errorf("; gritsd demo --dir %s runs it again", base)
 	}
-	c.errorf(".\n\n")
+	c.errorf(".\n")
+	select {
+	case a := <-dashboard:
+		if _, u, ok := strings.Cut(a, " ("); ok {
+			c.errorf("The origin's dashboard (the swarm, and the bytes volunteers served): %s\n", strings.TrimSuffix(u, ")"))
+		}
+	default:
+	}
+	c.errorf("\n")
 	if *open {
 		if err := launchBrowser(ctx, *browser, base, ca.Cert, urls); err != nil {
 			c.errorf("--open: %v\n", err)
@@ -342,7 +355,8 @@ func (l *labelWriter) Write(p []byte) (int, error) {
 		}
 		line := string(l.buf[:i])
 		l.buf = l.buf[i+1:]
-		if strings.HasPrefix(line, "listening on ") || strings.HasPrefix(line, "gossip on ") || strings.HasPrefix(line, "https on ") {
+		if strings.HasPrefix(line, "listening on ") || strings.HasPrefix(line, "gossip on ") || strings.HasPrefix(line, "https on ") ||
+			strings.HasPrefix(line, "admin on ") {
 			continue
 		}
 		fmt.Fprintf(l.w, "%s%s\n", l.prefix, line)

@@ -19,6 +19,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	advertiseFlag := c.flags.String("advertise", "", "host other nodes reach this one at (default: config advertise, else the listen host)")
 	urlFlag := c.flags.String("url", "", "public HTTPS base URL of this node for browsers (default: config public_url)")
 	profileFlag := c.flags.String("gossip-profile", "", "gossip timers: lan, wan or local (default: config gossip_profile, else lan)")
+	adminFlag := c.flags.String("admin", "", "TCP address for metrics, /healthz, /readyz and the dashboard (default: config admin_listen, else 127.0.0.1 at the listen port + 2); off disables")
 	wflags := addWebFlags(c)
 	if err := c.parse(0, 0); err != nil {
 		return err
@@ -36,7 +37,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	}
 	defer d.Close()
 	cfg := node.Config{Dir: d, Listen: *listenFlag, Gossip: *gossipFlag, Advertise: *advertiseFlag, URL: *urlFlag,
-		Profile: membership.Profile(*profileFlag), Watch: *wflags.watch, WatchQuiet: *wflags.watchQuiet, Logger: c.logger,
+		Profile: membership.Profile(*profileFlag), Admin: *adminFlag, Watch: *wflags.watch, WatchQuiet: *wflags.watchQuiet, Logger: c.logger,
 		Web: node.WebConfig{HTTPS: *wflags.https, TLSCert: *wflags.tlsCert, TLSKey: *wflags.tlsKey, ACMEEmail: *wflags.acmeEmail,
 			Upstream: *wflags.upstream, ProxyPrefixes: wflags.proxyPrefixes, InjectSW: *wflags.injectSW,
 			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings}}
@@ -52,6 +53,9 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	c.errorf("gossip on %s\n", n.GossipAddr())
 	if a := n.HTTPSAddr(); a != "" {
 		c.errorf("https on %s (%s)\n", a, n.URL())
+	}
+	if a := n.AdminAddr(); a != "" {
+		c.errorf("admin on %s (http://%s/)\n", a, a)
 	}
 	c.errorf("listening on %s\n", n.ListenAddr())
 	return nodeErr(n.Serve(ctx))

@@ -510,3 +510,57 @@ func TestOpenDiskErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskSetQuotaAndEvictable: lowering the quota evicts at once, least
+// recently used first, and a block the Evictable check refuses stays
+// whatever the quota says, until the check allows it.
+func TestDiskSetQuotaAndEvictable(t *testing.T) {
+	ctx := t.Context()
+	d := openDisk(t, t.TempDir(), blockstore.DiskConfig{Quota: -1})
+	var hs []blockstore.Hash
+	for i := range 4 {
+		h, err := d.Put(ctx, storetest.Block(uint64(i), 1000), blockstore.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	var mu sync.Mutex
+	protected := map[blockstore.Hash]bool{hs[0]: true}
+	d.SetEvictable(func(h blockstore.Hash) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !protected[h]
+	})
+	d.SetQuota(2000)
+	has := func(h blockstore.Hash) bool {
+		ok, err := d.Has(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// hs[0] is the oldest but protected: hs[1] and hs[2] go instead, even
+	// though 3000 bytes then remain over a 2000-byte quota.
+	if !has(hs[0]) || has(hs[1]) || has(hs[2]) || !has(hs[3]) {
+		t.Errorf("after SetQuota(2000) with the oldest block protected: have %v %v %v %v, want true false false true",
+			has(hs[0]), has(hs[1]), has(hs[2]), has(hs[3]))
+	}
+	if st, _ := d.Stats(ctx); st.Quota != 2000 || st.CachedBytes != 2000 {
+		t.Errorf("Stats: quota %d, cached %d bytes; want 2000 and 2000", st.Quota, st.CachedBytes)
+	}
+	mu.Lock()
+	protected = map[blockstore.Hash]bool{}
+	mu.Unlock()
+	d.SetQuota(1000)
+	if has(hs[0]) || !has(hs[3]) {
+		t.Errorf("after the check allows it and the quota drops to 1000: have hs[0] %v, hs[3] %v; want false, true", has(hs[0]), has(hs[3]))
+	}
+	// Only a Put spares the block it stored; a quota of 0 set from
+	// outside empties the cache.
+	d.SetEvictable(nil)
+	d.SetQuota(0)
+	if has(hs[3]) {
+		t.Errorf("after SetQuota(0): want every cached block gone, %s is still there", hs[3].Short())
+	}
+}

@@ -564,3 +564,66 @@ func TestDiskSetQuotaAndEvictable(t *testing.T) {
 		t.Errorf("after SetQuota(0): want every cached block gone, %s is still there", hs[3].Short())
 	}
 }
+
+// TestDiskPeekIsNotAUse: Peek reads and verifies like Get, but leaves the
+// LRU order alone, so an audit reading every block evicts nothing new.
+func TestDiskPeekIsNotAUse(t *testing.T) {
+	ctx := t.Context()
+	d := openDisk(t, t.TempDir(), blockstore.DiskConfig{Quota: -1})
+	a, _ := d.Put(ctx, storetest.Block(1, 1000), blockstore.PutOptions{})
+	b, _ := d.Put(ctx, storetest.Block(2, 1000), blockstore.PutOptions{})
+	data, err := d.Peek(ctx, a)
+	if err != nil || !bytes.Equal(data, storetest.Block(1, 1000)) {
+		t.Fatalf("Peek: %v", err)
+	}
+	d.SetQuota(1000)
+	if ok, _ := d.Has(ctx, a); ok {
+		t.Errorf("the peeked block survived eviction: Peek counted as a use")
+	}
+	if ok, _ := d.Has(ctx, b); !ok {
+		t.Errorf("the newer block was evicted")
+	}
+	flipByte(t, d, b)
+	if _, err := d.Peek(ctx, b); !errors.Is(err, blockstore.ErrCorrupt) {
+		t.Errorf("Peek of a damaged block: want ErrCorrupt, got %v", err)
+	}
+}
+
+// TestDiskUnpinKeepsUseOrder: blocks unpinned in a batch keep the order
+// of their last uses among the cached blocks, so the quota evicts the
+// least recently used of them, wherever they came from.
+func TestDiskUnpinKeepsUseOrder(t *testing.T) {
+	ctx := t.Context()
+	d := openDisk(t, t.TempDir(), blockstore.DiskConfig{Quota: -1, TouchInterval: time.Nanosecond})
+	var hs []blockstore.Hash
+	for i := range 4 {
+		res := blockstore.Pinned
+		if i == 1 {
+			res = blockstore.Cached
+		}
+		h, err := d.Put(ctx, storetest.Block(uint64(i), 1000), blockstore.PutOptions{Residency: res})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	// Use order, oldest first: 1 (cached), 2, 0, 3.
+	for _, i := range []int{2, 0, 3} {
+		if _, err := d.Get(ctx, hs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := d.Unpin(ctx, []blockstore.Hash{hs[3], hs[0], hs[2], blockstore.Sum(storetest.Block(9, 10))})
+	if err != nil || n != 3 {
+		t.Fatalf("Unpin: %d, %v; want 3 moved (the unknown block skipped)", n, err)
+	}
+	d.SetQuota(2000)
+	for i, want := range []bool{true, false, false, true} {
+		if ok, _ := d.Has(ctx, hs[i]); ok != want {
+			t.Errorf("block %d (use order 1, 2, 0, 3) after quota 2000: present %v, want %v", i, ok, want)
+		}
+	}
+	if info, _ := d.Stat(ctx, hs[0]); info.Residency != blockstore.Cached {
+		t.Errorf("unpinned block: residency %v, want cached", info.Residency)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/grits-cdn/grits/membership"
+	"github.com/grits-cdn/grits/offload"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -27,6 +28,8 @@ type Status struct {
 	Served   ServedStats           `json:"served"`
 	// Reports are browsers' complaints about volunteers (origin only).
 	Reports []StatusReport `json:"reports,omitempty"`
+	// Offload is the origin's budget and its audits of storage nodes.
+	Offload *offload.Stats `json:"offload,omitempty"`
 }
 
 // StatusReport sums the reports about one volunteer.
@@ -108,6 +111,10 @@ func (n *Node) Status() Status {
 	if r, ok := n.roots.Latest(); ok {
 		seq = r.Seq
 		st.Root = &StatusRoot{Seq: r.Seq, Hash: r.Hash().String(), Tree: r.Tree.String(), Expires: r.Expires}
+	}
+	if n.offload != nil {
+		o := n.offload.Stats()
+		st.Offload = &o
 	}
 	if b := s.Bans(); b != nil {
 		st.Bans, st.BanList = len(b.Nodes), int64(b.Version)

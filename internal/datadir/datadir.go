@@ -10,6 +10,7 @@
 //	blocks/       the block store (see package blockstore)
 //	roots.log     every signed root this node accepted (see tree.Log)
 //	import/       per-source state that lets re-imports skip unchanged files
+//	offload.ledger origin only: what audits showed of each storage node (package offload)
 //	lock          flock(2) target for commands that write
 package datadir
 
@@ -116,6 +117,18 @@ type Config struct {
 	WarmRateBytes int64 `json:"warm_rate_bytes,omitempty"`
 	// PinRateBytes bounds a storage node's sync bandwidth (0: unlimited).
 	PinRateBytes int64 `json:"pin_rate_bytes,omitempty"`
+
+	// Offload (origin): StoreMax bounds the file content kept on this
+	// disk, in bytes (0: keep everything); content past it leaves once
+	// OffloadReplicas (default 2) audited storage nodes hold it. Each
+	// storage node is audited every AuditInterval (default 1m), an audit
+	// timing out after AuditTimeout (default 30s); one gone longer than
+	// OffloadGrace (default 6h) stops counting as a copy.
+	StoreMax        int64    `json:"store_max,omitempty"`
+	OffloadReplicas int      `json:"offload_replicas,omitempty"`
+	AuditInterval   Duration `json:"audit_interval,omitzero"`
+	AuditTimeout    Duration `json:"audit_timeout,omitzero"`
+	OffloadGrace    Duration `json:"offload_grace,omitzero"`
 }
 
 // Validate checks a loaded or edited config.
@@ -137,6 +150,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config replication %d: must be 1..16", c.Replication)
 	case c.GossipProfile != "" && c.GossipProfile != "lan" && c.GossipProfile != "wan" && c.GossipProfile != "local":
 		return fmt.Errorf("config gossip_profile %q: want lan, wan or local", c.GossipProfile)
+	case c.StoreMax < 0:
+		return fmt.Errorf("config store_max %d: must be 0 (keep everything) or a byte count", c.StoreMax)
+	case c.OffloadReplicas < 0 || c.OffloadReplicas > 16:
+		return fmt.Errorf("config offload_replicas %d: must be 1..16", c.OffloadReplicas)
+	case c.AuditInterval.Duration < 0 || c.AuditTimeout.Duration < 0 || c.OffloadGrace.Duration < 0:
+		return errors.New("config audit_interval, audit_timeout and offload_grace must not be negative")
 	}
 	for _, p := range c.Pins {
 		if _, err := tree.ParsePath(p); err != nil {
@@ -291,7 +310,14 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Dir, error) {
 			return nil, fmt.Errorf("%s does not match site_key in config.json", d.path("site.key"))
 		}
 	}
-	d.Store, err = blockstore.OpenDisk(ctx, d.path("blocks"), blockstore.DiskConfig{Quota: d.Config.CacheQuota, Logger: logger})
+	quota := d.Config.CacheQuota
+	if d.Config.Role == RoleOrigin {
+		// An origin's cache holds content that left for storage nodes'
+		// keeping; only its daemon (package offload) may evict it, never
+		// a command running beside it.
+		quota = -1
+	}
+	d.Store, err = blockstore.OpenDisk(ctx, d.path("blocks"), blockstore.DiskConfig{Quota: quota, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ func describeVisit(v tree.Visit, seq uint64) string {
 }
 
 func runFsck(ctx context.Context, c *cmdContext) error {
+	remote := c.flags.Bool("remote", false, "origin: ask the storage nodes to prove they hold the blocks that are not on this disk")
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
@@ -39,14 +40,23 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 		c.printf(format+"\n", args...)
 	}
 
-	// 1. Every stored block still hashes to its name. Get verifies and
-	// moves a corrupt block aside.
+	ledger, offloads, err := offloading(d)
+	if err != nil {
+		return err
+	}
+	if *remote && !offloads {
+		return usagef("--remote is for an origin that offloads content to storage nodes (store_max, or an audit ledger)")
+	}
+
+	// 1. Every stored block still hashes to its name. Peek verifies and
+	// moves a corrupt block aside (without counting as a use, which
+	// would upset an origin's eviction order).
 	corrupt := map[blockstore.Hash]*blockstore.CorruptError{}
 	var blocks, bytes int64
 	err = d.Store.Walk(ctx, func(info blockstore.Info) error {
 		blocks++
 		bytes += info.Size
-		_, err := d.Store.Get(ctx, info.Hash)
+		_, err := d.Store.Peek(ctx, info.Hash)
 		var ce *blockstore.CorruptError
 		switch {
 		case errors.As(err, &ce):
@@ -73,6 +83,9 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	}
 	referenced := map[blockstore.Hash]bool{}
 	complete := d.Config.Role != datadir.RoleVolunteer
+	// On an origin that offloads, content missing here is held by
+	// storage nodes: reported, not a problem (--remote checks it).
+	elsewhere := map[blockstore.Hash]string{}
 	for _, r := range d.Retained(d.Config.RetainRoots) {
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			if referenced[v.Hash] && v.Err == nil {
@@ -94,7 +107,10 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 				if err != nil {
 					return false, err
 				}
-				if !ok {
+				switch {
+				case !ok && offloads:
+					elsewhere[v.Hash] = describeVisit(v, r.Seq)
+				case !ok:
 					report("missing block %s: %s", v.Hash, describeVisit(v, r.Seq))
 				}
 			}
@@ -110,6 +126,15 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 		}
 	}
 	c.errorf("fsck: checked %d blocks (%s) and %d roots\n", blocks, humanBytes(bytes), d.Log.Len())
+	if len(elsewhere) > 0 {
+		if *remote {
+			if err := proveRemote(ctx, c, d, ledger, elsewhere, report); err != nil {
+				return err
+			}
+		} else {
+			c.errorf("fsck: %d blocks are held only by storage nodes (offloaded); gritsd fsck --remote asks them to prove it\n", len(elsewhere))
+		}
+	}
 	if problems > 0 {
 		return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d problems found", problems)}
 	}

@@ -31,7 +31,7 @@ type Node struct {
 	fetcher   *membership.Fetcher
 	keeper    *membership.Keeper
 	offload   *offload.Manager // origin only
-	store     tree.Getter // what grits/1 and the gateway read
+	store     tree.Getter      // what grits/1 and the gateway read
 	roots     transport.Roots
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off

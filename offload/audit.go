@@ -126,7 +126,7 @@ func (m *Manager) record(id tree.PublicKey, h blockstore.Hash, n int64, err erro
 		return true
 	case hardFailure(err):
 		r.Failed++
-		m.failLocked(r, fmt.Sprintf("block %s: %v", h.Short(), err))
+		m.failLocked(r, fmt.Sprintf("block %s: %v", h, err))
 	default:
 		r.Failed++
 		if r.Strikes < 255 {

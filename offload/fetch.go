@@ -50,15 +50,22 @@ func (m *Manager) Get(ctx context.Context, h blockstore.Hash) ([]byte, error) {
 		// miss, and costs storage nodes nothing.
 		return nil, err
 	}
-	res := blockstore.Cached
-	if s == nil || m.cfg.StoreMax <= 0 || s.copies(h, false) < s.r {
-		res = blockstore.Pinned
+	var res blockstore.Residency
+	switch {
+	case s == nil || m.cfg.StoreMax <= 0 || s.copies(h, false) < s.r:
+		res = blockstore.Pinned // short of copies: keep it
+	case s.copies(h, true) >= s.r:
+		res = blockstore.Cached // the budget decides
+	default:
+		// Safe elsewhere, but too few audited nodes are reachable for it
+		// to leave again: serve it without keeping it, so the store stays
+		// within its budget while a storage node is away.
 	}
 	return m.fetchBack(ctx, h, res)
 }
 
 // fetchBack gets h from the storage nodes into the store with residency
-// res.
+// res (0: not kept).
 func (m *Manager) fetchBack(ctx context.Context, h blockstore.Hash, res blockstore.Residency) ([]byte, error) {
 	m.mu.Lock()
 	c, joined := m.calls[h]
@@ -83,9 +90,11 @@ func (m *Manager) fetchBack(ctx context.Context, h blockstore.Hash, res blocksto
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if c.err == nil && res == blockstore.Pinned && c.res != blockstore.Pinned {
-		if err := m.cfg.Store.SetResidency(ctx, h, blockstore.Pinned); err != nil {
-			return nil, err
+	if c.err == nil && res > c.res {
+		// Joined a fetch that kept less: keep it as asked (Put never
+		// lowers a residency).
+		if _, err := m.cfg.Store.Put(ctx, c.data, blockstore.PutOptions{Residency: res}); err != nil {
+			return nil, fmt.Errorf("offload: keep block %s: %w", h.Short(), err)
 		}
 	}
 	return c.data, c.err
@@ -99,6 +108,7 @@ func (m *Manager) upstream(ctx context.Context, h blockstore.Hash, res blockstor
 	if s := m.snap.Load(); s != nil {
 		srcs = s.sources(h)
 	}
+	srcs = m.upFirst(srcs)
 	var errs []error
 	for _, addr := range srcs {
 		data, err := m.cfg.Client.GetBlock(ctx, addr, h)
@@ -107,10 +117,15 @@ func (m *Manager) upstream(ctx context.Context, h blockstore.Hash, res blockstor
 			if ctx.Err() != nil {
 				break
 			}
+			if !hardFailure(err) {
+				m.markDown(addr)
+			}
 			continue
 		}
-		if _, err := m.cfg.Store.Put(ctx, data, blockstore.PutOptions{Residency: res}); err != nil {
-			return nil, fmt.Errorf("offload: keep block %s: %w", h.Short(), err)
+		if res != 0 {
+			if _, err := m.cfg.Store.Put(ctx, data, blockstore.PutOptions{Residency: res}); err != nil {
+				return nil, fmt.Errorf("offload: keep block %s: %w", h.Short(), err)
+			}
 		}
 		m.fetchedBack.Add(1)
 		m.fetchedBytes.Add(int64(len(data)))
@@ -123,6 +138,35 @@ func (m *Manager) upstream(ctx context.Context, h blockstore.Hash, res blockstor
 		m.log.Warn("offload: a block is unavailable", "hash", h.String(), "asked", len(srcs), "err", e.Err, "unavailable_so_far", m.unavailable.Load())
 	}
 	return nil, e
+}
+
+// downFor is how long a storage node that did not answer a fetch is
+// asked last: gossip takes seconds to declare a killed node dead, and
+// every read in between would wait for it first.
+const downFor = 15 * time.Second
+
+func (m *Manager) markDown(addr string) {
+	m.mu.Lock()
+	m.down[addr] = m.cfg.Now().Add(downFor)
+	m.mu.Unlock()
+}
+
+// upFirst orders srcs so that nodes that recently did not answer come
+// last.
+func (m *Manager) upFirst(srcs []string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	var up, down []string
+	for _, a := range srcs {
+		if until, ok := m.down[a]; ok && now.Before(until) {
+			down = append(down, a)
+		} else {
+			delete(m.down, a)
+			up = append(up, a)
+		}
+	}
+	return append(up, down...)
 }
 
 // sources lists where to ask for h: the alive nodes counted as holding

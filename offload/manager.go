@@ -141,6 +141,7 @@ type Manager struct {
 	passKick chan struct{}
 	wg       sync.WaitGroup
 
+	down                                                   map[string]time.Time // guarded by mu
 	calls                                                  map[blockstore.Hash]*fetchCall
 	fetchedBack, fetchedBytes, unavailable, lastUnavailLog atomic.Int64
 }
@@ -161,7 +162,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, log: cfg.Logger, start: cfg.Now(), ledger: l,
 		peers: map[tree.PublicKey]Peer{}, since: map[uint64]*chunkSet{}, busy: map[tree.PublicKey]bool{},
 		sent:     map[tree.PublicKey]int64{},
-		passKick: make(chan struct{}, 1), calls: map[blockstore.Hash]*fetchCall{}}
+		passKick: make(chan struct{}, 1), calls: map[blockstore.Hash]*fetchCall{}, down: map[string]time.Time{}}
 	return m, nil
 }
 

@@ -358,6 +358,9 @@ func TestOffloadKeepsBudget(t *testing.T) {
 	h := newHarness(t, 40, 2, 0.3, nil)
 	h.wait("two nodes verified", verified(2))
 	st := h.wait("within the budget", withinBudget)
+	if st.StoreBytes < st.StoreMax-8*testChunk {
+		t.Errorf("%d bytes of content kept for a budget of %d: the budget is for keeping, not emptying", st.StoreBytes, st.StoreMax)
+	}
 	if st.OffloadedBytes < st.ContentBytes/2 || st.LocalBytes+st.OffloadedBytes != st.ContentBytes {
 		t.Errorf("offloaded %d and local %d of %d bytes: want most offloaded, the two summing to the library", st.OffloadedBytes, st.LocalBytes, st.ContentBytes)
 	}

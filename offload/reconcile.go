@@ -38,6 +38,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	lib, st := s.lib, m.cfg.Store
 	keepAll := m.cfg.StoreMax <= 0
 	var repin, demote []blockstore.Hash
+	var demoteBytes int64
 	var fetch []chunk
 	for _, c := range lib.chunks {
 		info, err := st.Stat(ctx, c.h)
@@ -51,6 +52,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 		case info.Residency == blockstore.Pinned:
 			if !keepAll && s.copies(c.h, true) >= s.r {
 				demote = append(demote, c.h)
+				demoteBytes += int64(c.size)
 			}
 		default:
 			if keepAll || s.copies(c.h, false) < s.r {
@@ -80,16 +82,28 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	if keepAll {
 		st.SetQuota(-1)
 	} else if short == 0 {
+		// The quota is what the budget leaves beside the content that
+		// must stay. It is raised to its new value before the batch
+		// arrives in the cache, so that the batch and what was cached
+		// before are evicted together, least recently used first.
+		quota := func(leaving int64) error {
+			stats, err := st.Stats(ctx)
+			if err == nil {
+				st.SetQuota(max(0, m.cfg.StoreMax-max(0, stats.PinnedBytes-leaving-lib.nodeBytes)))
+			}
+			return err
+		}
+		if err := quota(demoteBytes); err != nil {
+			return err
+		}
 		if len(demote) > 0 {
 			if _, err := st.Unpin(ctx, demote); err != nil {
 				return err
 			}
+			if err := quota(0); err != nil {
+				return err
+			}
 		}
-		stats, err := st.Stats(ctx)
-		if err != nil {
-			return err
-		}
-		st.SetQuota(max(0, m.cfg.StoreMax-max(0, stats.PinnedBytes-lib.nodeBytes)))
 	}
 	return m.account(ctx, lib, short)
 }
@@ -148,6 +162,9 @@ func (m *Manager) account(ctx context.Context, lib *library, short int64) error 
 	case short > 0:
 		r.warning = fmt.Sprintf("%s of the library has fewer than %d audited copies and no storage node could return it; nothing is evicted until it can",
 			human(short), m.cfg.Replicas)
+	case over && m.evictors() < m.cfg.Replicas:
+		r.warning = fmt.Sprintf("store_max %s cannot be met safely: %s of content is on this disk, and only %d of the %d audited storage nodes it takes to let a block go are reachable",
+			human(budget), human(r.store), m.evictors(), m.cfg.Replicas)
 	case over:
 		r.warning = fmt.Sprintf("store_max %s cannot be met safely: %s of content is on this disk, %s of it not yet held by %d audited storage nodes",
 			human(budget), human(r.store), human(r.pinned), m.cfg.Replicas)
@@ -164,6 +181,19 @@ func (m *Manager) account(ctx context.Context, lib *library, short int64) error 
 		m.log.Info("offload: the budget holds again", "store_max", budget, "content_on_disk", r.store)
 	}
 	return nil
+}
+
+// evictors counts the nodes evictions may rely on now.
+func (m *Manager) evictors() int {
+	n := 0
+	if s := m.snap.Load(); s != nil {
+		for _, v := range s.nodes {
+			if v.evictor {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // human formats a byte count for messages.

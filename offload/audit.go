@@ -200,7 +200,7 @@ feed:
 	r.Verified = lib.root.Seq
 	r.FailedAt, r.Reason, r.Strikes = time.Time{}, "", 0
 	m.ledger.Set(r)
-	m.dirty = true
+	m.dirty, m.urgent = true, true
 	m.log.Info("offload: storage node verified", "node", p.ID.String()[:16], "seq", lib.root.Seq,
 		"spot_checked", len(local), "read_whole", len(remote))
 	m.refreshLocked()

@@ -129,6 +129,8 @@ type Manager struct {
 	mu        sync.Mutex
 	ledger    Ledger
 	dirty     bool
+	urgent    bool      // a failure or a verification: save at once
+	saved     time.Time // when the ledger was last written
 	peers     map[tree.PublicKey]Peer
 	lib       *library
 	since     map[uint64]*chunkSet // by the seq a node was verified at, for lib
@@ -177,6 +179,9 @@ func (m *Manager) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			m.wg.Wait()
+			m.mu.Lock()
+			m.urgent = true
+			m.mu.Unlock()
 			m.save()
 			return
 		case <-t.C:
@@ -249,6 +254,9 @@ func (m *Manager) tick(ctx context.Context) {
 			r = Record{Node: p.ID}
 		}
 		if p.Alive && (r.Addr != p.Addr || now.Sub(r.LastSeen) >= m.cfg.AuditInterval) {
+			// A new address is written at once: commands that run beside
+			// the daemon dial it from the ledger.
+			m.urgent = m.urgent || r.Addr != p.Addr
 			r.LastSeen, r.Addr = now, p.Addr
 			m.ledger.Set(r)
 			m.dirty = true
@@ -361,21 +369,26 @@ func (m *Manager) failLocked(r Record, reason string) {
 		m.log.Info("offload: storage node failed again", "node", r.Node.String()[:16], "reason", reason)
 	}
 	m.ledger.Set(r)
-	m.dirty = true
+	m.dirty, m.urgent = true, true
 	// At once, before anything else: evictions consult the snapshot.
 	m.refreshLocked()
 	m.kickPass()
 }
 
+// saveEvery is how often routine changes (audits passed, nodes seen) are
+// written; failures and verifications are written at once.
+const saveEvery = 10 * time.Second
+
 // save writes the ledger if it changed.
 func (m *Manager) save() {
 	m.mu.Lock()
-	if !m.dirty {
+	now := m.cfg.Now()
+	if !m.dirty || !m.urgent && now.Sub(m.saved) < saveEvery {
 		m.mu.Unlock()
 		return
 	}
 	l := Ledger{Records: append([]Record(nil), m.ledger.Records...)}
-	m.dirty = false
+	m.dirty, m.urgent, m.saved = false, false, now
 	m.mu.Unlock()
 	if m.cfg.LedgerPath == "" {
 		return

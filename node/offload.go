@@ -43,3 +43,15 @@ func (n *Node) storagePeers() []offload.Peer {
 
 // Offload is the origin's offload manager (nil elsewhere).
 func (n *Node) Offload() *offload.Manager { return n.offload }
+
+// auditedAt reports whether the origin's audits verified node id at root
+// seq (or later) and it still counts as a copy: a storage node's own
+// claim is not enough for the "safe to go offline" count.
+func auditedAt(o *offload.Stats, id membership.NodeID, seq uint64) bool {
+	for _, n := range o.Nodes {
+		if n.ID == id {
+			return n.State == "verified" && n.Verified >= seq
+		}
+	}
+	return false
+}

@@ -19,7 +19,8 @@ type Status struct {
 	Root    *StatusRoot       `json:"root,omitempty"`
 	Members []StatusMember    `json:"members"`
 	// Replicas counts the nodes other than the origin that hold the
-	// whole current root (pinning "/" and complete at its seq).
+	// whole current root (pinning "/" and complete at its seq); on the
+	// origin, only those its audits verified at that seq.
 	Replicas int   `json:"replicas"`
 	Bans     int   `json:"banned"`
 	BanList  int64 `json:"ban_list_version"`
@@ -120,7 +121,7 @@ func (n *Node) Status() Status {
 		st.Bans, st.BanList = len(b.Nodes), int64(b.Version)
 	}
 	for _, m := range s.Members() {
-		if HoldsAll(m, seq) {
+		if HoldsAll(m, seq) && (st.Offload == nil || auditedAt(st.Offload, m.ID, seq)) {
 			st.Replicas++
 		}
 		st.Members = append(st.Members, StatusMember{ID: m.ID, Role: m.Role.String(), State: string(m.State), Since: m.Since,

@@ -396,6 +396,7 @@ func TestOffloadAuditCatchesLoss(t *testing.T) {
 		t.Errorf("the origin did not log the failure\n%s", origin.srv)
 	}
 	r := origin.d.must(t, "status")
+	t.Logf("gritsd status:\n%s", r.stdout)
 	if !strings.Contains(r.stdout, "FAILED "+lossy.id[:16]) || !strings.Contains(r.stdout, "WARNING: ") {
 		t.Errorf("status: want the failed node and the warning\n%s", r)
 	}

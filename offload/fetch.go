@@ -44,15 +44,26 @@ func (m *Manager) Get(ctx context.Context, h blockstore.Hash) ([]byte, error) {
 	if err == nil || !errors.Is(err, blockstore.ErrNotFound) && !errors.Is(err, blockstore.ErrCorrupt) {
 		return data, err
 	}
+	if m.snap.Load() == nil {
+		// Just started: wait for the first view of the library and the
+		// storage nodes rather than fail a read of an offloaded block.
+		select {
+		case <-m.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(m.cfg.FetchTimeout):
+			return nil, err
+		}
+	}
 	s := m.snap.Load()
-	if s != nil && s.lib != nil && !s.lib.has(h) {
+	if s.lib != nil && !s.lib.has(h) {
 		// Only the library is ever let go: a miss outside it is a plain
 		// miss, and costs storage nodes nothing.
 		return nil, err
 	}
 	var res blockstore.Residency
 	switch {
-	case s == nil || m.cfg.StoreMax <= 0 || s.copies(h, false) < s.r:
+	case m.cfg.StoreMax <= 0 || s.copies(h, false) < s.r:
 		res = blockstore.Pinned // short of copies: keep it
 	case s.copies(h, true) >= s.r:
 		res = blockstore.Cached // the budget decides

@@ -140,7 +140,9 @@ type Manager struct {
 	overshoot bool // the budget cannot be met safely (logged once)
 
 	snap     atomic.Pointer[snapshot]
+	ready    chan struct{} // closed with the first snapshot
 	passKick chan struct{}
+	lastLib  *library // the library of the last pass (passLoop only)
 	wg       sync.WaitGroup
 
 	down                                                   map[string]time.Time // guarded by mu
@@ -164,7 +166,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, log: cfg.Logger, start: cfg.Now(), ledger: l,
 		peers: map[tree.PublicKey]Peer{}, since: map[uint64]*chunkSet{}, busy: map[tree.PublicKey]bool{},
 		sent:     map[tree.PublicKey]int64{},
-		passKick: make(chan struct{}, 1), calls: map[blockstore.Hash]*fetchCall{}, down: map[string]time.Time{}}
+		passKick: make(chan struct{}, 1), ready: make(chan struct{}), calls: map[blockstore.Hash]*fetchCall{}, down: map[string]time.Time{}}
 	return m, nil
 }
 
@@ -440,7 +442,9 @@ func (m *Manager) refreshLocked() {
 		}
 		s.nodes = append(s.nodes, v)
 	}
-	m.snap.Store(s)
+	if m.snap.Swap(s) == nil {
+		close(m.ready)
+	}
 }
 
 // copies counts the nodes known to hold h: holders, or evictors only.

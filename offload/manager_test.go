@@ -478,6 +478,71 @@ func TestOffloadRestartTrustsLedgerToKeepOnly(t *testing.T) {
 	}
 }
 
+// remove drops paths in a new root.
+func (s *testSite) remove(t *testing.T, paths ...string) {
+	t.Helper()
+	b := &tree.Builder{Store: s.store, ChunkSize: testChunk}
+	top := s.root.Tree
+	var err error
+	for _, p := range paths {
+		if top, err = b.Remove(t.Context(), top, tree.MustParsePath(p)); err != nil {
+			t.Fatal(err)
+		}
+		delete(s.files, p)
+	}
+	s.mu.Lock()
+	s.root = tree.Root{Seq: s.root.Seq + 1, Tree: top}
+	s.roots = append(s.roots, s.root)
+	s.mu.Unlock()
+}
+
+// TestOffloadDroppedContentStays: content a new root no longer has is
+// never evicted (only the library leaves): its cached blocks are pinned
+// again.
+func TestOffloadDroppedContentStays(t *testing.T) {
+	h := newHarness(t, 30, 2, 0.3, nil)
+	h.wait("two nodes verified", verified(2))
+	h.wait("within the budget", withinBudget)
+	// A file with cached blocks, which the next root drops.
+	ctx := t.Context()
+	var victim string
+	var cached []blockstore.Hash
+	for p := range h.site.files {
+		r, err := tree.Lookup(ctx, h.site.store, h.site.root.Tree, tree.MustParsePath(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range r.Node.(*tree.FileNode).Hashes {
+			if info, err := h.site.store.Stat(ctx, c); err == nil && info.Residency == blockstore.Cached {
+				victim = p
+				cached = append(cached, c)
+			}
+		}
+		if victim != "" {
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatal("no file has cached blocks")
+	}
+	h.site.remove(t, victim)
+	for _, n := range h.nodes {
+		n.sync(t, h.site)
+	}
+	h.wait("pinned again", func(st Stats) error {
+		for _, c := range cached {
+			info, err := h.site.store.Stat(ctx, c)
+			if err != nil || info.Residency != blockstore.Pinned {
+				return fmt.Errorf("dropped block %s: %+v, %v", c.Short(), info, err)
+			}
+		}
+		if st.Seq != 2 {
+			return fmt.Errorf("pass at seq %d", st.Seq)
+		}
+		return nil
+	})
+}
+
 // TestOffloadNewRoot: after an import, nodes verified at the old root
 // still count for what did not change (nothing is fetched back while
 // they sync), and once they claim the new root only the new chunks are

@@ -37,6 +37,16 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	}
 	lib, st := s.lib, m.cfg.Store
 	keepAll := m.cfg.StoreMax <= 0
+	if m.lastLib != nil && m.lastLib != lib {
+		// Content the new root dropped: only the library ever leaves, so
+		// what of it is still here stays (until gc). What left already
+		// stays on the storage nodes, which never unpin.
+		for _, h := range gone(m.lastLib, lib) {
+			if err := st.SetResidency(ctx, h, blockstore.Pinned); err != nil && !errors.Is(err, blockstore.ErrNotFound) {
+				return err
+			}
+		}
+	}
 	var repin, demote []blockstore.Hash
 	var demoteBytes int64
 	var fetch []chunk
@@ -105,7 +115,26 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			}
 		}
 	}
+	if short == 0 {
+		m.lastLib = lib
+	}
 	return m.account(ctx, lib, short)
+}
+
+// gone lists the chunks of old that are not in new, walking both sorted
+// lists once.
+func gone(old, new *library) []blockstore.Hash {
+	var out []blockstore.Hash
+	j := 0
+	for _, c := range old.chunks {
+		for j < len(new.chunks) && compareHash(new.chunks[j].h, c.h) < 0 {
+			j++
+		}
+		if j == len(new.chunks) || new.chunks[j].h != c.h {
+			out = append(out, c.h)
+		}
+	}
+	return out
 }
 
 // fetchAll fetches chunks back as pinned and returns the bytes it could

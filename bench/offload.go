@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -126,7 +127,7 @@ func (s *benchSite) startOffloadOrigin(ctx context.Context, files map[string][]b
 	if out, err := exec.CommandContext(ctx, s.bin, "--data", odata, "init", "--origin").CombinedOutput(); err != nil {
 		return fmt.Errorf("gritsd init: %v: %s", err, out)
 	}
-	if err := editConfig(filepath.Join(odata, "config.json"), map[string]any{"store_max": storeMax, "audit_interval": offloadFastAudit.String()}); err != nil {
+	if err := setTOML(filepath.Join(odata, "gritsd.toml"), map[string]string{"store_max": fmt.Sprint(storeMax), "audit_interval": fmt.Sprintf("%q", offloadFastAudit.String())}); err != nil {
 		return err
 	}
 	if out, err := exec.CommandContext(ctx, s.bin, "--data", odata, "import", src).CombinedOutput(); err != nil {
@@ -167,22 +168,23 @@ func (s *benchSite) addNode(ctx context.Context, name, role string) error {
 	return nil
 }
 
-func editConfig(path string, kv map[string]any) error {
-	var cfg map[string]any
+// setTOML sets key = value (TOML) in a gritsd.toml, replacing the line
+// that sets it or its commented-out default.
+func setTOML(path string, kv map[string]string) error {
 	b, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(b, &cfg)
-	}
 	if err != nil {
 		return err
 	}
+	out := string(b)
 	for k, v := range kv {
-		cfg[k] = v
+		re := regexp.MustCompile(`(?m)^(# )?` + regexp.QuoteMeta(k) + ` = .*$`)
+		if re.MatchString(out) {
+			out = re.ReplaceAllLiteralString(out, k+" = "+v)
+		} else {
+			out += k + " = " + v + "\n"
+		}
 	}
-	if b, err = json.MarshalIndent(cfg, "", "  "); err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o644)
+	return os.WriteFile(path, []byte(out), 0o644)
 }
 
 // offloadStats asks the origin's daemon.

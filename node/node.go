@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grits-cdn/grits/admin"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/offload"
@@ -36,6 +37,9 @@ type Node struct {
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off
 	admin     *adminServer
+	metrics   *admin.Metrics // the admin listener's instruments, fed by the hot paths
+	adminHTTP *admin.Server  // nil when off
+	started   time.Time
 	pc        *net.UDPConn
 	protoAddr string
 
@@ -45,6 +49,10 @@ type Node struct {
 	closers []func() error
 	closed  sync.Once
 	lockMu  sync.Mutex // serializes this process's users of the data directory lock
+
+	reloadMu sync.Mutex // one Reload at a time; it alone changes cfg.Web and seeds
+	certs    certSlot   // the TLS pair from files, when TLS comes from files
+	seeds    []string
 }
 
 // Start assembles the node described by cfg and starts its background
@@ -59,7 +67,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	d := cfg.Dir
 	dc := d.Config
-	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin}
+	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now(), seeds: dc.Seeds}
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	n.closers = append(n.closers, func() error { n.cancel(); n.bg.Wait(); return nil })
 	defer func() {
@@ -187,7 +195,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	scfg := transport.ServerConfig{Identity: ident, Store: n.store, Roots: n.roots,
-		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport")}
+		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport"),
+		OnAnswer: n.metrics.Answer}
 	if n.origin {
 		enrol, err := membership.NewEnroller(d.SiteKey, n.swarm, d.FilePath(UsedFile), CertTTL(d), n.log.With("component", "enroll"))
 		if err != nil {
@@ -218,6 +227,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.Go(n.keepRootFresh)
 	}
 	n.Go(n.reportLoad)
+	n.Go(n.reportServed)
 	if n.web != nil {
 		if err := n.web.start(n); err != nil {
 			return nil, err
@@ -233,6 +243,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.Go(func(ctx context.Context) { n.watchImport(ctx, cfg.Watch, cfg.WatchQuiet) })
 	}
 	if n.admin, err = n.serveAdmin(); err != nil {
+		return nil, err
+	}
+	if err := n.startAdmin(listen); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -34,11 +34,12 @@ func tlsFor(ctx context.Context, n *Node, hosts []string) (*tls.Config, string, 
 	case w.TLSCert != "" && len(w.ACMEDomains) > 0:
 		return nil, "", configErrorf("--tls-cert and --acme-domain exclude each other")
 	case w.TLSCert != "":
-		get, err := gateway.FileCertificates(ctx, w.TLSCert, w.TLSKey, n.log.With("component", "tls"))
+		fc, err := n.loadFileCerts(w.TLSCert, w.TLSKey)
 		if err != nil {
 			return nil, "", err
 		}
-		return gateway.TLSConfig(get), "certificate from " + w.TLSCert, nil
+		n.certs.swap(fc)
+		return gateway.TLSConfig(n.certs.get), "certificate from " + w.TLSCert, nil
 	case len(w.ACMEDomains) > 0:
 		m := gateway.ACMECertificates(n.dir.FilePath("acme"), w.ACMEDomains, w.ACMEEmail)
 		cfg := gateway.TLSConfig(m.GetCertificate)
@@ -85,6 +86,7 @@ func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // web is a node's browser-facing server.
 type web struct {
 	srv      *gateway.Server
+	gw       *gateway.Handler // set by start
 	late     *lateHandler
 	url      string
 	requests atomic.Int64
@@ -170,7 +172,7 @@ func listenWeb(ctx context.Context, n *Node, advertise, publicURL string) (*web,
 		return nil, err
 	}
 	wb := &web{late: &lateHandler{}}
-	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, Logger: n.log.With("component", "https")})
+	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, HTTP2: n.cfg.Web.HTTP2, Logger: n.log.With("component", "https")})
 	if err != nil {
 		return nil, fmt.Errorf("https on %s: %w", addr, err)
 	}
@@ -214,7 +216,10 @@ func (wb *web) start(n *Node) error {
 		},
 	}
 	if n.origin {
-		cfg.OnReport = func(client string, r gateway.Report) { wb.report(n, client, r) }
+		cfg.OnReport = func(client string, r gateway.Report) {
+			n.metrics.Report()
+			wb.report(n, client, r)
+		}
 		settings := w.SW
 		settings.SiteKey = n.dir.Config.SiteKey.String()
 		if err := settings.Validate(); err != nil {
@@ -261,6 +266,7 @@ func (wb *web) start(n *Node) error {
 	if err != nil {
 		return err
 	}
+	wb.gw = h
 	var handler http.Handler = h
 	if proxy != nil && len(w.ProxyPrefixes) > 0 {
 		prefixes := w.ProxyPrefixes
@@ -281,6 +287,7 @@ func (wb *web) start(n *Node) error {
 		}
 		inner.ServeHTTP(rw, r)
 	})
+	handler = n.metrics.HTTP(handler)
 	wb.late.h.Store(&handler)
 	return nil
 }

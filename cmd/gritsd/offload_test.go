@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,31 +32,13 @@ import (
 // machine under the race detector.
 const offloadWait = 60 * time.Second
 
-// offloadSettings are the test's origin settings: fast audits, a long
+// setOffload gives d the test's origin settings: fast audits, a long
 // grace unless the test says otherwise.
-func offloadSettings(storeMax int64, grace string) map[string]any {
-	return map[string]any{"store_max": storeMax, "offload_replicas": 2, "audit_interval": "200ms", "audit_timeout": "5s", "offload_grace": grace}
-}
-
-// setConfig changes settings in d's config.json.
-func (d dataDir) setConfig(t *testing.T, kv map[string]any) {
+func (d dataDir) setOffload(t *testing.T, storeMax int64, grace string) {
 	t.Helper()
-	var cfg map[string]any
-	b, err := os.ReadFile(d.path("config.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &cfg)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range kv {
-		cfg[k] = v
-	}
-	if b, err = json.MarshalIndent(cfg, "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(d.path("config.json"), b, 0o644); err != nil {
-		t.Fatal(err)
+	for k, v := range map[string]string{"store_max": fmt.Sprint(storeMax), "offload_replicas": "2",
+		"audit_interval": `"200ms"`, "audit_timeout": `"5s"`, "offload_grace": strconv.Quote(grace)} {
+		d.setConfig(t, k, v)
 	}
 }
 
@@ -191,7 +174,7 @@ func (n *swarmNode) https(t *testing.T) string {
 func startOffloadSwarm(t *testing.T, entries []entry, frac float64, grace string) (*swarmNode, string, []*swarmNode) {
 	t.Helper()
 	d, key := newOriginWithKey(t)
-	d.setConfig(t, offloadSettings(int64(float64(contentBytes(entries))*frac), grace))
+	d.setOffload(t, int64(float64(contentBytes(entries))*frac), grace)
 	d.importTree(t, newSource(t, entries))
 	origin := startNode(t, d, "")
 	origin.id = d.mustStatus(t).Node
@@ -452,7 +435,7 @@ func TestOffloadOriginKilledDuringEviction(t *testing.T) {
 	// Restarted origins do not yet find their swarm again by themselves
 	// (the origin has no seeds): give it the storage nodes' gossip
 	// addresses.
-	origin.d.setConfig(t, map[string]any{"seeds": []string{storage[0].gossip, storage[1].gossip}})
+	origin.d.setConfig(t, "seeds", fmt.Sprintf("[%q, %q]", storage[0].gossip, storage[1].gossip))
 	restarted := startNode(t, origin.d, origin.id)
 	r := origin.d.run(t, "fsck", "--remote")
 	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "no problems found") {

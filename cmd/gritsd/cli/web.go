@@ -17,6 +17,7 @@ const DefaultHTTPS = node.DefaultHTTPS
 // webFlags are serve's flags for the browser side.
 type webFlags struct {
 	https, tlsCert, tlsKey, acmeDomains, acmeEmail, upstream, watch *string
+	http2                                                           *string
 	proxyPrefixes, trustedProxies                                   stringList
 	injectSW                                                        *bool
 	watchQuiet                                                      *time.Duration
@@ -39,6 +40,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 		injectSW:    c.flags.Bool("inject-sw", false, "origin with --upstream: add the service worker's registration script to the app's HTML pages"),
 		watch:       c.flags.String("watch", "", "origin: re-import this directory into the tree whenever it changes"),
 		watchQuiet:  c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
+		http2:       c.flags.String("http2", "", "HTTP/2 server: grits (the gateway's own, default) or go (Go's net/http server)"),
 		rateLimit:   c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
 	}
 	w.swScope = c.flags.String("sw-scope", "", "origin: the URL path the service worker controls (default /, the whole site)")
@@ -51,26 +53,13 @@ func addWebFlags(c *cmdContext) *webFlags {
 }
 
 // swSettings are the service worker's settings from the --sw-* flags.
-func (w *webFlags) swSettings(siteKey string) (sw.Settings, error) {
-	s := sw.Settings{SiteKey: siteKey, Scope: *w.swScope, Navigate: *w.swNavigate}
+func (w *webFlags) swSettings() (sw.Settings, error) {
+	var paths []string
 	if v := *w.swPaths; v != "" {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				s.Paths = append(s.Paths, p)
-			}
-		}
-		if len(s.Paths) == 0 {
-			return s, usagef("--sw-paths %q: no path prefix", v)
+		paths = strings.Split(v, ",")
+		for i := range paths {
+			paths[i] = strings.TrimSpace(paths[i])
 		}
 	}
-	if mb := *w.swCacheMB; mb != 0 {
-		if mb < 0 || mb > sw.MaxCacheBytes>>20 {
-			return s, usagef("--sw-cache-mb %d: want 1 to %d", mb, sw.MaxCacheBytes>>20)
-		}
-		s.CacheBytes = mb << 20
-	}
-	if err := s.Validate(); err != nil {
-		return s, usagef("--sw-*: %v", err)
-	}
-	return s, nil
+	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB)
 }

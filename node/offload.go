@@ -38,6 +38,11 @@ func (n *Node) storagePeers() []offload.Peer {
 			Alive:   m.State == membership.StateAlive || m.State == membership.StateSuspect,
 			PinsAll: slices.Contains(m.Meta.Pins, "/"), Complete: m.Meta.Complete})
 	}
+	if b := n.swarm.Bans(); b != nil {
+		for _, id := range b.Nodes {
+			out = append(out, offload.Peer{ID: id, Banned: true})
+		}
+	}
 	return out
 }
 

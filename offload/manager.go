@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,8 @@ type Peer struct {
 	PinsAll bool
 	// Complete is the root seq it says it holds completely.
 	Complete uint64
+	// Banned by the origin: it counts for nothing from then on.
+	Banned bool
 }
 
 // Store is the origin's block store: a *blockstore.Disk.
@@ -249,6 +252,16 @@ func (m *Manager) tick(ctx context.Context) {
 	seen := map[tree.PublicKey]bool{}
 	changed := false
 	for _, p := range peers {
+		if p.Banned {
+			if prev, ok := m.peers[p.ID]; ok && prev.Alive {
+				m.peers[p.ID] = Peer{ID: p.ID}
+				changed = true
+			}
+			if r, ok := m.ledger.Find(p.ID); ok && r.FailedAt.IsZero() {
+				m.failLocked(r, "banned")
+			}
+			continue
+		}
 		seen[p.ID] = true
 		prev, known := m.peers[p.ID]
 		m.peers[p.ID] = p
@@ -391,6 +404,7 @@ func (m *Manager) save() {
 		m.mu.Unlock()
 		return
 	}
+	m.pruneLocked()
 	l := Ledger{Records: append([]Record(nil), m.ledger.Records...)}
 	m.dirty, m.urgent, m.saved = false, false, now
 	m.mu.Unlock()
@@ -402,6 +416,24 @@ func (m *Manager) save() {
 		m.mu.Lock()
 		m.dirty = true
 		m.mu.Unlock()
+	}
+}
+
+// pruneLocked keeps the ledger within MaxLedgerNodes by forgetting the
+// failed nodes seen longest ago (a node forgotten and back is verified
+// from scratch, as a new one).
+func (m *Manager) pruneLocked() {
+	for len(m.ledger.Records) > MaxLedgerNodes {
+		drop := -1
+		for i, r := range m.ledger.Records {
+			if !r.FailedAt.IsZero() && (drop < 0 || r.LastSeen.Before(m.ledger.Records[drop].LastSeen)) {
+				drop = i
+			}
+		}
+		if drop < 0 {
+			drop = 0 // thousands of healthy storage nodes: not a swarm we plan for
+		}
+		m.ledger.Records = slices.Delete(m.ledger.Records, drop, drop+1)
 	}
 }
 

@@ -124,6 +124,7 @@ type node struct {
 	stop  func()
 
 	complete atomic.Uint64
+	banned   atomic.Bool
 
 	mu    sync.Mutex
 	alive bool
@@ -212,6 +213,9 @@ func (n *node) serve(t *testing.T) {
 func (n *node) peer(complete uint64) Peer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.banned.Load() {
+		return Peer{ID: n.id, Banned: true}
+	}
 	return Peer{ID: n.id, Addr: n.addr, Alive: n.alive, PinsAll: true, Complete: complete}
 }
 
@@ -588,4 +592,24 @@ func TestOffloadNewRoot(t *testing.T) {
 	if err := h.readAll(h.m); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestOffloadBannedNodeStopsCounting: a banned storage node counts for
+// nothing at once, and what it was counted for comes back.
+func TestOffloadBannedNodeStopsCounting(t *testing.T) {
+	h := newHarness(t, 20, 2, 0.3, nil)
+	h.wait("two nodes verified", verified(2))
+	h.wait("within the budget", withinBudget)
+	h.nodes[0].banned.Store(true)
+	h.wait("banned node failed, everything back", func(st Stats) error {
+		for _, ns := range st.Nodes {
+			if ns.ID == h.nodes[0].id && (ns.State != "failed" || ns.Reason != "banned") {
+				return fmt.Errorf("banned node: %s (%s)", ns.State, ns.Reason)
+			}
+		}
+		if st.LocalBytes != st.ContentBytes {
+			return fmt.Errorf("%d of %d bytes local", st.LocalBytes, st.ContentBytes)
+		}
+		return nil
+	})
 }

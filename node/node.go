@@ -36,6 +36,7 @@ type Node struct {
 	roots     transport.Roots
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off
+	devTLS    *devTLS               // nil unless a development certificate serves
 	admin     *adminServer
 	metrics   *admin.Metrics // the admin listener's instruments, fed by the hot paths
 	adminHTTP *admin.Server  // nil when off
@@ -203,6 +204,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 		scfg.Enroll = enrol.Enroll
+		scfg.TLSCert = n.issueTLSCert
 	}
 	if n.server, err = transport.NewServer(scfg); err != nil {
 		return nil, err
@@ -228,6 +230,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.Go(n.reportLoad)
 	n.Go(n.reportServed)
+	if n.devTLS != nil {
+		n.devTLS.start(n.ctx)
+	}
 	if n.web != nil {
 		if err := n.web.start(n); err != nil {
 			return nil, err

@@ -71,7 +71,7 @@ func sample() Config {
 	c.TLSCert, c.TLSKey, c.ACMEEmail = "/c.pem", "/k.pem", "a@b"
 	c.RateLimit, c.TrustedProxies, c.HTTP2 = 12.5, []string{"10.0.0.0/8"}, HTTP2Go
 	c.WatchQuiet = Duration{3 * time.Second}
-	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB = "/app/", []string{"/static/", "/media/"}, true, 64
+	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck = "/app/", []string{"/static/", "/media/"}, true, 64, Duration{30 * time.Second}
 	c.LogLevel, c.LogFormat = "debug", "json"
 	c.StoreMax, c.OffloadReplicas = 1<<30, 3
 	c.AuditInterval, c.AuditTimeout, c.OffloadGrace = Duration{10 * time.Second}, Duration{2 * time.Second}, Duration{time.Hour}

@@ -119,6 +119,8 @@ func Settings() []Setting {
 			Doc: "Serve pages (navigations) from volunteers too; by default pages come from the origin, and from volunteers when it is unreachable."},
 		{Key: "sw_cache_mb", Group: groupWorker, Default: "256", Flag: "sw-cache-mb", Reload: true,
 			Doc: "MiB of verified blocks the worker keeps in each browser."},
+		{Key: "sw_root_check", Group: groupWorker, Default: `"10s"`, Flag: "sw-root-check", Reload: true,
+			Doc: "How long a page left open may read an old root before its worker asks the origin for a newer one (one small conditional request); volunteers' answers bring newer roots sooner, for free. 1s to 24h."},
 
 		{Key: "upstream", Group: groupApp, Default: `""`, Flag: "upstream", Reload: true,
 			Doc: "The site's app server (http://HOST:PORT); paths not in the tree are proxied to it, WebSockets included."},

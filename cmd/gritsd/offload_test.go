@@ -209,7 +209,8 @@ func TestOffloadEndToEnd(t *testing.T) {
 	// From the volunteer, as the service worker reads: a verified lookup
 	// and the blocks, over HTTP/3 (it fetches them from the storage
 	// nodes and the origin).
-	vc := gwNewH3(t, gwCAPool(t, vol.d.path("ca.pem")))
+	// Members get their development certificates from the origin's CA.
+	vc := gwNewH3(t, gwCAPool(t, origin.d.path("ca.pem")))
 	vbase := vol.https(t)
 	siteKey := gwParseKey(t, key)
 	for _, e := range entries {

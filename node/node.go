@@ -14,6 +14,7 @@ import (
 	"github.com/grits-cdn/grits/admin"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
+	"github.com/grits-cdn/grits/offload"
 	"github.com/grits-cdn/grits/transport"
 	"github.com/grits-cdn/grits/tree"
 )
@@ -30,10 +31,12 @@ type Node struct {
 	swarm     *membership.Swarm
 	fetcher   *membership.Fetcher
 	keeper    *membership.Keeper
-	store     tree.Getter // what grits/1 and the gateway read
+	offload   *offload.Manager // origin only
+	store     tree.Getter      // what grits/1 and the gateway read
 	roots     transport.Roots
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off
+	devTLS    *devTLS               // nil unless a development certificate serves
 	admin     *adminServer
 	metrics   *admin.Metrics // the admin listener's instruments, fed by the hot paths
 	adminHTTP *admin.Server  // nil when off
@@ -47,6 +50,10 @@ type Node struct {
 	closers []func() error
 	closed  sync.Once
 	lockMu  sync.Mutex // serializes this process's users of the data directory lock
+
+	reloadMu sync.Mutex // one Reload at a time; it alone changes cfg.Web and seeds
+	certs    certSlot   // the TLS pair from files, when TLS comes from files
+	seeds    []string
 }
 
 // Start assembles the node described by cfg and starts its background
@@ -61,7 +68,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	d := cfg.Dir
 	dc := d.Config
-	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now()}
+	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now(), seeds: dc.Seeds}
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	n.closers = append(n.closers, func() error { n.cancel(); n.bg.Wait(); return nil })
 	defer func() {
@@ -156,10 +163,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.protoAddr = net.JoinHostPort(first(advertise, specificHost(listen)), strconv.Itoa(port))
 
 	var rootLog membership.RootLog
+	var or *originRoots
 	if n.origin {
 		n.follower = d.FollowRoots(n.ctx, 250*time.Millisecond)
 		n.bg.Go(func() { <-n.follower.Done() })
-		or := &originRoots{f: n.follower, path: d.FilePath("roots.log")}
+		or = &originRoots{f: n.follower, path: d.FilePath("roots.log")}
 		rootLog, n.roots = or, or
 	} else {
 		rootLog, n.roots = d.Log, d.Log
@@ -184,7 +192,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.fetcher = membership.NewFetcher(n.swarm, d.Store, n.client, 30*time.Second, n.log.With("component", "fetch"))
 	n.store = n.fetcher
 	if n.origin {
-		n.store = d.Store
+		if err := n.startOffload(or); err != nil {
+			return nil, err
+		}
 	}
 	scfg := transport.ServerConfig{Identity: ident, Store: n.store, Roots: n.roots,
 		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport"),
@@ -195,6 +205,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 		scfg.Enroll = enrol.Enroll
+		scfg.TLSCert = n.issueTLSCert
 	}
 	if n.server, err = transport.NewServer(scfg); err != nil {
 		return nil, err
@@ -220,6 +231,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.Go(n.reportLoad)
 	n.Go(n.reportServed)
+	if n.devTLS != nil {
+		n.devTLS.start(n.ctx)
+	}
 	if n.web != nil {
 		if err := n.web.start(n); err != nil {
 			return nil, err
@@ -305,8 +319,9 @@ func (n *Node) Client() *transport.Client { return n.client }
 // Server is the node's grits/1 server.
 func (n *Node) Server() *transport.Server { return n.server }
 
-// Store is what the node serves from: the data directory's store on the
-// origin, the store with pull-through from the swarm elsewhere.
+// Store is what the node serves from: on the origin the data
+// directory's store with evicted blocks fetched back from storage nodes
+// (Offload), elsewhere the store with pull-through from the swarm.
 func (n *Node) Store() tree.Getter { return n.store }
 
 // Roots is the node's view of the latest root and the history.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/grits-cdn/grits/blockstore"
 	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/internal/progress"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -22,6 +23,7 @@ func describeVisit(v tree.Visit, seq uint64) string {
 }
 
 func runFsck(ctx context.Context, c *cmdContext) error {
+	remote := c.flags.Bool("remote", false, "origin: ask the storage nodes to prove they hold the blocks that are not on this disk")
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
@@ -39,14 +41,27 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 		c.printf(format+"\n", args...)
 	}
 
-	// 1. Every stored block still hashes to its name. Get verifies and
-	// moves a corrupt block aside.
+	ledger, offloads, err := offloading(d)
+	if err != nil {
+		return err
+	}
+	if *remote && !offloads {
+		return usagef("--remote is for an origin that offloads content to storage nodes (store_max, or an audit ledger)")
+	}
+
+	// 1. Every stored block still hashes to its name. Peek verifies and
+	// moves a corrupt block aside (without counting as a use, which
+	// would upset an origin's eviction order).
 	corrupt := map[blockstore.Hash]*blockstore.CorruptError{}
 	var blocks, bytes int64
+	prog := progress.New(ctx, c.Stderr, isTerminal(c.Stderr))
+	defer prog.Wait()
+	bar := prog.Bytes("fsck: blocks", storeBytes(ctx, d))
 	err = d.Store.Walk(ctx, func(info blockstore.Info) error {
 		blocks++
 		bytes += info.Size
-		_, err := d.Store.Get(ctx, info.Hash)
+		bar.Add(info.Size)
+		_, err := d.Store.Peek(ctx, info.Hash)
 		var ce *blockstore.CorruptError
 		switch {
 		case errors.As(err, &ce):
@@ -61,6 +76,7 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	if err != nil {
 		return err
 	}
+	bar.Done()
 
 	// 2. Every root in the log is signed by the site key, and the retained
 	// ones are complete (on nodes that promise completeness).
@@ -73,7 +89,13 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	}
 	referenced := map[blockstore.Hash]bool{}
 	complete := d.Config.Role != datadir.RoleVolunteer
-	for _, r := range d.Retained(d.Config.RetainRoots) {
+	// On an origin that offloads, content missing here is held by
+	// storage nodes: reported, not a problem (--remote checks it).
+	elsewhere := map[blockstore.Hash]string{}
+	retained := d.Retained(d.Config.RetainRoots)
+	rootBar := prog.Count("fsck: roots", "roots", int64(len(retained)))
+	for _, r := range retained {
+		rootBar.Add(1)
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			if referenced[v.Hash] && v.Err == nil {
 				return false, nil
@@ -94,7 +116,10 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 				if err != nil {
 					return false, err
 				}
-				if !ok {
+				switch {
+				case !ok && offloads:
+					elsewhere[v.Hash] = describeVisit(v, r.Seq)
+				case !ok:
 					report("missing block %s: %s", v.Hash, describeVisit(v, r.Seq))
 				}
 			}
@@ -104,12 +129,24 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 			return err
 		}
 	}
+	rootBar.Done()
+	// The bars are drawn for the last time before the report.
+	prog.Wait()
 	for h, ce := range corrupt {
 		if !referenced[h] {
 			report("corrupt block %s (not referenced by a retained root); moved aside to %s", h, ce.MovedTo)
 		}
 	}
 	c.errorf("fsck: checked %d blocks (%s) and %d roots\n", blocks, humanBytes(bytes), d.Log.Len())
+	if len(elsewhere) > 0 {
+		if *remote {
+			if err := proveRemote(ctx, c, d, ledger, elsewhere, report); err != nil {
+				return err
+			}
+		} else {
+			c.errorf("fsck: %d blocks are held only by storage nodes (offloaded); gritsd fsck --remote asks them to prove it\n", len(elsewhere))
+		}
+	}
 	if problems > 0 {
 		return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d problems found", problems)}
 	}
@@ -118,7 +155,7 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 }
 
 func runGC(ctx context.Context, c *cmdContext) error {
-	keep := c.flags.Int("keep", 0, "keep the newest N roots complete (default: retain_roots from config.json)")
+	keep := c.flags.Int("keep", 0, "keep the newest N roots complete (default: retain_roots from gritsd.toml)")
 	dryRun := c.flags.Bool("dry-run", false, "only report what would be removed")
 	if err := c.parse(0, 0); err != nil {
 		return err
@@ -140,7 +177,11 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	}
 	roots := d.Retained(n)
 	live := map[blockstore.Hash]bool{}
+	prog := progress.New(ctx, c.Stderr, isTerminal(c.Stderr))
+	defer prog.Wait()
+	markBar := prog.Count("gc: mark", "roots", int64(len(roots)))
 	for _, r := range roots {
+		markBar.Add(1)
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			partial := d.Config.Role == datadir.RoleVolunteer && errors.Is(v.Err, blockstore.ErrNotFound)
 			if v.Err != nil && !partial {
@@ -165,8 +206,11 @@ func runGC(ctx context.Context, c *cmdContext) error {
 			return err
 		}
 	}
+	markBar.Done()
+	sweepBar := prog.Bytes("gc: sweep", storeBytes(ctx, d))
 	var kept, removed, keptBytes, removedBytes int64
 	err = d.Store.Walk(ctx, func(info blockstore.Info) error {
+		sweepBar.Add(info.Size)
 		if live[info.Hash] {
 			kept++
 			keptBytes += info.Size
@@ -182,6 +226,8 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	if err != nil {
 		return err
 	}
+	sweepBar.Done()
+	prog.Wait()
 	verb := "removed"
 	if *dryRun {
 		verb = "would remove"
@@ -192,4 +238,14 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	}
 	c.printf("gc: kept %d blocks (%s) for %s; %s %d blocks (%s)\n", kept, humanBytes(keptBytes), span, verb, removed, humanBytes(removedBytes))
 	return nil
+}
+
+// storeBytes is what the store holds, the total of a walk over it (0 if
+// unknown: the bar then grows).
+func storeBytes(ctx context.Context, d *datadir.Dir) int64 {
+	st, err := d.Store.Stats(ctx)
+	if err != nil {
+		return 0
+	}
+	return st.PinnedBytes + st.CachedBytes
 }

@@ -66,7 +66,7 @@ func jitter(d time.Duration) time.Duration {
 	return d*4/5 + rand.N(d*2/5+1)
 }
 
-func (s *Swarm) rejoinLoop(seeds []string) {
+func (s *Swarm) rejoinLoop() {
 	defer s.wg.Done()
 	tm := timingOf(s.mc, s.cfg.Profile, 1)
 	tick := time.NewTicker(tm.RejoinMin / 2)
@@ -84,7 +84,7 @@ func (s *Swarm) rejoinLoop(seeds []string) {
 			lastForget = now
 			s.forget(now)
 		}
-		targets := s.rejoinTargets(seeds)
+		targets := s.rejoinTargets()
 		if first && len(targets) == 0 {
 			s.markJoined() // nobody to join: the first node of a swarm
 		}
@@ -178,7 +178,7 @@ func (s *Swarm) markJoined() { s.joinedOnce.Do(func() { close(s.joined) }) }
 // is for (for the log): members this node knows that are not alive in
 // its view, then seeds that are no alive member's address. Never itself,
 // never a banned node.
-func (s *Swarm) rejoinTargets(seeds []string) map[string]string {
+func (s *Swarm) rejoinTargets() map[string]string {
 	self := s.GossipAddr()
 	out := map[string]string{}
 	s.mu.Lock()
@@ -198,12 +198,12 @@ func (s *Swarm) rejoinTargets(seeds []string) map[string]string {
 		}
 		out[k.GossipAddr] = id.String()[:16]
 	}
-	s.mu.Unlock()
-	for _, a := range seeds {
+	for _, a := range s.seeds {
 		if _, ok := out[a]; a != "" && !ok && !alive[a] {
 			out[a] = "seed"
 		}
 	}
+	s.mu.Unlock()
 	return out
 }
 

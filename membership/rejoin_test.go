@@ -122,7 +122,10 @@ func TestRejoinTargets(t *testing.T) {
 	o.known[old] = Known{ID: old, Role: RoleStorage, GossipAddr: "127.0.0.1:11", LastSeen: now.Add(-DefaultForgetAfter - time.Minute)}
 	o.known[twin] = Known{ID: twin, Role: RoleVolunteer, GossipAddr: v.gossip, LastSeen: now} // v answers there
 	o.mu.Unlock()
-	got := o.rejoinTargets([]string{"127.0.0.1:9", "127.0.0.1:12", v.gossip, o.GossipAddr(), ""})
+	o.mu.Lock()
+	o.seeds = []string{"127.0.0.1:9", "127.0.0.1:12", v.gossip, o.GossipAddr(), ""}
+	o.mu.Unlock()
+	got := o.rejoinTargets()
 	want := map[string]string{"127.0.0.1:9": gone.String()[:16], "127.0.0.1:10": banned.String()[:16],
 		"127.0.0.1:11": old.String()[:16], "127.0.0.1:12": "seed"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -139,7 +142,10 @@ func TestRejoinTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.forget(now)
-	got = o.rejoinTargets(nil)
+	o.mu.Lock()
+	o.seeds = nil
+	o.mu.Unlock()
+	got = o.rejoinTargets()
 	want = map[string]string{"127.0.0.1:9": gone.String()[:16]}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("targets after the ban and forgetting:\n got %v\nwant %v", got, want)
@@ -174,7 +180,7 @@ func TestDeadMembersAreForgotten(t *testing.T) {
 					return fmt.Errorf("%s still remembers it", n.id.String()[8:16])
 				}
 			}
-			if _, ok := n.swarm.rejoinTargets(nil)[v.gossip]; ok {
+			if _, ok := n.swarm.rejoinTargets()[v.gossip]; ok {
 				return fmt.Errorf("%s still tries to join it", n.id.String()[8:16])
 			}
 		}

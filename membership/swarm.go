@@ -120,6 +120,7 @@ type Swarm struct {
 	ringNow Keyring
 	view    map[NodeID]Member // from memberlist's events
 	known   map[NodeID]Known  // the address book: snapshot and gossip
+	seeds   []string          // gossip addresses to re-join, from the config
 	pending []keyStep
 
 	// served holds members' latest Served reports; servedSeq numbers
@@ -218,6 +219,7 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 		}
 	}
 	remembered := len(s.known)
+	s.seeds = slices.Clone(cfg.Seeds)
 	mc.Name = s.name
 	host, port, err := splitHostPort(cfg.Gossip)
 	if err != nil {
@@ -272,7 +274,7 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	go s.metaLoop()
 	go s.handleMessages()
 	go s.syncLoop()
-	go s.rejoinLoop(cfg.Seeds)
+	go s.rejoinLoop()
 	go s.snapshotLoop()
 	s.log.Info("swarm started", "node", s.name[:16], "role", cfg.Cert.Role, "gossip", s.GossipAddr(),
 		"profile", cmp(string(cfg.Profile), "lan"), "known members", remembered)
@@ -650,7 +652,7 @@ func (b *logBridge) Write(p []byte) (int, error) {
 // JoinSeeds contacts more gossip addresses (a reloaded seeds setting):
 // memberlist merges what they know. It returns how many answered; a
 // seed that does not is only logged, since the swarm may already be
-// whole without it.
+// whole without it. They become seeds the node keeps re-joining too.
 func (s *Swarm) JoinSeeds(seeds []string) (int, error) {
 	var others []string
 	for _, a := range seeds {
@@ -661,6 +663,13 @@ func (s *Swarm) JoinSeeds(seeds []string) (int, error) {
 	if len(others) == 0 {
 		return 0, nil
 	}
+	s.mu.Lock()
+	for _, a := range others {
+		if !slices.Contains(s.seeds, a) {
+			s.seeds = append(s.seeds, a)
+		}
+	}
+	s.mu.Unlock()
 	n, err := s.ml.Join(others)
 	if n == 0 && err != nil {
 		return 0, fmt.Errorf("join through %v: %w", others, err)

@@ -21,7 +21,7 @@ import (
 // or a read-only client.
 func plainClient(t *testing.T, site tree.PublicKey, key ed25519.PrivateKey) *transport.Client {
 	t.Helper()
-	cfg := transport.ClientConfig{SiteKey: site, DialTimeout: time.Second, StallTimeout: 2 * time.Second}
+	cfg := transport.ClientConfig{SiteKey: site, DialTimeout: userDialTimeout, StallTimeout: userDialTimeout}
 	if key != nil {
 		cert, err := transport.Certificate(key)
 		if err != nil {
@@ -37,6 +37,11 @@ func plainClient(t *testing.T, site tree.PublicKey, key ed25519.PrivateKey) *tra
 	return c
 }
 
+// userDialTimeout bounds a handshake of the clients the tests drive as a
+// user would: the transport's default, since a QUIC handshake under the
+// race detector on a busy machine can take over a second.
+const userDialTimeout = 5 * time.Second
+
 // credClient presents key with credential cred.
 func credClient(t *testing.T, site tree.PublicKey, key ed25519.PrivateKey, cred []byte) *transport.Client {
 	t.Helper()
@@ -44,7 +49,7 @@ func credClient(t *testing.T, site tree.PublicKey, key ed25519.PrivateKey, cred 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := transport.NewClient(transport.ClientConfig{SiteKey: site, Identity: &cert, DialTimeout: time.Second, StallTimeout: 2 * time.Second})
+	c, err := transport.NewClient(transport.ClientConfig{SiteKey: site, Identity: &cert, DialTimeout: userDialTimeout, StallTimeout: userDialTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

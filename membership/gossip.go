@@ -239,9 +239,32 @@ func (s *Swarm) syncLoop() {
 		case <-t.C:
 		}
 		s.runKeySteps()
-		s.catchUpBans()
-		s.catchUpRoot()
+		root, bans := s.behind()
+		if bans {
+			s.catchUpBans()
+		}
+		if root {
+			s.catchUpRoot()
+		}
 	}
+}
+
+// behind reports whether a live member advertises a newer root or ban
+// list than this node holds: the cheap test of every round (no copy, no
+// sort of the member list), before any catching up.
+func (s *Swarm) behind() (root, bans bool) {
+	mine := lastSeq(s.cfg.Roots)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	myBans := s.ringNow.BanVersion()
+	for _, m := range s.view {
+		if m.Self || m.State != StateAlive && m.State != StateSuspect || s.ringNow.Bans.Banned(m.ID) {
+			continue
+		}
+		root = root || m.Meta.RootSeq > mine
+		bans = bans || m.Meta.Bans > myBans
+	}
+	return root, bans
 }
 
 func (s *Swarm) catchUpRoot() {

@@ -128,6 +128,9 @@ type Swarm struct {
 	served    map[NodeID]Served
 	servedSeq uint64
 
+	certMu  sync.Mutex
+	certsOK map[string]struct{} // encoded certificates whose signature verified
+
 	rootMu   sync.Mutex       // serializes root acceptance
 	rootSubs []chan tree.Root // guarded by mu
 
@@ -186,7 +189,7 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 	s := &Swarm{cfg: cfg, id: tree.PublicKeyOf(cfg.NodeKey), log: cfg.Logger, mc: mc,
-		view: map[NodeID]Member{}, known: map[NodeID]Known{}, msgs: make(chan []byte, 64), joined: make(chan struct{}),
+		view: map[NodeID]Member{}, known: map[NodeID]Known{}, certsOK: map[string]struct{}{}, msgs: make(chan []byte, 64), joined: make(chan struct{}),
 		pulls: make(chan string, 16), metaDirty: make(chan struct{}, 1), snapDirty: make(chan struct{}, 1)}
 	s.name = s.id.String()
 	if cfg.Cert.Node != s.id {
@@ -464,7 +467,7 @@ func (s *Swarm) checkCert(id NodeID, raw []byte) (NodeCert, error) {
 	if err != nil {
 		return NodeCert{}, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
-	if err := c.Verify(s.cfg.Site, s.cfg.Now()); err != nil {
+	if err := s.verifyCert(raw, c); err != nil {
 		return NodeCert{}, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
 	if c.Node != id {
@@ -474,6 +477,35 @@ func (s *Swarm) checkCert(id NodeID, raw []byte) (NodeCert, error) {
 		return NodeCert{}, fmt.Errorf("node %s: %w", id.String()[:16], ErrBanned)
 	}
 	return c, nil
+}
+
+// maxVerifiedCerts bounds the cache of verified certificates (the
+// cache is emptied when full: it only saves work).
+const maxVerifiedCerts = 4096
+
+// verifyCert is c.Verify, remembering the certificates (as encoded)
+// whose signature checked out. memberlist admits every member's alive
+// message again at each push-pull and each refutation, and an ed25519
+// verification each time was a sixth of a test swarm's CPU. The expiry
+// is checked every time.
+func (s *Swarm) verifyCert(raw []byte, c NodeCert) error {
+	now := s.cfg.Now()
+	s.certMu.Lock()
+	_, ok := s.certsOK[string(raw)]
+	s.certMu.Unlock()
+	if ok {
+		return c.current(now)
+	}
+	if err := c.Verify(s.cfg.Site, now); err != nil {
+		return err
+	}
+	s.certMu.Lock()
+	if len(s.certsOK) >= maxVerifiedCerts {
+		clear(s.certsOK)
+	}
+	s.certsOK[string(raw)] = struct{}{}
+	s.certMu.Unlock()
+	return nil
 }
 
 // Authorize is the transport server's admission check: connections

@@ -143,9 +143,9 @@ func (n *node) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	verifier := NewVerifier()
 	n.client, err = transport.NewClient(transport.ClientConfig{SiteKey: n.c.site, Identity: &ident,
-		DialTimeout: clientDialTimeout, StallTimeout: clientStallTimeout,
-		VerifyServer: func(id NodeID, cred []byte) error { return n.swarm.VerifyServer(id, cred) }})
+		DialTimeout: clientDialTimeout, StallTimeout: clientStallTimeout, VerifyServer: verifier.VerifyServer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func (n *node) start() {
 	}
 	n.swarm, err = Start(ctx, Config{NodeKey: n.key, Site: n.c.site, Cert: n.cert, Gossip: cmp(n.gossip, "127.0.0.1:0"),
 		ProtoAddr: n.addr, Capacity: 1 << 30, Pins: n.pins, Ring: n.c.ring, Seeds: seeds, Profile: n.c.profile, Replication: n.c.replication,
-		Roots: n.log, Client: n.client, SnapshotPath: filepath.Join(n.dir, "members.json"), ForgetAfter: n.c.forgetAfter,
+		Roots: n.log, Client: n.client, SnapshotPath: filepath.Join(n.dir, "members.json"), ForgetAfter: n.c.forgetAfter, Verifier: verifier,
 		Logger: testLogger(t).With("node", n.id.String()[8:16])})
 	if err != nil {
 		t.Fatal(err)

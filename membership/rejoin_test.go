@@ -1,7 +1,9 @@
 package membership
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -209,5 +211,30 @@ func TestDamagedSnapshotIsIgnored(t *testing.T) {
 	v.stop()
 	if err := knows(t, v, c.origin); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVerifierWaitsForStart: the client's check of servers waits for
+// Start to bind the swarm (a restarted node's swarm dials before Start
+// returns), and says ErrClosed if Start failed.
+func TestVerifierWaitsForStart(t *testing.T) {
+	v := NewVerifier()
+	done := make(chan error, 1)
+	go func() { done <- v.VerifyServer(recID(recNodeSeed), nil) }()
+	select {
+	case err := <-done:
+		t.Fatalf("answered %v before any swarm was bound", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := Start(context.Background(), Config{Verifier: v}); err == nil {
+		t.Fatal("Start without a root log or a client succeeded")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("after a failed Start: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting after Start failed")
 	}
 }

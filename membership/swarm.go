@@ -63,8 +63,13 @@ type Config struct {
 	Replication int
 	Roots       RootLog
 	// Client fetches roots and keys from peers; it must present this
-	// node's certificate (transport.CertificateWithCredential).
+	// node's certificate (transport.CertificateWithCredential), and judge
+	// servers with Verifier.VerifyServer.
 	Client *transport.Client
+	// Verifier, made with NewVerifier and given to the Client before
+	// the swarm exists, is bound to the swarm by Start before any of the
+	// swarm's goroutines can dial.
+	Verifier *Verifier
 	// Server, if set, has connections of banned nodes dropped.
 	Server *transport.Server
 	// SaveRing persists a keyring adopted from the swarm (rotation).
@@ -160,6 +165,9 @@ var ErrClosed = errors.New("membership: swarm closed")
 // retrying for as long as one of them is not seen alive (rejoin.go), so
 // the order in which nodes start or restart does not matter.
 func Start(ctx context.Context, cfg Config) (*Swarm, error) {
+	if cfg.Verifier != nil {
+		defer cfg.Verifier.bind(nil) // a Start that fails leaves nobody to judge with; no-op once bound
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -272,6 +280,9 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 				s.log.Debug("spreading metadata", "err", err)
 			}
 		}
+	}
+	if cfg.Verifier != nil {
+		cfg.Verifier.bind(s) // before any goroutine below can dial
 	}
 	s.wg.Add(5)
 	go s.metaLoop()
@@ -522,6 +533,39 @@ func (s *Swarm) Authorize(_ context.Context, p transport.Peer) error {
 	}
 	_, err := s.checkCert(p.ID, p.Credential)
 	return err
+}
+
+// Verifier is the transport client's check of servers (its
+// ClientConfig.VerifyServer) before the Swarm exists. The client must be
+// made first, since the swarm uses it; and the swarm's goroutines can
+// dial before Start has returned (a node that restarts re-joins at once
+// and may fetch the roots it missed), so a closure reading a variable
+// that Start's result is assigned to would race with that assignment.
+type Verifier struct {
+	ready chan struct{}
+	once  sync.Once
+	s     *Swarm
+}
+
+// NewVerifier returns a Verifier for Config.Verifier.
+func NewVerifier() *Verifier { return &Verifier{ready: make(chan struct{})} }
+
+// bind makes v judge for s (nil: the swarm did not start).
+func (v *Verifier) bind(s *Swarm) {
+	v.once.Do(func() {
+		v.s = s
+		close(v.ready)
+	})
+}
+
+// VerifyServer is Swarm.VerifyServer once Start has bound the swarm; it
+// waits for that (Start does it before it returns).
+func (v *Verifier) VerifyServer(id NodeID, credential []byte) error {
+	<-v.ready
+	if v.s == nil {
+		return ErrClosed
+	}
+	return v.s.VerifyServer(id, credential)
 }
 
 // VerifyServer is the transport client's check of the node it dialled:

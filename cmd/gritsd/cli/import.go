@@ -53,6 +53,9 @@ func runImport(ctx context.Context, c *cmdContext) error {
 	if err := d.Lock(); err != nil {
 		return err
 	}
+	if err := refuseMountedPath(d, atPath); err != nil {
+		return err
+	}
 	var progress func(importer.Progress)
 	clear := ""
 	if f, ok := c.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

@@ -14,9 +14,13 @@ import (
 var timeNow = time.Now
 
 func describeVisit(v tree.Visit, seq uint64) string {
-	s := fmt.Sprintf("%s of %s in root seq %d", v.Kind, v.Path, seq)
+	in := fmt.Sprintf("root seq %d", seq)
+	if seq == 0 {
+		in = "the mount's held-back tree"
+	}
+	s := fmt.Sprintf("%s of %s in %s", v.Kind, v.Path, in)
 	if v.Kind == tree.BlockChunk {
-		s = fmt.Sprintf("chunk at offset %d of %s in root seq %d", v.Offset, v.Path, seq)
+		s = fmt.Sprintf("chunk at offset %d of %s in %s", v.Offset, v.Path, in)
 	}
 	return s
 }
@@ -73,7 +77,11 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	}
 	referenced := map[blockstore.Hash]bool{}
 	complete := d.Config.Role != datadir.RoleVolunteer
-	for _, r := range d.Retained(d.Config.RetainRoots) {
+	held, err := heldBackRoots(d)
+	if err != nil {
+		return err
+	}
+	for _, r := range append(d.Retained(d.Config.RetainRoots), held...) {
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			if referenced[v.Hash] && v.Err == nil {
 				return false, nil
@@ -131,6 +139,9 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	if err := d.Lock(); err != nil {
 		return err
 	}
+	if err := refuseWhileMounted(d, "gc"); err != nil {
+		return err
+	}
 	n := d.Config.RetainRoots
 	if *keep != 0 {
 		if *keep < 1 {
@@ -140,7 +151,13 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	}
 	roots := d.Retained(n)
 	live := map[blockstore.Hash]bool{}
-	for _, r := range roots {
+	// A mount's held-back tree (files the publish rule keeps out) is in
+	// no root, and must be kept like one.
+	held, err := heldBackRoots(d)
+	if err != nil {
+		return err
+	}
+	for _, r := range append(roots, held...) {
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			partial := d.Config.Role == datadir.RoleVolunteer && errors.Is(v.Err, blockstore.ErrNotFound)
 			if v.Err != nil && !partial {

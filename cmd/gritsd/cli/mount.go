@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/fuse"
+	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// mountStateDir is where the origin's mounts keep their state.
+const mountStateDir = "mount"
+
+// lockWait bounds how long a mount's commit waits for the data
+// directory's lock while an import, gc or the daemon's re-signing holds
+// it.
+const lockWait = 2 * time.Minute
+
+func runMount(ctx context.Context, c *cmdContext) error {
+	at := c.flags.String("at", "/", "origin: the tree path the mount shows")
+	quiet := c.flags.Duration("quiet", time.Second, "origin: commit changes as one root once the mount has been quiet this long")
+	publish := c.flags.String("publish", "", "origin: which entries are published: world-readable (default: what a web server would serve) or all")
+	if err := c.parse(1, 1); err != nil {
+		return err
+	}
+	atPath, err := tree.ParsePath(*at)
+	if err != nil {
+		return usagef("--at: %v", err)
+	}
+	rule, err := fuse.ParsePublishRule(*publish)
+	if err != nil {
+		return usagef("--publish: %v", err)
+	}
+	if *quiet <= 0 {
+		return usagef("--quiet %v: must be positive", *quiet)
+	}
+	if *c.logLevel == "" {
+		*c.logLevel = "info"
+	}
+	d, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if d.Config.Role != datadir.RoleOrigin {
+		return fmt.Errorf("gritsd mount alone mounts an origin's tree; on a %s run gritsd serve --mount %s (the mount needs the swarm)", d.Config.Role, c.args[0])
+	}
+	m, err := mountOrigin(ctx, d, c.args[0], atPath, *quiet, rule, c.logger)
+	if err != nil {
+		return err
+	}
+	c.errorf("mounted %s at %s (read-write, publishing %s; Ctrl-C or SIGTERM unmounts)\n", atPath, m.Dir(), rule)
+	<-ctx.Done()
+	c.errorf("unmounting %s\n", m.Dir())
+	// The signal ended ctx; the flush and unmount get their own bound
+	// (a second signal forces exit).
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := m.Close(cctx); err != nil {
+		return fmt.Errorf("unmount: %w", err)
+	}
+	c.errorf("unmounted %s; every change is committed\n", m.Dir())
+	return nil
+}
+
+// mountOrigin mounts the origin's tree at atPath read-write on dir.
+func mountOrigin(ctx context.Context, d *datadir.Dir, dir string, atPath tree.Path, quiet time.Duration, rule fuse.PublishRule, logger *slog.Logger) (*fuse.Mount, error) {
+	stateRoot := d.FilePath(mountStateDir)
+	return fuse.MountOrigin(ctx, dir, fuse.OriginConfig{
+		Store: d.Store, StateDir: fuse.StateDirFor(stateRoot, atPath), At: atPath.String(),
+		Publisher: &dirPublisher{d: d, at: atPath, log: logger},
+		ChunkSize: d.Config.ChunkSize, Rule: rule, Quiet: quiet, StatfsPath: d.Path,
+		Logger: logger.With("component", "mount"),
+	})
+}
+
+// dirPublisher commits the mount's roots into the data directory, and
+// tells a running daemon about them the way import does.
+type dirPublisher struct {
+	d   *datadir.Dir
+	at  tree.Path
+	log *slog.Logger
+}
+
+func (p *dirPublisher) Published(ctx context.Context) (blockstore.Hash, bool, error) {
+	l, err := tree.ReadLog(ctx, p.d.FilePath("roots.log"))
+	if err != nil {
+		return blockstore.Hash{}, false, err
+	}
+	defer l.Close()
+	latest, ok := l.Latest()
+	if !ok {
+		return blockstore.Hash{}, false, nil
+	}
+	if len(p.at) == 0 {
+		return latest.Tree, true, nil
+	}
+	res, err := tree.Lookup(ctx, p.d.Store, latest.Tree, p.at)
+	if err != nil {
+		return blockstore.Hash{}, false, err
+	}
+	if res.Status != tree.Found || res.Entry.Kind != tree.KindDir {
+		return blockstore.Hash{}, false, nil
+	}
+	return res.Entry.Hash, true, nil
+}
+
+func (p *dirPublisher) Publish(ctx context.Context, dir tree.Entry) (tree.Root, error) {
+	if err := lockWaiting(ctx, p.d); err != nil {
+		return tree.Root{}, err
+	}
+	defer p.d.Unlock()
+	t := dir.Hash
+	if len(p.at) > 0 {
+		b := &tree.Builder{Store: p.d.Store, PutOptions: blockstore.PutOptions{Residency: blockstore.Pinned, Deferred: true}, ChunkSize: p.d.Config.ChunkSize}
+		base, ok := p.d.Log.Latest()
+		top := base.Tree
+		if !ok {
+			var err error
+			if top, err = b.EmptyDir(ctx); err != nil {
+				return tree.Root{}, err
+			}
+		}
+		var err error
+		if t, err = b.Set(ctx, top, p.at, dir); err != nil {
+			return tree.Root{}, err
+		}
+		if err := p.d.Store.Sync(ctx); err != nil {
+			return tree.Root{}, err
+		}
+	}
+	if last, ok := p.d.Log.Latest(); ok && last.Tree == t {
+		return last, nil
+	}
+	r, err := p.d.Commit(ctx, t, time.Now())
+	if err != nil {
+		return tree.Root{}, err
+	}
+	if err := pokeDaemon(ctx, p.d); err != nil {
+		p.log.Debug("no running daemon took the new root", "err", err)
+	}
+	return r, nil
+}
+
+// lockWaiting takes the data directory's lock, waiting (bounded) while
+// a short command (import, the daemon's re-signing) holds it.
+func lockWaiting(ctx context.Context, d *datadir.Dir) error {
+	deadline := time.Now().Add(lockWait)
+	wait := 10 * time.Millisecond
+	for {
+		err := d.Lock()
+		if err == nil || !errors.Is(err, datadir.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// heldBackRoots returns the mounts' held-back trees as pseudo-roots
+// (seq 0) for gc and fsck to walk.
+func heldBackRoots(d *datadir.Dir) ([]tree.Root, error) {
+	hs, err := fuse.HeldBackRoots(d.FilePath(mountStateDir))
+	if err != nil {
+		return nil, fmt.Errorf("mount state: %w", err)
+	}
+	var out []tree.Root
+	for _, h := range hs {
+		out = append(out, tree.Root{Tree: h})
+	}
+	return out, nil
+}
+
+// refuseWhileMounted fails when a mount runs on d: it writes blocks that
+// no root names until its next commit.
+func refuseWhileMounted(d *datadir.Dir, what string) error {
+	as, err := fuse.ActiveMounts(d.FilePath(mountStateDir))
+	if err != nil || len(as) == 0 {
+		return err
+	}
+	return fmt.Errorf("%s: tree path %s is mounted at %s (gritsd pid %d); unmount it first", what, as[0].At, as[0].Dir, as[0].PID)
+}
+
+// refuseMountedPath fails when p is inside or above a mounted tree path:
+// the mount owns what is there, and would overwrite an import.
+func refuseMountedPath(d *datadir.Dir, p tree.Path) error {
+	as, err := fuse.ActiveMounts(d.FilePath(mountStateDir))
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		mp, err := tree.ParsePath(a.At)
+		if err != nil {
+			continue
+		}
+		n := min(len(mp), len(p))
+		if slices.Equal(mp[:n], p[:n]) {
+			return fmt.Errorf("import at %s: tree path %s is mounted at %s (gritsd pid %d); write through the mount, or unmount it first", p, a.At, a.Dir, a.PID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,373 @@
+package fuse
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/grits-cdn/grits/tree"
+)
+
+// ErrMounted is returned when the mount point already has a live mount.
+var ErrMounted = errors.New("already mounted")
+
+// Mount is a mounted grits file system.
+type Mount struct {
+	dir    string
+	ctx    context.Context // store operations; ends after the last commit
+	cancel context.CancelFunc
+	server *fuse.Server
+	log    *slog.Logger
+	uid    uint32
+	gid    uint32
+
+	origin     *origin
+	staging    string
+	statfsPath string
+	loopCancel context.CancelFunc
+	active     *os.File // holds the flock that marks the mount running
+	replica    *replica
+}
+
+// Dir is the mount point.
+func (m *Mount) Dir() string { return m.dir }
+
+// kernelTimeout is how long the kernel may trust what it was told about
+// names and attributes. On the origin every change passes through the
+// mount, so the kernel's cache is never wrong there; read-only mounts
+// invalidate explicitly when a root changes.
+const kernelTimeout = time.Second
+
+func mountOptions(name string) fuse.MountOptions {
+	return fuse.MountOptions{
+		DirectMount:  true, // no fusermount needed when running as root
+		FsName:       "grits",
+		Name:         name,
+		MaxWrite:     1 << 20,
+		MaxReadAhead: 1 << 20,
+		MaxBackground: 64,
+	}
+}
+
+// MountOrigin mounts the origin's working tree read-write at dir. A
+// stale mount left there by a process that died is cleared first (and
+// logged); a live one is ErrMounted.
+func MountOrigin(ctx context.Context, dir string, cfg OriginConfig) (*Mount, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	active, err := holdActive(cfg.StateDir, Active{At: cfg.At, Dir: dir, PID: os.Getpid()})
+	if err != nil {
+		return nil, err
+	}
+	o, err := openOrigin(ctx, cfg)
+	if err != nil {
+		active.Close()
+		return nil, err
+	}
+	cfg = o.cfg
+	m := &Mount{dir: dir, log: cfg.Logger, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), active: active,
+		origin: o, staging: filepath.Join(cfg.StateDir, "staging"), statfsPath: cfg.StatfsPath}
+	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	o.w.mu.Lock()
+	err = o.w.load(m.ctx, o.w.root)
+	o.w.mu.Unlock()
+	if err == nil {
+		err = ClearStale(dir, m.log)
+	}
+	if err != nil {
+		m.cancel()
+		active.Close()
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	sec := kernelTimeout
+	opts := &fs.Options{MountOptions: mountOptions("grits"), EntryTimeout: &sec, AttrTimeout: &sec,
+		UID: m.uid, GID: m.gid, RootStableAttr: &fs.StableAttr{Ino: 1}, NullPermissions: true}
+	m.server, err = fs.Mount(dir, &rwNode{m: m, n: o.w.root}, opts)
+	if err != nil {
+		m.cancel()
+		active.Close()
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	loopCtx, loopCancel := context.WithCancel(m.ctx)
+	m.loopCancel = loopCancel
+	go o.run(loopCtx)
+	return m, nil
+}
+
+// Commit makes every change so far durable now (what fsync of the mount
+// root does).
+func (m *Mount) Commit() error {
+	if m.origin == nil {
+		return nil
+	}
+	return m.origin.commit(m.ctx)
+}
+
+// HeldBack counts the files and bytes the origin keeps but does not
+// publish (the publish rule leaves them out).
+func (m *Mount) HeldBack() (files, bytes int64) {
+	if m.origin == nil {
+		return 0, 0
+	}
+	return m.origin.w.heldBack(m.ctx)
+}
+
+// Close commits what is pending, unmounts (lazily when files are still
+// open, waiting until they are closed, or ctx ends), and commits what
+// the last writers flushed. Nothing written and closed is lost.
+func (m *Mount) Close(ctx context.Context) error {
+	var errs []error
+	if m.origin != nil {
+		if err := m.origin.commit(m.ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := m.server.Unmount(); err != nil {
+		m.log.Warn("mount: files are still open; unmounting lazily and waiting for them to close", "dir", m.dir, "err", err)
+		if err := syscall.Unmount(m.dir, syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m.dir, err))
+		}
+		done := make(chan struct{})
+		go func() { m.server.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("unmount %s: files still open: %w", m.dir, ctx.Err()))
+		}
+	}
+	if m.replica != nil {
+		m.replica.close()
+	}
+	if m.origin != nil {
+		m.loopCancel()
+		<-m.origin.loopDone
+		if err := m.origin.flushAll(m); err != nil {
+			errs = append(errs, err)
+		}
+		if err := m.origin.commit(m.ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.cancel()
+	if m.active != nil {
+		m.active.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// flushAll chunks every file that still has unflushed writes (a writer
+// that was killed, or files still open at a forced unmount).
+func (o *origin) flushAll(m *Mount) error {
+	var staged []*node
+	o.w.mu.Lock()
+	var walk func(d *node)
+	walk = func(d *node) {
+		for _, c := range d.children {
+			switch c.kind {
+			case tree.KindDir:
+				walk(c)
+			default:
+				staged = append(staged, c)
+			}
+		}
+	}
+	walk(o.w.root)
+	o.w.mu.Unlock()
+	var errs []error
+	for _, n := range staged {
+		n.cmu.Lock()
+		if n.stage != nil {
+			errs = append(errs, m.chunk(n))
+			m.dropStage(n)
+		}
+		n.cmu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// ensureStage gives n a staging file holding its content; the caller
+// holds n.cmu.
+func (m *Mount) ensureStage(n *node) error {
+	if n.stage != nil {
+		return nil
+	}
+	f, err := os.CreateTemp(m.staging, "w-")
+	if err != nil {
+		return fmt.Errorf("staging file: %w", err)
+	}
+	if n.hashSize > 0 {
+		r := newFileReader(m.origin.w.store, n.hash, n.hashSize)
+		buf := make([]byte, 1<<20)
+		for off := int64(0); off < int64(n.hashSize); {
+			k, err := r.ReadAt(m.ctx, buf, off)
+			if err == nil && k == 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			if err == nil {
+				_, err = f.WriteAt(buf[:k], off)
+			}
+			if err != nil {
+				f.Close()
+				os.Remove(f.Name())
+				return fmt.Errorf("copy into staging file: %w", err)
+			}
+			off += int64(k)
+		}
+	}
+	n.stage = &stage{f: f}
+	return nil
+}
+
+// dropStage removes n's staging file; the caller holds n.cmu and has
+// chunked it.
+func (m *Mount) dropStage(n *node) {
+	if n.stage == nil || n.stage.dirty {
+		return
+	}
+	n.stage.f.Close()
+	os.Remove(n.stage.f.Name())
+	n.stage = nil
+}
+
+// chunk stores the staging file's content as the file's new version;
+// the caller holds n.cmu.
+func (m *Mount) chunk(n *node) error {
+	if n.stage == nil || !n.stage.dirty {
+		return nil
+	}
+	w := m.origin.w
+	fi, err := n.stage.f.Stat()
+	if err != nil {
+		return fmt.Errorf("staging file: %w", err)
+	}
+	h, size, err := w.builder.WriteFile(m.ctx, io.NewSectionReader(n.stage.f, 0, fi.Size()))
+	if err != nil {
+		return err
+	}
+	n.stage.dirty = false
+	w.mu.Lock()
+	n.hash, n.hashSize, n.size = h, size, size
+	w.changedEntry(n)
+	w.mu.Unlock()
+	return nil
+}
+
+// truncate sets n's size; without an open writer the new content is
+// chunked at once (no close will come to do it).
+func (m *Mount) truncate(n *node, size uint64) error {
+	w := m.origin.w
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	if size == 0 && n.stage == nil {
+		w.mu.Lock()
+		n.hash, n.hashSize, n.size, n.mtime = w.emptyFile, 0, 0, time.Now()
+		w.changedEntry(n)
+		w.mu.Unlock()
+		return nil
+	}
+	if err := m.ensureStage(n); err != nil {
+		return err
+	}
+	if err := n.stage.f.Truncate(int64(size)); err != nil {
+		return fmt.Errorf("truncate staging file: %w", err)
+	}
+	n.stage.dirty = true
+	w.mu.Lock()
+	n.size, n.mtime = size, time.Now()
+	w.mu.Unlock()
+	if n.writers == 0 {
+		if err := m.chunk(n); err != nil {
+			return err
+		}
+		m.dropStage(n)
+	}
+	return nil
+}
+
+func (m *Mount) statfs(out *fuse.StatfsOut) syscall.Errno {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(m.statfsPath, &st); err != nil {
+		return syscall.EIO
+	}
+	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.Bfree, st.Bavail
+	out.Files, out.Ffree = st.Files, st.Ffree
+	out.Bsize, out.Frsize = uint32(st.Bsize), uint32(st.Frsize)
+	out.NameLen = 255
+	return 0
+}
+
+// ClearStale looks for a mount at dir. A dead one (its process was
+// killed: the kernel answers ENOTCONN) is detached and logged; a live
+// one is ErrMounted.
+func ClearStale(dir string, log *slog.Logger) error {
+	mounted, err := isMountPoint(dir)
+	if err != nil || !mounted {
+		return err
+	}
+	_, serr := os.Stat(dir)
+	if !errors.Is(serr, syscall.ENOTCONN) && !errors.Is(serr, syscall.ECONNABORTED) {
+		return fmt.Errorf("%s: %w (unmount it first: umount %s)", dir, ErrMounted, dir)
+	}
+	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+		return fmt.Errorf("%s: a stale mount left by a process that died is there and cannot be cleared: %w (try umount -l %s)", dir, err, dir)
+	}
+	log.Warn("mount: cleared a stale mount left by a process that died", "dir", dir)
+	return nil
+}
+
+// isMountPoint reports whether /proc/self/mountinfo lists dir.
+func isMountPoint(dir string) (bool, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, fmt.Errorf("read mounts: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		if unescapeMount(fields[4]) == dir {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -52,11 +52,11 @@ const kernelTimeout = time.Second
 
 func mountOptions(name string) fuse.MountOptions {
 	return fuse.MountOptions{
-		DirectMount:  true, // no fusermount needed when running as root
-		FsName:       "grits",
-		Name:         name,
-		MaxWrite:     1 << 20,
-		MaxReadAhead: 1 << 20,
+		DirectMount:   true, // no fusermount needed when running as root
+		FsName:        "grits",
+		Name:          name,
+		MaxWrite:      1 << 20,
+		MaxReadAhead:  1 << 20,
 		MaxBackground: 64,
 	}
 }

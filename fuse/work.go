@@ -2,8 +2,8 @@ package fuse
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"

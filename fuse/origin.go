@@ -109,6 +109,9 @@ type state struct {
 	HSize uint64           `json:"hid_size,omitempty"`
 	Mode  uint32           `json:"mode"`
 	MTime time.Time        `json:"mtime"`
+	// HeldFiles and HeldBytes count the files in Hid, for gritsd status.
+	HeldFiles int64 `json:"held_files"`
+	HeldBytes int64 `json:"held_bytes"`
 }
 
 const stateFile = "state.json"
@@ -161,6 +164,55 @@ func syncDir(p string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// countFiles counts the files under directory h and their bytes.
+func countFiles(ctx context.Context, g tree.Getter, h blockstore.Hash) (files, bytes int64, err error) {
+	es, err := tree.ListDir(ctx, g, h)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, e := range es {
+		switch e.Kind {
+		case tree.KindFile:
+			files++
+			bytes += int64(e.Size)
+		case tree.KindDir:
+			f, b, err := countFiles(ctx, g, e.Hash)
+			if err != nil {
+				return 0, 0, err
+			}
+			files += f
+			bytes += b
+		}
+	}
+	return files, bytes, nil
+}
+
+// HeldBack sums, over the mounts whose state lives under stateRoot, the
+// files and bytes kept but not published, as of each one's last commit.
+func HeldBack(stateRoot string) (files, bytes int64, err error) {
+	des, err := os.ReadDir(stateRoot)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, de := range des {
+		if !de.IsDir() {
+			continue
+		}
+		s, err := readState(filepath.Join(stateRoot, de.Name()))
+		if err != nil {
+			return 0, 0, err
+		}
+		if s != nil && s.Hid != nil {
+			files += s.HeldFiles
+			bytes += s.HeldBytes
+		}
+	}
+	return files, bytes, nil
 }
 
 // HeldBackRoots returns the held-back trees recorded under stateDir
@@ -309,6 +361,13 @@ func (o *origin) commit(ctx context.Context) error {
 	}
 	if hid.ok {
 		next.Hid, next.HSize = &hid.hash, hid.size
+		next.HeldFiles, next.HeldBytes = o.last.HeldFiles, o.last.HeldBytes
+		if !sameHash(next.Hid, o.last.Hid) {
+			if next.HeldFiles, next.HeldBytes, err = countFiles(ctx, o.cfg.Store, hid.hash); err != nil {
+				o.failed(gen, err)
+				return err
+			}
+		}
 	}
 	if o.last.Version != 0 {
 		base := o.last.Pub

@@ -153,12 +153,17 @@ func (r *rwNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if err := w.load(r.bg(), r.n); err != nil {
 		return nil, w.errno("readdir", err)
 	}
-	list := make([]fuse.DirEntry, 0, len(r.n.children))
+	list := make([]fuse.DirEntry, 0, len(r.n.children)+2)
+	up := r.n.ino
+	if r.n.parent != nil {
+		up = r.n.parent.ino
+	}
+	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: r.n.ino}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: up})
 	for name, c := range r.n.children {
 		list = append(list, fuse.DirEntry{Name: name, Mode: typeBits(c.kind), Ino: c.ino})
 	}
 	// A stable order: readers that restart a listing must not skip.
-	slices.SortFunc(list, func(a, b fuse.DirEntry) int {
+	slices.SortFunc(list[2:], func(a, b fuse.DirEntry) int {
 		switch {
 		case a.Name < b.Name:
 			return -1

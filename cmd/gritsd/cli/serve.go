@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grits-cdn/grits/fuse"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/transport"
@@ -368,6 +369,11 @@ func nodeStatus(d *datadir.Dir, s *membership.Swarm, f *membership.Fetcher, srv 
 		st.Served.HTTPRequests, st.Served.HTTPBytes, st.Served.HTTP3Requests = wb.requests.Load(), wb.bytes.Load(), wb.h3.Load()
 		st.Served.HTTPByKind = wb.byKind()
 		st.Reports = wb.reportList()
+	}
+	if d.Config.Role == datadir.RoleOrigin {
+		if files, bytes, err := fuse.HeldBack(d.FilePath(mountStateDir)); err == nil && (files > 0 || bytes > 0) {
+			st.HeldBack = &StatusHeld{Files: files, Bytes: bytes}
+		}
 	}
 	var seq uint64
 	if r, ok := roots.Latest(); ok {

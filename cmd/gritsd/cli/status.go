@@ -37,6 +37,15 @@ type Status struct {
 	Served   ServedStats           `json:"served"`
 	// Reports are browsers' complaints about volunteers (origin only).
 	Reports []StatusReport `json:"reports,omitempty"`
+	// HeldBack counts what the origin's mounts keep but do not publish
+	// (files others may not read), as of their last commit.
+	HeldBack *StatusHeld `json:"held_back,omitempty"`
+}
+
+// StatusHeld is what the publish rule keeps out of the published tree.
+type StatusHeld struct {
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
 }
 
 // StatusReport sums the reports about one volunteer.
@@ -270,6 +279,9 @@ func printStatus(w io.Writer, st Status) {
 	tw.Flush()
 	for _, r := range st.Reports {
 		fmt.Fprintf(w, "REPORTED %s: %d times by browsers, last %s: %s %s\n", r.Peer, r.Count, r.Last.Format("15:04:05"), r.Reason, r.Hash)
+	}
+	if h := st.HeldBack; h != nil && h.Files > 0 {
+		fmt.Fprintf(w, "held back: %d files (%s) are kept but not published: others may not read them (chmod o+r, or o+rx for directories, publishes them)\n", h.Files, humanBytes(h.Bytes))
 	}
 	fmt.Fprintf(w, "served %d grits/1 requests (%s) and %d HTTP requests (%s); fetched %d blocks (%s) from the swarm\n",
 		st.Served.Requests, humanBytes(st.Served.Bytes), st.Served.HTTPRequests, humanBytes(st.Served.HTTPBytes), st.Upstream.Fetched, humanBytes(st.Upstream.Bytes))

@@ -1,0 +1,434 @@
+package main_test
+
+// Integration tests for gritsd mount: real FUSE mounts (we run as root
+// with /dev/fuse), real gritsd processes, real signals, and the tools an
+// operator's programs are: tar, git, rsync.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mountWait bounds waiting for a commit to reach a root (the quiet
+// period is short in tests) or a volunteer to serve it.
+const mountWait = 30 * time.Second
+
+// needFUSE skips a test on a machine where FUSE cannot be mounted.
+func needFUSE(t *testing.T) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("mount tests run as root (DirectMount)")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+}
+
+// mounted reports whether dir is a mount point now.
+func mounted(t *testing.T, dir string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// startMount runs gritsd mount MP --data D [extra...] and waits until it
+// says it mounted. When the test ends the process is killed if it still
+// runs and a mount it left is detached.
+func startMount(t *testing.T, d dataDir, mp string, extra ...string) *server {
+	t.Helper()
+	if err := os.MkdirAll(mp, 0o755); err != nil && !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatal(err)
+	}
+	s := &server{args: append([]string{"mount", mp, "--data", string(d)}, extra...), exited: make(chan struct{})}
+	s.cmd = exec.Command(gritsdBin, s.args...)
+	s.cmd.Env = baseEnv()
+	s.cmd.Stdout = &s.stdout
+	pipe, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+		if mounted(t, mp) {
+			exec.Command("umount", "-l", mp).Run()
+		}
+		if t.Failed() {
+			t.Logf("%s", s)
+		}
+	})
+	ready := make(chan struct{}, 1)
+	go func() {
+		defer close(s.exited)
+		r := bufio.NewReader(pipe)
+		for {
+			line, err := r.ReadString('\n')
+			s.stderr.Write([]byte(line))
+			if strings.HasPrefix(line, "mounted ") {
+				select {
+				case ready <- struct{}{}:
+				default:
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		s.cmd.Wait()
+	}()
+	select {
+	case <-ready:
+	case <-s.exited:
+		t.Fatalf("mount exited (%v) before it mounted\n%s", s.cmd.ProcessState, s)
+	case <-time.After(serveStartTimeout):
+		t.Fatalf("mount did not say \"mounted\" within %v\n%s", serveStartTimeout, s)
+	}
+	if !mounted(t, mp) {
+		t.Fatalf("gritsd says it mounted, but %s is not a mount point\n%s", mp, s)
+	}
+	return s
+}
+
+// unmount stops a mount with SIGTERM and checks that it exits 0 and
+// leaves no mount behind.
+func unmount(t *testing.T, s *server, mp string) {
+	t.Helper()
+	s.stop(t, syscall.SIGTERM)
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("mount exited %d after SIGTERM, want 0\n%s", code, s)
+	}
+	if mounted(t, mp) {
+		t.Fatalf("%s is still mounted after gritsd mount exited\n%s", mp, s)
+	}
+}
+
+// mustWrite writes a file (through the mount) and fails the test on
+// any error, close included: close is where the mount reports errors.
+func mustWrite(t *testing.T, p string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(p, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fileState is what compareTrees checks of one entry.
+type fileState struct {
+	mode  fs.FileMode
+	size  int64
+	mtime time.Time
+	data  string // a file's content, a symlink's target
+}
+
+// snapshotTree records every entry under root (modes, sizes, mtimes of
+// files and symlinks, contents), skipping names for which skip is true.
+func snapshotTree(t *testing.T, root string, skip func(rel string) bool) map[string]fileState {
+	t.Helper()
+	out := map[string]fileState{}
+	err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		if skip != nil && skip(rel) {
+			if de.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fileState{mode: fi.Mode(), size: fi.Size()}
+		switch {
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			st.data, st.mtime = string(b), fi.ModTime()
+		case fi.Mode()&fs.ModeSymlink != 0:
+			tgt, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			st.data, st.mtime = tgt, fi.ModTime()
+		default:
+			st.size = 0 // directory sizes differ between file systems
+		}
+		out[rel] = st
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// compareTrees fails the test where got differs from want.
+func compareTrees(t *testing.T, what string, want, got map[string]fileState) {
+	t.Helper()
+	bad := 0
+	for rel, w := range want {
+		g, ok := got[rel]
+		switch {
+		case !ok:
+			t.Errorf("%s: %s is missing", what, rel)
+		case g.mode != w.mode:
+			t.Errorf("%s: %s: mode %v, want %v", what, rel, g.mode, w.mode)
+		case g.size != w.size || g.data != w.data:
+			t.Errorf("%s: %s: %d bytes, want %d (first difference at %d)", what, rel, g.size, w.size, firstDiff([]byte(g.data), []byte(w.data)))
+		case !w.mtime.IsZero() && !g.mtime.Equal(w.mtime):
+			t.Errorf("%s: %s: mtime %v, want %v", what, rel, g.mtime, w.mtime)
+		default:
+			continue
+		}
+		if bad++; bad > 10 {
+			t.Fatalf("%s: too many differences", what)
+		}
+	}
+	for rel := range got {
+		if _, ok := want[rel]; !ok {
+			t.Errorf("%s: unexpected %s", what, rel)
+		}
+	}
+}
+
+// runTool runs an external program and fails the test unless it exits 0.
+func runTool(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t",
+		"GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s (in %s): %v\n%s", name, strings.Join(args, " "), dir, err, out)
+	}
+	return string(out)
+}
+
+// originStatus reads the held-back counters from the origin's daemon.
+func heldBack(t *testing.T, d dataDir) (files, bytes int64, err error) {
+	t.Helper()
+	r := d.run(t, "status", "--json")
+	if r.code != 0 {
+		return 0, 0, fmt.Errorf("status: %s", r)
+	}
+	var st struct {
+		HeldBack *struct {
+			Files int64 `json:"files"`
+			Bytes int64 `json:"bytes"`
+		} `json:"held_back"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		return 0, 0, err
+	}
+	if st.HeldBack == nil {
+		return 0, 0, nil
+	}
+	return st.HeldBack.Files, st.HeldBack.Bytes, nil
+}
+
+// getFrom fetches p from peer into a file and returns its content, or an
+// error (not a test failure) when get fails, for use in eventually.
+func getFrom(t *testing.T, key, peer, p string) ([]byte, result, error) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "got")
+	r := run(t, "get", "--peer", peer, "--site-key", key, p, "-o", out)
+	if r.code != 0 {
+		return nil, r, fmt.Errorf("get %s from %s: %s", p, peer, r)
+	}
+	b, err := os.ReadFile(out)
+	return b, r, err
+}
+
+// TestMountMastodonMedia drives the origin's mount the way Mastodon
+// writes its media (id-partitioned directories, a temp name renamed into
+// place, chmod 0644; deletion with the emptied parents; chmod 0600 when
+// an account is suspended) and checks what a volunteer serves: every
+// uploaded file byte-exact, the deleted one gone, the hidden one absent
+// until it is readable again, and the origin's status counting it.
+func TestMountMastodonMedia(t *testing.T) {
+	needFUSE(t)
+	t.Parallel()
+	origin, key := startOrigin(t, nil)
+	vol := enrol(t, origin, "volunteer")
+	mp := filepath.Join(t.TempDir(), "system")
+	startMount(t, origin.d, mp, "--quiet", "200ms")
+
+	type upload struct {
+		path string
+		data []byte
+	}
+	uploads := []upload{
+		{"media_attachments/files/109/234/567/original/a1b2c3.png", randBytes(11, 40<<10)},
+		{"media_attachments/files/109/234/567/small/a1b2c3.png", randBytes(12, 9<<10)},
+		{"media_attachments/files/109/234/568/original/d4e5f6.mp4", randBytes(13, 3*chunkSize+777)},
+		{"accounts/avatars/000/000/001/original/me.jpg", randBytes(14, 100<<10)},
+		{"cache/preview_cards/images/000/000/042/original/card.jpg", randBytes(15, 1)},
+	}
+	for i, u := range uploads {
+		p := filepath.Join(mp, u.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(filepath.Dir(p), fmt.Sprintf(".tmp-%d", i))
+		mustWrite(t, tmp, u.data, 0o600)
+		if err := os.Rename(tmp, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Delete one, and the parents it leaves empty, as Mastodon does.
+	gone := uploads[2].path
+	if err := os.Remove(filepath.Join(mp, gone)); err != nil {
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(gone); d != "media_attachments/files/109/234"; d = filepath.Dir(d) {
+		if err := os.Remove(filepath.Join(mp, d)); err != nil {
+			t.Fatalf("rmdir %s: %v", d, err)
+		}
+	}
+
+	for _, u := range uploads {
+		if u.path == gone {
+			continue
+		}
+		eventually(t, mountWait, 200*time.Millisecond, func() error {
+			b, r, err := getFrom(t, key, vol.srv.addr, "/"+u.path)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(b, u.data) {
+				return fmt.Errorf("get /%s: %d bytes, want %d (first difference at %d)\n%s", u.path, len(b), len(u.data), firstDiff(b, u.data), r)
+			}
+			return nil
+		})
+	}
+	if _, r, err := getFrom(t, key, vol.srv.addr, "/"+gone); err == nil {
+		t.Errorf("the deleted /%s still loads from the volunteer\n%s", gone, r)
+	}
+	if r := origin.d.run(t, "ls", "/media_attachments/files/109/234"); !strings.Contains(r.stdout, "567/") || strings.Contains(r.stdout, "568") {
+		t.Errorf("ls of the parent: want 567/ and no 568 (its emptied directories removed)\n%s", r)
+	}
+
+	// Suspension: chmod 0600 hides the file from the swarm, and the
+	// origin's status says a file is held back; 0644 publishes it again.
+	hidden := uploads[3]
+	if err := os.Chmod(filepath.Join(mp, hidden.path), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, mountWait, 200*time.Millisecond, func() error {
+		if _, r, err := getFrom(t, key, vol.srv.addr, "/"+hidden.path); err == nil {
+			return fmt.Errorf("/%s (chmod 0600) still loads from the volunteer\n%s", hidden.path, r)
+		}
+		return nil
+	})
+	eventually(t, mountWait, 200*time.Millisecond, func() error {
+		files, n, err := heldBack(t, origin.d)
+		if err == nil && (files != 1 || n != int64(len(hidden.data))) {
+			err = fmt.Errorf("status: held back %d files, %d bytes; want 1, %d", files, n, len(hidden.data))
+		}
+		return err
+	})
+	if b, err := os.ReadFile(filepath.Join(mp, hidden.path)); err != nil || !bytes.Equal(b, hidden.data) {
+		t.Errorf("the hidden file through the origin's mount: %d bytes, %v; want it kept", len(b), err)
+	}
+	if r := origin.d.must(t, "status"); !strings.Contains(r.stdout, "held back: 1 files") {
+		t.Errorf("status: want a \"held back: 1 files\" line\n%s", r)
+	}
+	if err := os.Chmod(filepath.Join(mp, hidden.path), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, mountWait, 200*time.Millisecond, func() error {
+		b, r, err := getFrom(t, key, vol.srv.addr, "/"+hidden.path)
+		if err == nil && !bytes.Equal(b, hidden.data) {
+			err = fmt.Errorf("get: wrong bytes\n%s", r)
+		}
+		return err
+	})
+	origin.d.fsckClean(t)
+}
+
+// TestMountRefusals: what a tree cannot hold fails clearly and changes
+// nothing; gc and import do not run under a mount; a second mount of a
+// mounted path is refused.
+func TestMountRefusals(t *testing.T) {
+	needFUSE(t)
+	t.Parallel()
+	d := newOrigin(t)
+	mp := filepath.Join(t.TempDir(), "mnt")
+	s := startMount(t, d, mp)
+	mustWrite(t, filepath.Join(mp, "f"), []byte("x"), 0o644)
+
+	want := func(what string, err, errno error) {
+		t.Helper()
+		if !errors.Is(err, errno) {
+			t.Errorf("%s: got %v, want %v", what, err, errno)
+		}
+	}
+	want("link", os.Link(filepath.Join(mp, "f"), filepath.Join(mp, "g")), syscall.EPERM)
+	want("mkfifo", syscall.Mkfifo(filepath.Join(mp, "fifo"), 0o644), syscall.EPERM)
+	want("mknod char", syscall.Mknod(filepath.Join(mp, "dev"), syscall.S_IFCHR|0o644, 0x0101), syscall.EPERM)
+	want("setxattr", syscall.Setxattr(filepath.Join(mp, "f"), "user.x", []byte("1"), 0), syscall.ENOTSUP)
+	_, err := os.Create(filepath.Join(mp, "bad\xffname"))
+	want("a name that is not UTF-8", err, syscall.EILSEQ)
+	if names := dirNames(t, mp); !slices.Equal(names, []string{"f"}) {
+		t.Errorf("after the refusals the mount holds %q, want just f", names)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(mp, &st); err != nil || st.Blocks == 0 || st.Bavail == 0 {
+		t.Errorf("statfs: %v, %d blocks, %d available; want the data directory's file system", err, st.Blocks, st.Bavail)
+	}
+
+	if r := d.run(t, "gc"); r.code != 1 || !strings.Contains(r.stderr, "mounted at "+mp) {
+		t.Errorf("gc under a mount: want exit 1 naming the mount\n%s", r)
+	}
+	src := newSource(t, []entry{{path: "x", data: []byte("y")}})
+	if r := d.run(t, "import", src, "--at", "/sub"); r.code != 1 || !strings.Contains(r.stderr, "write through the mount") {
+		t.Errorf("import into the mounted tree: want exit 1\n%s", r)
+	}
+	if r := d.run(t, "mount", filepath.Join(t.TempDir(), "other")); r.code != 1 || !strings.Contains(r.stderr, "already mounted") {
+		t.Errorf("a second mount of the same tree path: want exit 1 \"already mounted\"\n%s", r)
+	}
+	if r := newOrigin(t).run(t, "mount", mp); r.code != 1 || !strings.Contains(r.stderr, "already mounted") {
+		t.Errorf("a mount on a live mount point: want exit 1 \"already mounted\"\n%s", r)
+	}
+	unmount(t, s, mp)
+	if r := d.run(t, "cat", "/f"); r.stdout != "x" {
+		t.Errorf("after unmount: cat /f\n%s", r)
+	}
+}

@@ -1053,23 +1053,31 @@ func fmtList(v []float64, f string) string {
 // printBrowser prints the browser rows: each measured path beside its
 // named baseline, with the ratio (value over the baseline's value).
 func printBrowser(w io.Writer, rs []Result) {
-	var rows []Result
-	for _, r := range rs {
-		if r.Suite == "browser" {
-			rows = append(rows, r)
+	ratioTable("browser", "headless Chromium")(w, rs)
+}
+
+// ratioTable prints a suite's rows as value beside baseline: the form
+// every suite but gateway's uses.
+func ratioTable(suite, about string) func(io.Writer, []Result) {
+	return func(w io.Writer, rs []Result) {
+		var rows []Result
+		for _, r := range rs {
+			if r.Suite == suite {
+				rows = append(rows, r)
+			}
 		}
+		if len(rows) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s suite (%s; ratio = value / baseline's value)\n", suite, about)
+		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "case\tpath\tprotocol\tvalue\tbaseline\tbaseline value\tratio\tnotes")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\t%.2fx\t%s\n", r.Case, r.Server, r.Protocol, fmtValue(r.Value), r.Unit,
+				r.Baseline, fmtValue(r.BaselineValue), r.Ratio, r.Note)
+		}
+		tw.Flush()
 	}
-	if len(rows) == 0 {
-		return
-	}
-	fmt.Fprintln(w, "\nbrowser suite (headless Chromium; ratio = value / baseline's value)")
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "case\tpath\tprotocol\tvalue\tbaseline\tbaseline value\tratio\tnotes")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\t%.2fx\t%s\n", r.Case, r.Server, r.Protocol, fmtValue(r.Value), r.Unit,
-			r.Baseline, fmtValue(r.BaselineValue), r.Ratio, r.Note)
-	}
-	tw.Flush()
 }
 
 func fmtValue(v float64) string {

@@ -1,12 +1,16 @@
 // Command bench runs grits' benchmark suite on this machine and writes
 // a table (stdout), JSON and an SVG chart:
 //
-//	go run ./bench [-out DIR] [-quick] [-suite gateway|browser|all]
+//	go run ./bench [-out DIR] [-quick] [-suite NAME[,NAME...]|all]
 //
 // Browser (browser.go): the service worker in headless Chromium, beside
 // baselines from the same run: BLAKE3 against WebCrypto SHA-256, page
 // loads through the worker against the origin over delayed links
 // (relay.go), and verified against unverified block throughput.
+//
+// Protocol (protocol.go): grits/1 from a Go client against gritsd serve
+// processes: round trips per operation over a delayed link, one peer
+// against a raw quic-go stream, one file from 1, 2 and 4 peers.
 //
 // Gateway: block GETs over HTTP/2 from gritsd and from nginx serving the
 // same bytes as files from disk, with the same load generator (h2load,
@@ -22,10 +26,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -52,24 +58,54 @@ type Result struct {
 	Note          string  `json:"note,omitempty"`
 }
 
+// suite is one group of benchmarks. Each prints its own table: the
+// figures of different suites are not comparable with each other, only
+// with the baselines inside the same suite.
+type suite struct {
+	name  string
+	run   func(ctx context.Context, work string, quick bool) ([]Result, error)
+	print func(w io.Writer, rs []Result)
+}
+
+// suites in the order -suite all runs them. A new suite adds one line.
+var suites = []suite{
+	{"gateway", gatewaySuite, printGateway},
+	{"browser", browserSuite, printBrowser},
+	{"protocol", protocolSuite, ratioTable("protocol", "a Go client against gritsd serve processes")},
+}
+
 func main() {
 	out := flag.String("out", "bench-results", "directory for results.json and chart.svg")
 	quick := flag.Bool("quick", false, "fewer requests (a smoke run)")
-	suite := flag.String("suite", "all", "which suites to run: gateway, browser or all")
+	var names []string
+	for _, s := range suites {
+		names = append(names, s.name)
+	}
+	which := flag.String("suite", "all", "comma-separated suites to run: "+strings.Join(names, ", ")+", or all")
 	flag.Parse()
-	if *suite != "gateway" && *suite != "browser" && *suite != "all" {
-		fmt.Fprintln(os.Stderr, "bench: -suite must be gateway, browser or all")
-		os.Exit(2)
+	var chosen []suite
+	for _, name := range strings.Split(*which, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(suites, func(s suite) bool { return s.name == name })
+		switch {
+		case name == "all":
+			chosen = suites
+		case i < 0:
+			fmt.Fprintf(os.Stderr, "bench: -suite %q: want %s or all\n", name, strings.Join(names, ", "))
+			os.Exit(2)
+		default:
+			chosen = append(chosen, suites[i])
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *out, *quick, *suite); err != nil {
+	if err := run(ctx, *out, *quick, chosen); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out string, quick bool, suite string) error {
+func run(ctx context.Context, out string, quick bool, chosen []suite) error {
 	work, err := os.MkdirTemp("", "grits-bench-")
 	if err != nil {
 		return err
@@ -79,40 +115,44 @@ func run(ctx context.Context, out string, quick bool, suite string) error {
 	if err := os.Chmod(work, 0o755); err != nil {
 		return err
 	}
-	var results []Result
-	if suite != "browser" {
-		if results, err = gatewaySuite(ctx, work, quick); err != nil {
-			return err
+	var all, gateway []Result
+	for _, s := range chosen {
+		rs, err := s.run(ctx, work, quick)
+		if err != nil {
+			return fmt.Errorf("%s suite: %w", s.name, err)
+		}
+		s.print(os.Stdout, rs)
+		all = append(all, rs...)
+		if s.name == "gateway" {
+			gateway = rs
 		}
 	}
-	var browser []Result
-	if suite != "gateway" {
-		if browser, err = browserSuite(ctx, work, quick); err != nil {
-			return fmt.Errorf("browser suite: %w", err)
-		}
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	if len(results) > 0 {
-		fmt.Fprintln(tw, "suite\tcase\tserver\tprotocol\trequests\treq/s\tMB/s\tvs nginx h2\t")
-	}
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.2fx\t\n", r.Suite, r.Case, r.Server, r.Protocol, r.Requests, r.ReqPerS, r.MBPerS, r.Ratio)
-	}
-	tw.Flush()
-	printBrowser(os.Stdout, browser)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
 	b, _ := json.MarshalIndent(struct {
 		Time    time.Time `json:"time"`
 		Results []Result  `json:"results"`
-	}{time.Now().UTC(), append(slices.Clone(results), browser...)}, "", "  ")
+	}{time.Now().UTC(), all}, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "chart.svg"), chart(results), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "chart.svg"), chart(gateway), 0o644); err != nil {
 		return err
 	}
 	fmt.Printf("\nwrote %s and %s\n", filepath.Join(out, "results.json"), filepath.Join(out, "chart.svg"))
 	return nil
+}
+
+// printGateway prints the gateway suite's table.
+func printGateway(w io.Writer, results []Result) {
+	if len(results) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "suite\tcase\tserver\tprotocol\trequests\treq/s\tMB/s\tvs nginx h2\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.2fx\t\n", r.Suite, r.Case, r.Server, r.Protocol, r.Requests, r.ReqPerS, r.MBPerS, r.Ratio)
+	}
+	tw.Flush()
 }

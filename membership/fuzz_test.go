@@ -387,6 +387,11 @@ func metaCorpus(t testing.TB) map[string][]byte {
 	load[6] = 101 // tag, version, three empty fields, capacity 0, load
 	c["load101"] = load
 	truncAndTrail(c, mustMeta(t, v.Meta))
+	ext := v.Meta
+	ext.Ext = []MetaExt{{Type: 1, Data: []byte("a")}, {Type: 9, Data: nil}}
+	c["extensions"] = mustMeta(t, ext)
+	desc := mustMeta(t, Meta{Ext: []MetaExt{{Type: 2}}})
+	c["ext-descending"] = append(desc, 1, 0) // type 1 after type 2
 	return c
 }
 

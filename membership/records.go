@@ -202,6 +202,20 @@ type Meta struct {
 	Lacking  uint64
 	Bans     uint64   // version of the ban list it enforces
 	Pins     []string // pinned subtrees ("/" for all); empty for caches
+	// Ext are extension records after the fields above. The fields
+	// above must never change: nodes before this format rule refuse any
+	// byte after the pins, so a node that sends extensions is invisible
+	// to them. New facts about a node go into extension records, sent
+	// only once the swarm no longer has such nodes (docs/design.md,
+	// "Upgrades"); a node skips extension types it does not know.
+	Ext []MetaExt
+}
+
+// MetaExt is one extension record of node metadata: type uvarint,
+// length uvarint, data. Types are at least 1 and strictly ascending.
+type MetaExt struct {
+	Type uint64
+	Data []byte
 }
 
 // MetaMaxSize is memberlist's limit on node metadata.
@@ -227,6 +241,15 @@ func (m Meta) Encode() ([]byte, error) {
 	b = append(b, byte(len(m.Pins)))
 	for _, p := range m.Pins {
 		b = appendString(b, p)
+	}
+	var last uint64
+	for _, e := range m.Ext {
+		if e.Type <= last {
+			return nil, fmt.Errorf("node metadata: extension type %d after %d: types must ascend from 1", e.Type, last)
+		}
+		last = e.Type
+		b = binary.AppendUvarint(b, e.Type)
+		b = appendBytes(b, e.Data)
 	}
 	if len(b) > MetaMaxSize {
 		return nil, fmt.Errorf("node metadata is %d bytes, memberlist allows %d (shorten the URL or the pinned paths)", len(b), MetaMaxSize)
@@ -254,6 +277,16 @@ func DecodeMeta(b []byte) (Meta, error) {
 	n := r.U8()
 	for i := 0; i < int(n) && r.Err == nil; i++ {
 		m.Pins = append(m.Pins, string(readBytes(r, MetaMaxSize)))
+	}
+	var last uint64
+	for r.Err == nil && r.Remaining() > 0 {
+		e := MetaExt{Type: r.Uvarint()}
+		e.Data = readBytes(r, MetaMaxSize)
+		if r.Err == nil && e.Type <= last {
+			return Meta{}, fmt.Errorf("node metadata: %w: extension type %d after %d", ErrMalformed, e.Type, last)
+		}
+		last = e.Type
+		m.Ext = append(m.Ext, e)
 	}
 	if err := r.Done(); err != nil {
 		return Meta{}, fmt.Errorf("node metadata: %w", err)

@@ -262,6 +262,38 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// TestMetaExtensions: extension records after the version-1 fields
+// round-trip, unknown types are kept (a node passes them over), and the
+// order rule is enforced both ways.
+func TestMetaExtensions(t *testing.T) {
+	v := recFixture(t)
+	m := v.Meta
+	m.Ext = []MetaExt{{Type: 1, Data: []byte("signed")}, {Type: 7, Data: []byte{}}, {Type: 300, Data: []byte("later")}}
+	b := mustMeta(t, m)
+	got, err := DecodeMeta(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Ext) != 3 || got.Ext[2].Type != 300 || string(got.Ext[0].Data) != "signed" || got.RootSeq != m.RootSeq {
+		t.Fatalf("decoded %+v", got.Ext)
+	}
+	if !bytes.Equal(mustMeta(t, got), b) {
+		t.Fatal("extensions do not re-encode to the same bytes")
+	}
+	for _, bad := range [][]MetaExt{{{Type: 0}}, {{Type: 2}, {Type: 2}}, {{Type: 3}, {Type: 1}}} {
+		if _, err := (Meta{Ext: bad}).Encode(); err == nil {
+			t.Errorf("Encode accepted extension types %v", bad)
+		}
+	}
+	// Without extensions the encoding is the one nodes before the rule
+	// read: the version-1 fields and nothing after.
+	plain := v.Meta
+	plain.Ext = nil
+	if withExt := mustMeta(t, m); !bytes.Equal(withExt[:len(mustMeta(t, plain))], mustMeta(t, plain)) {
+		t.Fatal("extensions changed the version-1 fields' bytes")
+	}
+}
+
 // TestRecordMinimal round-trips the smallest forms: no bans, no root,
 // no seeds, empty metadata.
 func TestRecordMinimal(t *testing.T) {

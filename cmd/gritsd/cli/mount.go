@@ -8,19 +8,13 @@ import (
 	"slices"
 	"time"
 
-	"github.com/grits-cdn/grits/blockstore"
 	"github.com/grits-cdn/grits/fuse"
 	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/node"
 	"github.com/grits-cdn/grits/tree"
 )
 
-// mountStateDir is where the origin's mounts keep their state.
-const mountStateDir = "mount"
-
-// lockWait bounds how long a mount's commit waits for the data
-// directory's lock while an import, gc or the daemon's re-signing holds
-// it.
-const lockWait = 2 * time.Minute
+const mountStateDir = node.MountStateDir
 
 func runMount(ctx context.Context, c *cmdContext) error {
 	at := c.flags.String("at", "/", "origin: the tree path the mount shows")
@@ -69,89 +63,28 @@ func runMount(ctx context.Context, c *cmdContext) error {
 	return nil
 }
 
-// mountOrigin mounts the origin's tree at atPath read-write on dir.
+// mountOrigin mounts the origin's tree read-write, standalone: its roots
+// go to a running daemon through the admin socket, as import's do.
 func mountOrigin(ctx context.Context, d *datadir.Dir, dir string, atPath tree.Path, quiet time.Duration, rule fuse.PublishRule, logger *slog.Logger) (*fuse.Mount, error) {
-	stateRoot := d.FilePath(mountStateDir)
-	return fuse.MountOrigin(ctx, dir, fuse.OriginConfig{
-		Store: d.Store, StateDir: fuse.StateDirFor(stateRoot, atPath), At: atPath.String(),
-		Publisher: &dirPublisher{d: d, at: atPath, log: logger},
-		ChunkSize: d.Config.ChunkSize, Rule: rule, Quiet: quiet, StatfsPath: d.Path,
-		Logger: logger.With("component", "mount"),
-	})
-}
-
-// dirPublisher commits the mount's roots into the data directory, and
-// tells a running daemon about them the way import does.
-type dirPublisher struct {
-	d   *datadir.Dir
-	at  tree.Path
-	log *slog.Logger
-}
-
-func (p *dirPublisher) Published(ctx context.Context) (blockstore.Hash, bool, error) {
-	l, err := tree.ReadLog(ctx, p.d.FilePath("roots.log"))
-	if err != nil {
-		return blockstore.Hash{}, false, err
-	}
-	defer l.Close()
-	latest, ok := l.Latest()
-	if !ok {
-		return blockstore.Hash{}, false, nil
-	}
-	if len(p.at) == 0 {
-		return latest.Tree, true, nil
-	}
-	res, err := tree.Lookup(ctx, p.d.Store, latest.Tree, p.at)
-	if err != nil {
-		return blockstore.Hash{}, false, err
-	}
-	if res.Status != tree.Found || res.Entry.Kind != tree.KindDir {
-		return blockstore.Hash{}, false, nil
-	}
-	return res.Entry.Hash, true, nil
-}
-
-func (p *dirPublisher) Publish(ctx context.Context, dir tree.Entry) (tree.Root, error) {
-	if err := lockWaiting(ctx, p.d); err != nil {
-		return tree.Root{}, err
-	}
-	defer p.d.Unlock()
-	t := dir.Hash
-	if len(p.at) > 0 {
-		b := &tree.Builder{Store: p.d.Store, PutOptions: blockstore.PutOptions{Residency: blockstore.Pinned, Deferred: true}, ChunkSize: p.d.Config.ChunkSize}
-		base, ok := p.d.Log.Latest()
-		top := base.Tree
-		if !ok {
-			var err error
-			if top, err = b.EmptyDir(ctx); err != nil {
-				return tree.Root{}, err
-			}
+	lock := func(ctx context.Context, fn func(*datadir.Dir) error) error {
+		if err := lockWaiting(ctx, d); err != nil {
+			return err
 		}
-		var err error
-		if t, err = b.Set(ctx, top, p.at, dir); err != nil {
-			return tree.Root{}, err
-		}
-		if err := p.d.Store.Sync(ctx); err != nil {
-			return tree.Root{}, err
+		defer d.Unlock()
+		return fn(d)
+	}
+	committed := func(tree.Root) {
+		if err := pokeDaemon(ctx, d); err != nil {
+			logger.Debug("no running daemon took the new root", "err", err)
 		}
 	}
-	if last, ok := p.d.Log.Latest(); ok && last.Tree == t {
-		return last, nil
-	}
-	r, err := p.d.Commit(ctx, t, time.Now())
-	if err != nil {
-		return tree.Root{}, err
-	}
-	if err := pokeDaemon(ctx, p.d); err != nil {
-		p.log.Debug("no running daemon took the new root", "err", err)
-	}
-	return r, nil
+	return node.MountOrigin(ctx, d, node.MountConfig{Dir: dir, At: atPath, Quiet: quiet, Publish: rule}, lock, committed, logger)
 }
 
 // lockWaiting takes the data directory's lock, waiting (bounded) while
 // a short command (import, the daemon's re-signing) holds it.
 func lockWaiting(ctx context.Context, d *datadir.Dir) error {
-	deadline := time.Now().Add(lockWait)
+	deadline := time.Now().Add(node.MountLockWait)
 	wait := 10 * time.Millisecond
 	for {
 		err := d.Lock()

@@ -3,87 +3,19 @@ package cli
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
+	"github.com/grits-cdn/grits/node"
 	"github.com/grits-cdn/grits/transport"
 	"github.com/grits-cdn/grits/tree"
 )
-
-// Files of the data directory that belong to the swarm.
-const (
-	ringFile = "swarm.keys" // membership.Keyring: gossip keys and ban list
-	certFile = "node.cert"  // membership.NodeCert, written by join
-	usedFile = "tokens.used"
-	syncFile = "sync.json"
-	sockFile = "gritsd.sock"
-)
-
-// loadRing returns the swarm keyring; an origin that has none yet makes
-// it from the secret gritsd init wrote.
-func loadRing(d *datadir.Dir) (membership.Keyring, error) {
-	raw, err := d.ReadFile(ringFile)
-	if err == nil {
-		k, err := membership.DecodeKeyring(raw, d.Config.SiteKey)
-		if err != nil {
-			return membership.Keyring{}, fmt.Errorf("%s: %w", d.FilePath(ringFile), err)
-		}
-		return k, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return membership.Keyring{}, err
-	}
-	if d.Config.Role != datadir.RoleOrigin {
-		return membership.Keyring{}, errNotJoined(d)
-	}
-	b, err := d.ReadFile("swarm.key")
-	if err != nil {
-		return membership.Keyring{}, fmt.Errorf("swarm secret: %w", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) != membership.KeySize {
-		return membership.Keyring{}, fmt.Errorf("%s: not a base64 %d-byte key", d.FilePath("swarm.key"), membership.KeySize)
-	}
-	k := membership.Keyring{Keys: [][]byte{key}}
-	return k, d.WriteFile(ringFile, k.Encode(), 0o600)
-}
-
-func errNotJoined(d *datadir.Dir) error {
-	return fmt.Errorf("%s has not joined a swarm: run gritsd join TOKEN (ask the site operator for a token)", d.Path)
-}
-
-func loadCert(d *datadir.Dir) (membership.NodeCert, error) {
-	raw, err := d.ReadFile(certFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return membership.NodeCert{}, errNotJoined(d)
-	}
-	if err != nil {
-		return membership.NodeCert{}, err
-	}
-	c, err := membership.DecodeCert(raw)
-	if err != nil {
-		return membership.NodeCert{}, fmt.Errorf("%s: %w", d.FilePath(certFile), err)
-	}
-	if err := c.Verify(d.Config.SiteKey, time.Now()); err != nil {
-		return membership.NodeCert{}, fmt.Errorf("%s: %w (join again with a new token)", d.FilePath(certFile), err)
-	}
-	return c, nil
-}
-
-func certTTL(d *datadir.Dir) time.Duration {
-	if d.Config.CertTTL.Duration > 0 {
-		return d.Config.CertTTL.Duration
-	}
-	return 365 * 24 * time.Hour
-}
 
 func runToken(ctx context.Context, c *cmdContext) error {
 	ttl := c.flags.Duration("ttl", 24*time.Hour, "how long the token may be used (once)")
@@ -177,7 +109,7 @@ func runJoin(ctx context.Context, c *cmdContext) error {
 	if d.Config.Role == datadir.RoleOrigin {
 		return fmt.Errorf("%s is an origin's data directory; join from a volunteer's (gritsd --data DIR join TOKEN)", d.Path)
 	}
-	if _, err := d.ReadFile(certFile); err == nil {
+	if _, err := d.ReadFile(node.CertFile); err == nil {
 		return fmt.Errorf("%s already joined site %s; to join another swarm use a new data directory", d.Path, d.Config.SiteKey)
 	}
 	if err := d.Lock(); err != nil {
@@ -202,7 +134,7 @@ func runJoin(ctx context.Context, c *cmdContext) error {
 	}
 	// Everything the grant says goes to disk before the certificate,
 	// whose presence marks a joined node.
-	if err := d.WriteFile(ringFile, g.Ring.Encode(), 0o600); err != nil {
+	if err := d.WriteFile(node.RingFile, g.Ring.Encode(), 0o600); err != nil {
 		return err
 	}
 	d.Config.SiteKey = tok.Site
@@ -222,7 +154,7 @@ func runJoin(ctx context.Context, c *cmdContext) error {
 			}
 		}
 	}
-	if err := d.WriteFile(certFile, g.Cert.Encode(), 0o644); err != nil {
+	if err := d.WriteFile(node.CertFile, g.Cert.Encode(), 0o644); err != nil {
 		return err
 	}
 	c.printf("node-id: %s\n", self)
@@ -254,7 +186,7 @@ func runBan(ctx context.Context, c *cmdContext) error {
 		return err
 	}
 	defer d.Unlock()
-	ring, err := loadRing(d)
+	ring, err := node.LoadRing(d)
 	if err != nil {
 		return err
 	}
@@ -271,7 +203,7 @@ func runBan(ctx context.Context, c *cmdContext) error {
 		return err
 	}
 	next := membership.Keyring{Bans: bans, Keys: [][]byte{key}}
-	if err := d.WriteFile(ringFile, next.Encode(), 0o600); err != nil {
+	if err := d.WriteFile(node.RingFile, next.Encode(), 0o600); err != nil {
 		return err
 	}
 	c.errorf("banned %s (ban list version %d); the gossip key is rotated. A running gritsd serve spreads the ban within seconds.\n", id, bans.Version)
@@ -297,7 +229,7 @@ func resolveNode(ctx context.Context, d *datadir.Dir, s string) (membership.Node
 		return strings.HasPrefix(strings.TrimPrefix(id.String(), "ed25519-"), prefix)
 	}
 	var found []membership.NodeID
-	if raw, err := d.ReadFile(ringFile); err == nil {
+	if raw, err := d.ReadFile(node.RingFile); err == nil {
 		if k, err := membership.DecodeKeyring(raw, d.Config.SiteKey); err == nil && k.Bans != nil {
 			for _, id := range k.Bans.Nodes {
 				if matches(id) {

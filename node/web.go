@@ -1,0 +1,286 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/acme"
+
+	"github.com/grits-cdn/grits/gateway"
+	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/membership"
+	"github.com/grits-cdn/grits/sw"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// tlsFor picks the certificate source: files, ACME, or the data
+// directory's development CA (created on first use).
+func tlsFor(ctx context.Context, n *Node, hosts []string) (*tls.Config, string, error) {
+	w := n.cfg.Web
+	switch {
+	case (w.TLSCert == "") != (w.TLSKey == ""):
+		return nil, "", configErrorf("--tls-cert and --tls-key go together")
+	case w.TLSCert != "" && len(w.ACMEDomains) > 0:
+		return nil, "", configErrorf("--tls-cert and --acme-domain exclude each other")
+	case w.TLSCert != "":
+		get, err := gateway.FileCertificates(ctx, w.TLSCert, w.TLSKey, n.log.With("component", "tls"))
+		if err != nil {
+			return nil, "", err
+		}
+		return gateway.TLSConfig(get), "certificate from " + w.TLSCert, nil
+	case len(w.ACMEDomains) > 0:
+		m := gateway.ACMECertificates(n.dir.FilePath("acme"), w.ACMEDomains, w.ACMEEmail)
+		cfg := gateway.TLSConfig(m.GetCertificate)
+		cfg.NextProtos = append(cfg.NextProtos, acme.ALPNProto)
+		return cfg, "ACME certificates for " + strings.Join(w.ACMEDomains, ","), nil
+	}
+	ca, err := DevCA(n.dir)
+	if err != nil {
+		return nil, "", err
+	}
+	cert, err := ca.Issue(hosts, 90*24*time.Hour)
+	if err != nil {
+		return nil, "", err
+	}
+	return gateway.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
+		"development CA " + n.dir.FilePath("ca.pem") + " (" + ca.TrustHint(n.dir.FilePath("ca.pem")) + ")", nil
+}
+
+// DevCA loads the data directory's development CA, creating it for data
+// directories made before it existed.
+func DevCA(d *datadir.Dir) (*gateway.DevCA, error) {
+	ca, err := gateway.LoadDevCA(d.Path)
+	if err == nil {
+		return ca, nil
+	}
+	if _, serr := os.Stat(d.FilePath("ca.pem")); !errors.Is(serr, os.ErrNotExist) {
+		return nil, err
+	}
+	return gateway.CreateDevCA(d.Path, tree.PublicKeyOf(d.NodeKey).String()[:16])
+}
+
+// lateHandler lets the HTTPS sockets be bound (so the URL is known when
+// the swarm starts) before the handler that needs the swarm exists.
+type lateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "starting", http.StatusServiceUnavailable)
+}
+
+// web is a node's browser-facing server.
+type web struct {
+	srv      *gateway.Server
+	late     *lateHandler
+	url      string
+	requests atomic.Int64
+	bytes    atomic.Int64
+	h3       atomic.Int64 // requests that came over HTTP/3
+	// Answers by gateway kind ("block", "lookup", "site", "root"): how
+	// an operator (and the tests) tell pages from swarm traffic.
+	kinds sync.Map // kind → *kindCount
+
+	mu      sync.Mutex
+	reports map[string]*StatusReport // by volunteer URL
+}
+
+// maxReported bounds the volunteers the origin keeps reports about.
+const maxReported = 256
+
+func (wb *web) report(n *Node, client string, r gateway.Report) {
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	if wb.reports == nil {
+		wb.reports = map[string]*StatusReport{}
+	}
+	rep, ok := wb.reports[r.Peer]
+	if !ok {
+		if len(wb.reports) >= maxReported {
+			return
+		}
+		rep = &StatusReport{Peer: r.Peer}
+		wb.reports[r.Peer] = rep
+	}
+	rep.Count++
+	rep.Last, rep.Reason, rep.Hash = time.Now(), r.Reason, r.Hash
+	n.log.Warn("a browser reports a volunteer", "peer", r.Peer, "reason", r.Reason, "hash", r.Hash, "client", client)
+}
+
+type kindCount struct{ requests, bytes atomic.Int64 }
+
+func (wb *web) count(kind string, n int64) {
+	v, ok := wb.kinds.Load(kind)
+	if !ok {
+		v, _ = wb.kinds.LoadOrStore(kind, new(kindCount))
+	}
+	k := v.(*kindCount)
+	k.requests.Add(1)
+	k.bytes.Add(n)
+}
+
+// byKind is the counters by kind, for status.
+func (wb *web) byKind() map[string]KindStats {
+	out := map[string]KindStats{}
+	wb.kinds.Range(func(key, v any) bool {
+		k := v.(*kindCount)
+		out[key.(string)] = KindStats{Requests: k.requests.Load(), Bytes: k.bytes.Load()}
+		return true
+	})
+	return out
+}
+
+func (wb *web) reportList() []StatusReport {
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	var out []StatusReport
+	for _, r := range wb.reports {
+		out = append(out, *r)
+	}
+	return out
+}
+
+func listenWeb(ctx context.Context, n *Node, advertise, publicURL string) (*web, error) {
+	addr := first(n.cfg.Web.HTTPS, n.dir.Config.HTTPSListen, DefaultHTTPS)
+	if addr == "off" {
+		return nil, nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, configErrorf("--https %q: want HOST:PORT or off", addr)
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h := first(advertise, specificHost(addr)); h != "" && h != "localhost" && h != "127.0.0.1" && h != "::1" {
+		hosts = append(hosts, h)
+	}
+	tlsCfg, source, err := tlsFor(ctx, n, hosts)
+	if err != nil {
+		return nil, err
+	}
+	wb := &web{late: &lateHandler{}}
+	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, Logger: n.log.With("component", "https")})
+	if err != nil {
+		return nil, fmt.Errorf("https on %s: %w", addr, err)
+	}
+	_, port, _ := net.SplitHostPort(wb.srv.Addr())
+	wb.url = publicURL
+	if wb.url == "" {
+		wb.url = "https://" + net.JoinHostPort(first(advertise, specificHost(addr), "localhost"), port)
+	}
+	if _, err := url.Parse(wb.url); err != nil {
+		return nil, configErrorf("--url %q: %v", wb.url, err)
+	}
+	n.log.Info("https and http/3 for browsers", "addr", wb.srv.Addr(), "url", wb.url, "tls", source)
+	return wb, nil
+}
+
+// start installs the handler: the grits endpoints on every node, and on
+// the origin the site itself, the service worker and the proxy.
+func (wb *web) start(n *Node) error {
+	w := n.cfg.Web
+	swarm := n.swarm
+	cfg := gateway.Config{
+		Store:     n.store,
+		Latest:    n.roots.Latest,
+		Site:      n.origin,
+		Logger:    n.log.With("component", "gateway"),
+		RateLimit: w.RateLimit,
+		RateBurst: int(2 * w.RateLimit),
+		Peers: func() []gateway.Peer {
+			var ps []gateway.Peer
+			for _, m := range swarm.Alive() {
+				if m.Role != membership.RoleOrigin && m.Meta.URL != "" {
+					ps = append(ps, gateway.Peer{URL: m.Meta.URL, Load: int(m.Meta.Load)})
+				}
+			}
+			return ps
+		},
+		OnServe: func(kind string, size int64) {
+			wb.requests.Add(1)
+			wb.bytes.Add(size)
+			wb.count(kind, size)
+		},
+	}
+	if n.origin {
+		cfg.OnReport = func(client string, r gateway.Report) { wb.report(n, client, r) }
+		settings := w.SW
+		settings.SiteKey = n.dir.Config.SiteKey.String()
+		if err := settings.Validate(); err != nil {
+			return configErrorf("--sw-*: %v", err)
+		}
+		scripts, err := sw.Scripts(settings)
+		if err != nil {
+			return err
+		}
+		cfg.Scripts = scripts
+	}
+	var proxy http.Handler
+	if w.Upstream != "" {
+		if !n.origin {
+			return configErrorf("--upstream is for the origin")
+		}
+		u, err := url.Parse(w.Upstream)
+		if err != nil {
+			return configErrorf("--upstream %q: %v", w.Upstream, err)
+		}
+		inject := ""
+		if w.InjectSW {
+			inject = `<script src="` + sw.RegisterPath + `" defer></script>`
+		}
+		if proxy, err = gateway.NewProxy(gateway.ProxyConfig{Upstream: u, InjectScript: inject, Logger: n.log.With("component", "proxy")}); err != nil {
+			return configErrorf("--upstream: %v", err)
+		}
+		cfg.Fallback = proxy
+	} else if len(w.ProxyPrefixes) > 0 || w.InjectSW {
+		return configErrorf("--proxy-prefix and --inject-sw need --upstream")
+	}
+	for _, p := range w.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return configErrorf("--trusted-proxy %q: want an address or CIDR", p)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+	}
+	h, err := gateway.NewHandler(cfg)
+	if err != nil {
+		return err
+	}
+	var handler http.Handler = h
+	if proxy != nil && len(w.ProxyPrefixes) > 0 {
+		prefixes := w.ProxyPrefixes
+		handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			for _, p := range prefixes {
+				if strings.HasPrefix(r.URL.Path, p) {
+					proxy.ServeHTTP(rw, r)
+					return
+				}
+			}
+			h.ServeHTTP(rw, r)
+		})
+	}
+	inner := handler
+	handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 3 {
+			wb.h3.Add(1)
+		}
+		inner.ServeHTTP(rw, r)
+	})
+	wb.late.h.Store(&handler)
+	return nil
+}

@@ -1,6 +1,654 @@
 package fuse
 
-// replica is the read-only side of a mount; see ro.go.
-type replica struct{}
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
 
-func (r *replica) close() {}
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/tree"
+)
+
+// Roots is where a read-only mount learns the newest root and the ones
+// it keeps (transport.Roots satisfies it).
+type Roots interface {
+	Latest() (tree.Root, bool)
+	Roots() []tree.Root
+}
+
+// ReplicaConfig configures a read-only mount.
+type ReplicaConfig struct {
+	// Getter returns verified blocks: the node's store, fetching what
+	// it lacks from the swarm (membership.Fetcher).
+	Getter tree.Getter
+	Roots  Roots
+	// Poll is how often the mount looks for a new root (default 200ms).
+	Poll time.Duration
+	// ReadAhead is how many chunks a sequential reader has fetched ahead
+	// of it at most (default 16: 4 MiB).
+	ReadAhead int
+	// ReadDirPlus lets the kernel ask for every entry's attributes with
+	// the listing (fast ls -l; one inode per entry in the kernel and
+	// here); off, a listing of a huge directory costs only its names.
+	ReadDirPlus bool
+	// Retain is how many of the newest roots .grits/roots shows
+	// (default 10).
+	Retain int
+	Logger *slog.Logger
+}
+
+// replica is the read-only side of a Mount.
+type replica struct {
+	cfg   ReplicaConfig
+	m     *Mount
+	ahead chan struct{} // read-ahead fetch slots
+
+	mu   sync.Mutex
+	cur  tree.Root
+	have bool
+	dirs map[dirKey]blockstore.Hash // resolved directories, per tree
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type dirKey struct {
+	tree blockstore.Hash
+	path string
+}
+
+// maxResolved bounds the directory cache; it is cleared when full.
+const maxResolved = 1 << 14
+
+// MountReplica mounts the newest root read-only at dir, following new
+// roots as they arrive. A stale mount there is cleared first.
+func MountReplica(ctx context.Context, dir string, cfg ReplicaConfig) (*Mount, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Getter == nil || cfg.Roots == nil {
+		return nil, errors.New("mount: Getter and Roots are required")
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 200 * time.Millisecond
+	}
+	if cfg.ReadAhead <= 0 {
+		cfg.ReadAhead = 16
+	}
+	if cfg.Retain <= 0 {
+		cfg.Retain = 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Mount{dir: dir, log: cfg.Logger, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	r := &replica{cfg: cfg, m: m, ahead: make(chan struct{}, cfg.ReadAhead), dirs: map[dirKey]blockstore.Hash{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	m.replica = r
+	r.cur, r.have = cfg.Roots.Latest()
+	if err := ClearStale(dir, m.log); err != nil {
+		m.cancel()
+		return nil, err
+	}
+	sec := kernelTimeout
+	mo := mountOptions("grits-ro")
+	mo.DirectMountFlags = syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV
+	mo.DisableReadDirPlus = !cfg.ReadDirPlus
+	opts := &fs.Options{MountOptions: mo, EntryTimeout: &sec, AttrTimeout: &sec,
+		UID: m.uid, GID: m.gid, RootStableAttr: &fs.StableAttr{Ino: 1}, NullPermissions: true}
+	root := &roDir{m: m, view: view{}, path: nil}
+	m.server, err = fs.Mount(dir, root, opts)
+	if err != nil {
+		m.cancel()
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	go r.follow(root)
+	return m, nil
+}
+
+func (r *replica) close() {
+	close(r.stop)
+	<-r.done
+}
+
+// current is the newest root the mount shows.
+func (r *replica) current() (tree.Root, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur, r.have
+}
+
+// follow takes each new root and tells the kernel which of the names it
+// has cached changed. The notifications go out from here, never from
+// inside a FUSE request, where they can deadlock.
+func (r *replica) follow(root *roDir) {
+	defer close(r.done)
+	t := time.NewTicker(r.cfg.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		latest, ok := r.cfg.Roots.Latest()
+		if !ok {
+			continue
+		}
+		r.mu.Lock()
+		old, had := r.cur, r.have
+		changed := !had || latest.Seq > old.Seq
+		if changed {
+			r.cur, r.have = latest, true
+		}
+		r.mu.Unlock()
+		if !changed || had && old.Tree == latest.Tree {
+			continue
+		}
+		r.m.log.Info("mount: following a new root", "seq", latest.Seq, "tree", latest.Tree.Short())
+		r.invalidate(root.EmbeddedInode(), nil, latest.Tree)
+	}
+}
+
+// invalidate walks the inodes the kernel knows under dir (at path p) and
+// drops the kernel's entries for every name whose entry differs in the
+// new tree.
+func (r *replica) invalidate(dir *fs.Inode, p tree.Path, t blockstore.Hash) {
+	kids := dir.Children()
+	if len(kids) == 0 {
+		return
+	}
+	top, err := r.resolve(r.m.ctx, t, p)
+	for name, child := range kids {
+		if name == gritsDir && len(p) == 0 {
+			continue
+		}
+		var now tree.Entry
+		var found bool
+		if err == nil {
+			now, found, _ = tree.FindEntry(r.m.ctx, r.cfg.Getter, top, name)
+		}
+		var was tree.Entry
+		switch op := child.Operations().(type) {
+		case *roDir:
+			was = op.entry()
+		case *roFile:
+			was = op.e
+		case *roLink:
+			was = op.e
+		default:
+			continue
+		}
+		if !found || now.Kind != was.Kind || now.Hash != was.Hash || now.Target != was.Target {
+			dir.NotifyEntry(name)
+			continue
+		}
+		if now.Kind == tree.KindDir {
+			r.invalidate(child, append(p[:len(p):len(p)], name), t)
+		}
+		if now.Mode != was.Mode || !now.MTime.Equal(was.MTime) || now.Size != was.Size {
+			child.NotifyContent(-1, 0) // attributes only
+		}
+	}
+}
+
+// resolve returns the top node of directory p in tree t.
+func (r *replica) resolve(ctx context.Context, t blockstore.Hash, p tree.Path) (blockstore.Hash, error) {
+	if len(p) == 0 {
+		return t, nil
+	}
+	key := dirKey{t, p.String()}
+	r.mu.Lock()
+	h, ok := r.dirs[key]
+	r.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	parent, err := r.resolve(ctx, t, p[:len(p)-1])
+	if err != nil {
+		return blockstore.Hash{}, err
+	}
+	e, found, err := tree.FindEntry(ctx, r.cfg.Getter, parent, p[len(p)-1])
+	switch {
+	case err != nil:
+		return blockstore.Hash{}, err
+	case !found:
+		return blockstore.Hash{}, syscall.ENOENT
+	case e.Kind != tree.KindDir:
+		return blockstore.Hash{}, syscall.ENOTDIR
+	}
+	r.mu.Lock()
+	if len(r.dirs) >= maxResolved {
+		clear(r.dirs)
+	}
+	r.dirs[key] = e.Hash
+	r.mu.Unlock()
+	return e.Hash, nil
+}
+
+// view is the tree a directory belongs to: the newest root (seq 0), or
+// one retained root under .grits/roots.
+type view struct {
+	seq  uint64
+	tree blockstore.Hash
+}
+
+func (m *Mount) treeOf(v view) (blockstore.Hash, tree.Root, bool) {
+	if v.seq != 0 {
+		return v.tree, tree.Root{}, true
+	}
+	r, ok := m.replica.current()
+	return r.Tree, r, ok
+}
+
+// inoOf derives a stable inode number: the same path in the same view
+// keeps its number for the mount's life; a file's number also names its
+// content, so a new version is a new inode whose page cache cannot mix
+// with the version an open file still reads.
+func inoOf(v view, e tree.Entry, p tree.Path) uint64 {
+	b := make([]byte, 0, 128)
+	b = binary.BigEndian.AppendUint64(b, v.seq)
+	b = append(b, byte(e.Kind))
+	b = append(b, p.String()...)
+	b = append(b, 0)
+	switch e.Kind {
+	case tree.KindFile:
+		b = append(b, e.Hash[:]...)
+	case tree.KindSymlink:
+		b = append(b, e.Target...)
+	}
+	h := blockstore.Sum(b)
+	ino := binary.BigEndian.Uint64(h[:8]) >> 1
+	if ino < 16 {
+		ino += 16
+	}
+	return ino
+}
+
+func (m *Mount) fillEntry(e tree.Entry, ino uint64, a *fuse.Attr) {
+	a.Ino = ino
+	a.Mode = typeBits(e.Kind) | e.Mode
+	a.Nlink = 1
+	a.Size = e.Size
+	if e.Kind == tree.KindDir {
+		a.Nlink, a.Size = 2, 4096
+	}
+	a.Blocks = (a.Size + 511) / 512
+	a.Blksize = blockSize
+	mt := e.MTime
+	if mt.IsZero() {
+		mt = time.Unix(0, 0)
+	}
+	a.SetTimes(&mt, &mt, &mt)
+	a.Owner = fuse.Owner{Uid: m.uid, Gid: m.gid}
+}
+
+// errnoOf maps a tree or fetch error for the kernel.
+func (m *Mount) errnoOf(what string, err error) syscall.Errno {
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return en
+	}
+	m.log.Warn("mount: "+what, "err", err)
+	return syscall.EIO
+}
+
+// roDir is a directory of a read-only mount.
+type roDir struct {
+	fs.Inode
+	m    *Mount
+	view view
+	path tree.Path
+	mu   sync.Mutex
+	e    tree.Entry // as last seen
+}
+
+var (
+	_ fs.NodeLookuper  = (*roDir)(nil)
+	_ fs.NodeReaddirer = (*roDir)(nil)
+	_ fs.NodeGetattrer = (*roDir)(nil)
+	_ fs.NodeStatfser  = (*roDir)(nil)
+)
+
+func (d *roDir) entry() tree.Entry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.e
+}
+
+// top resolves the directory in its view now.
+func (d *roDir) top(ctx context.Context) (blockstore.Hash, syscall.Errno) {
+	t, _, ok := d.m.treeOf(d.view)
+	if !ok {
+		return blockstore.Hash{}, syscall.ENOENT
+	}
+	h, err := d.m.replica.resolve(ctx, t, d.path)
+	if err != nil {
+		return blockstore.Hash{}, d.m.errnoOf("resolve", err)
+	}
+	return h, 0
+}
+
+func (d *roDir) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	e := d.entry()
+	if len(d.path) == 0 {
+		// The top of a view: the root's time, the mode of a site.
+		_, r, _ := d.m.treeOf(d.view)
+		e = tree.Entry{Kind: tree.KindDir, Mode: 0o755, MTime: r.Time}
+		if d.view.seq != 0 {
+			e.MTime = d.e.MTime
+		}
+	} else if d.view.seq == 0 {
+		if t, _, ok := d.m.treeOf(d.view); ok {
+			if parent, err := d.m.replica.resolve(ctx, t, d.path[:len(d.path)-1]); err == nil {
+				if now, found, err := tree.FindEntry(ctx, d.m.replica.cfg.Getter, parent, d.path[len(d.path)-1]); err == nil && found && now.Kind == tree.KindDir {
+					d.mu.Lock()
+					d.e = now
+					d.mu.Unlock()
+					e = now
+				}
+			}
+		}
+	}
+	d.m.fillEntry(e, d.StableAttr().Ino, &out.Attr)
+	return 0
+}
+
+func (d *roDir) child(ctx context.Context, e tree.Entry, out *fuse.EntryOut) *fs.Inode {
+	p := append(d.path[:len(d.path):len(d.path)], e.Name)
+	ino := inoOf(d.view, e, p)
+	d.m.fillEntry(e, ino, &out.Attr)
+	var n fs.InodeEmbedder
+	switch e.Kind {
+	case tree.KindDir:
+		n = &roDir{m: d.m, view: d.view, path: p, e: e}
+	case tree.KindSymlink:
+		n = &roLink{e: e}
+	default:
+		n = &roFile{m: d.m, e: e}
+	}
+	return d.NewInode(ctx, n, fs.StableAttr{Mode: typeBits(e.Kind), Ino: ino})
+}
+
+func (d *roDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(d.path) == 0 && d.view.seq == 0 && name == gritsDir {
+		return d.gritsInode(ctx, out), 0
+	}
+	top, en := d.top(ctx)
+	if en != 0 {
+		return nil, en
+	}
+	e, found, err := tree.FindEntry(ctx, d.m.replica.cfg.Getter, top, name)
+	if err != nil {
+		return nil, d.m.errnoOf("lookup", err)
+	}
+	if !found {
+		return nil, syscall.ENOENT
+	}
+	return d.child(ctx, e, out), 0
+}
+
+func (d *roDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	top, en := d.top(ctx)
+	if en != 0 {
+		return nil, en
+	}
+	s := &dirStream{ctx: d.m.ctx, g: d.m.replica.cfg.Getter, view: d.view, path: d.path, stack: []shardPos{{h: top}}}
+	ino := d.StableAttr().Ino
+	up := ino
+	if _, parent := d.Parent(); parent != nil {
+		up = parent.StableAttr().Ino
+	}
+	s.extra = []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR, Ino: ino}, {Name: "..", Mode: syscall.S_IFDIR, Ino: up}}
+	if len(d.path) == 0 && d.view.seq == 0 {
+		s.extra = append(s.extra, fuse.DirEntry{Name: gritsDir, Mode: syscall.S_IFDIR, Ino: gritsIno})
+	}
+	return s, 0
+}
+
+func (d *roDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.NameLen = 255
+	out.Bsize, out.Frsize = 4096, 4096
+	return 0
+}
+
+// roFile is one version of a file of a read-only mount.
+type roFile struct {
+	fs.Inode
+	m *Mount
+	e tree.Entry
+}
+
+var (
+	_ fs.NodeOpener    = (*roFile)(nil)
+	_ fs.NodeGetattrer = (*roFile)(nil)
+)
+
+func (f *roFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	f.m.fillEntry(f.e, f.StableAttr().Ino, &out.Attr)
+	return 0
+}
+
+// Open returns a handle on this version; the page cache is kept, since
+// an inode's content never changes.
+func (f *roFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		return nil, 0, syscall.EROFS
+	}
+	fr := newFileReader(f.m.replica.cfg.Getter, f.e.Hash, f.e.Size)
+	fr.ahead = f.m.replica.readAhead
+	return &roHandle{m: f.m, r: fr}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+type roHandle struct {
+	m *Mount
+	r *fileReader
+}
+
+var _ fs.FileReader = (*roHandle)(nil)
+
+func (h *roHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	k, err := h.r.ReadAt(h.m.ctx, dest, off)
+	if err != nil {
+		return nil, h.m.errnoOf("read", err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+// readAhead fetches chunks a sequential reader will want next, a few at
+// a time, so that several peers work while the reader consumes.
+func (r *replica) readAhead(ctx context.Context, cs []tree.Chunk) {
+	for _, c := range cs {
+		select {
+		case r.ahead <- struct{}{}:
+		default:
+			return // enough fetches under way
+		}
+		go func(h blockstore.Hash) {
+			defer func() { <-r.ahead }()
+			r.cfg.Getter.Get(r.m.ctx, h)
+		}(c.Hash)
+	}
+}
+
+// roLink is a symlink of a read-only mount.
+type roLink struct {
+	fs.Inode
+	e tree.Entry
+}
+
+func (l *roLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) { return []byte(l.e.Target), 0 }
+
+// dirStream lists a (possibly sharded) directory leaf by leaf, holding
+// only the shard nodes on the way and one leaf: a listing of a huge
+// directory needs no memory in proportion to it.
+type dirStream struct {
+	ctx   context.Context
+	g     tree.Getter
+	view  view
+	path  tree.Path
+	extra []fuse.DirEntry
+	stack []shardPos
+	leaf  []tree.Entry
+	err   syscall.Errno
+}
+
+type shardPos struct {
+	h    blockstore.Hash
+	node *tree.ShardNode
+	next int
+}
+
+func (s *dirStream) fill() {
+	for len(s.leaf) == 0 && len(s.stack) > 0 && s.err == 0 {
+		top := &s.stack[len(s.stack)-1]
+		if top.node == nil {
+			n, err := tree.LoadNode(s.ctx, s.g, top.h)
+			if err != nil {
+				s.err = syscall.EIO
+				return
+			}
+			switch n := n.(type) {
+			case *tree.DirNode:
+				s.stack = s.stack[:len(s.stack)-1]
+				s.leaf = n.Entries
+				continue
+			case *tree.ShardNode:
+				top.node = n
+			default:
+				s.err = syscall.EIO
+				return
+			}
+		}
+		if top.next >= len(top.node.Children) {
+			s.stack = s.stack[:len(s.stack)-1]
+			continue
+		}
+		c := top.node.Children[top.next]
+		top.next++
+		s.stack = append(s.stack, shardPos{h: c.Hash})
+	}
+}
+
+func (s *dirStream) HasNext() bool {
+	if len(s.extra) > 0 {
+		return true
+	}
+	s.fill()
+	return len(s.leaf) > 0 || s.err != 0
+}
+
+func (s *dirStream) Next() (fuse.DirEntry, syscall.Errno) {
+	if len(s.extra) > 0 {
+		e := s.extra[0]
+		s.extra = s.extra[1:]
+		return e, 0
+	}
+	if s.err != 0 {
+		err := s.err
+		s.err = 0
+		s.stack = nil
+		return fuse.DirEntry{}, err
+	}
+	e := s.leaf[0]
+	s.leaf = s.leaf[1:]
+	p := append(s.path[:len(s.path):len(s.path)], e.Name)
+	return fuse.DirEntry{Name: e.Name, Mode: typeBits(e.Kind), Ino: inoOf(s.view, e, p)}, 0
+}
+
+func (s *dirStream) Close() {}
+
+// .grits/roots/<seq>/: every retained root as a read-only snapshot.
+const (
+	gritsDir = ".grits"
+	gritsIno = 2
+	rootsIno = 3
+)
+
+func (d *roDir) gritsInode(ctx context.Context, out *fuse.EntryOut) *fs.Inode {
+	e := tree.Entry{Kind: tree.KindDir, Mode: 0o555}
+	d.m.fillEntry(e, gritsIno, &out.Attr)
+	return d.NewInode(ctx, &gritsNode{m: d.m}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: gritsIno})
+}
+
+// gritsNode is .grits: one entry, roots.
+type gritsNode struct {
+	fs.Inode
+	m *Mount
+}
+
+func (g *gritsNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	g.m.fillEntry(tree.Entry{Kind: tree.KindDir, Mode: 0o555}, gritsIno, &out.Attr)
+	return 0
+}
+
+func (g *gritsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if name != "roots" {
+		return nil, syscall.ENOENT
+	}
+	g.m.fillEntry(tree.Entry{Kind: tree.KindDir, Mode: 0o555}, rootsIno, &out.Attr)
+	return g.NewInode(ctx, &rootsNode{m: g.m}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: rootsIno}), 0
+}
+
+func (g *gritsNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	return fs.NewListDirStream([]fuse.DirEntry{{Name: "roots", Mode: syscall.S_IFDIR, Ino: rootsIno}}), 0
+}
+
+// rootsNode is .grits/roots: a directory per retained root, named by seq.
+type rootsNode struct {
+	fs.Inode
+	m *Mount
+}
+
+func (r *rootsNode) retained() []tree.Root {
+	rs := r.m.replica.cfg.Roots.Roots()
+	if n := r.m.replica.cfg.Retain; len(rs) > n {
+		rs = rs[len(rs)-n:]
+	}
+	return rs
+}
+
+func (r *rootsNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	r.m.fillEntry(tree.Entry{Kind: tree.KindDir, Mode: 0o555}, rootsIno, &out.Attr)
+	return 0
+}
+
+func (r *rootsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	seq, err := strconv.ParseUint(name, 10, 64)
+	if err != nil || seq == 0 {
+		return nil, syscall.ENOENT
+	}
+	for _, rt := range r.retained() {
+		if rt.Seq == seq {
+			v := view{seq: seq, tree: rt.Tree}
+			e := tree.Entry{Name: name, Kind: tree.KindDir, Mode: 0o555, MTime: rt.Time}
+			ino := inoOf(v, e, nil)
+			r.m.fillEntry(e, ino, &out.Attr)
+			return r.NewInode(ctx, &roDir{m: r.m, view: v, e: e}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino}), 0
+		}
+	}
+	return nil, syscall.ENOENT
+}
+
+func (r *rootsNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	var list []fuse.DirEntry
+	for _, rt := range r.retained() {
+		name := strconv.FormatUint(rt.Seq, 10)
+		v := view{seq: rt.Seq, tree: rt.Tree}
+		list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inoOf(v, tree.Entry{Kind: tree.KindDir}, nil)})
+	}
+	return fs.NewListDirStream(list), 0
+}

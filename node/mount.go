@@ -32,7 +32,48 @@ type MountConfig struct {
 	Quiet time.Duration
 	// Publish is the origin's publish rule (default world-readable).
 	Publish fuse.PublishRule
+	// ReadDirPlus, on a read-only mount, answers listings with every
+	// entry's attributes (fast ls -l; an inode per entry).
+	ReadDirPlus bool
 }
+
+// mountCloseWait bounds how long stopping the node waits for files still
+// open on its mount.
+const mountCloseWait = 10 * time.Minute
+
+// mountTree mounts the node's tree: read-write on the origin (its roots
+// committed under the node's lock and served at once), read-only and
+// lazy elsewhere (blocks from the swarm through the fetcher).
+func (n *Node) mountTree(mc MountConfig) error {
+	var m *fuse.Mount
+	var err error
+	if n.origin {
+		lock := func(ctx context.Context, fn func(*datadir.Dir) error) error {
+			return n.WithLock(ctx, MountLockWait, fn)
+		}
+		m, err = MountOrigin(n.ctx, n.dir, mc, lock, n.OfferRoot, n.log)
+	} else {
+		roots, ok := n.roots.(fuse.Roots)
+		if !ok {
+			return fmt.Errorf("mount: this node keeps no root history")
+		}
+		m, err = fuse.MountReplica(n.ctx, mc.Dir, fuse.ReplicaConfig{Getter: n.fetcher, Roots: roots,
+			ReadDirPlus: mc.ReadDirPlus, Retain: n.dir.Config.RetainRoots, Logger: n.log.With("component", "mount")})
+	}
+	if err != nil {
+		return err
+	}
+	n.mount = m
+	n.closers = append(n.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), mountCloseWait)
+		defer cancel()
+		return m.Close(ctx)
+	})
+	return nil
+}
+
+// Mount is the node's file system mount, nil without one.
+func (n *Node) Mount() *fuse.Mount { return n.mount }
 
 // LockFunc runs fn holding the data directory's lock, waiting (bounded)
 // while another command holds it.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grits-cdn/grits/fuse"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/transport"
@@ -34,6 +35,7 @@ type Node struct {
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off
 	admin     *adminServer
+	mount     *fuse.Mount // nil without --mount
 	pc        *net.UDPConn
 	protoAddr string
 
@@ -226,6 +228,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if cfg.Watch != "" {
 		n.Go(func(ctx context.Context) { n.watchImport(ctx, cfg.Watch, cfg.WatchQuiet) })
+	}
+	if cfg.Mount.Dir != "" {
+		if err := n.mountTree(cfg.Mount); err != nil {
+			return nil, err
+		}
 	}
 	if n.admin, err = n.serveAdmin(); err != nil {
 		return nil, err

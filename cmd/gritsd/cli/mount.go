@@ -23,17 +23,11 @@ func runMount(ctx context.Context, c *cmdContext) error {
 	if err := c.parse(1, 1); err != nil {
 		return err
 	}
-	atPath, err := tree.ParsePath(*at)
+	mc, err := mountConfig(c.args[0], *at, *quiet, *publish)
 	if err != nil {
-		return usagef("--at: %v", err)
+		return err
 	}
-	rule, err := fuse.ParsePublishRule(*publish)
-	if err != nil {
-		return usagef("--publish: %v", err)
-	}
-	if *quiet <= 0 {
-		return usagef("--quiet %v: must be positive", *quiet)
-	}
+	atPath, rule := mc.At, mc.Publish
 	if *c.logLevel == "" {
 		*c.logLevel = "info"
 	}
@@ -61,6 +55,22 @@ func runMount(ctx context.Context, c *cmdContext) error {
 	}
 	c.errorf("unmounted %s; every change is committed\n", m.Dir())
 	return nil
+}
+
+// mountConfig checks the mount flags shared by mount and serve --mount.
+func mountConfig(dir, at string, quiet time.Duration, publish string) (node.MountConfig, error) {
+	atPath, err := tree.ParsePath(at)
+	if err != nil {
+		return node.MountConfig{}, usagef("--at: %v", err)
+	}
+	rule, err := fuse.ParsePublishRule(publish)
+	if err != nil {
+		return node.MountConfig{}, usagef("--publish: %v", err)
+	}
+	if quiet <= 0 {
+		return node.MountConfig{}, usagef("quiet period %v: must be positive", quiet)
+	}
+	return node.MountConfig{Dir: dir, At: atPath, Quiet: quiet, Publish: rule}, nil
 }
 
 // mountOrigin mounts the origin's tree read-write, standalone: its roots

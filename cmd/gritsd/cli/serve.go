@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/node"
@@ -19,10 +20,20 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	advertiseFlag := c.flags.String("advertise", "", "host other nodes reach this one at (default: config advertise, else the listen host)")
 	urlFlag := c.flags.String("url", "", "public HTTPS base URL of this node for browsers (default: config public_url)")
 	profileFlag := c.flags.String("gossip-profile", "", "gossip timers: lan, wan or local (default: config gossip_profile, else lan)")
+	mountFlag := c.flags.String("mount", "", "mount the tree here: read-write on the origin, read-only and lazy elsewhere")
+	mountAt := c.flags.String("mount-at", "/", "origin: the tree path --mount shows")
+	mountQuiet := c.flags.Duration("mount-quiet", time.Second, "origin: commit the mount's changes once it has been quiet this long")
+	publish := c.flags.String("publish", "", "origin: which entries of the mount are published: world-readable (default) or all")
+	readdirplus := c.flags.Bool("readdirplus", true, "read-only mount: list directories with every entry's attributes (fast ls -l; turn off for huge directories)")
 	wflags := addWebFlags(c)
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
+	mc, err := mountConfig(*mountFlag, *mountAt, *mountQuiet, *publish)
+	if err != nil {
+		return err
+	}
+	mc.ReadDirPlus = *readdirplus
 	settings, err := wflags.swSettings("")
 	if err != nil {
 		return err
@@ -39,7 +50,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 		Profile: membership.Profile(*profileFlag), Watch: *wflags.watch, WatchQuiet: *wflags.watchQuiet, Logger: c.logger,
 		Web: node.WebConfig{HTTPS: *wflags.https, TLSCert: *wflags.tlsCert, TLSKey: *wflags.tlsKey, ACMEEmail: *wflags.acmeEmail,
 			Upstream: *wflags.upstream, ProxyPrefixes: wflags.proxyPrefixes, InjectSW: *wflags.injectSW,
-			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings}}
+			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings}, Mount: mc}
 	if v := *wflags.acmeDomains; v != "" {
 		cfg.Web.ACMEDomains = strings.Split(v, ",")
 	}
@@ -52,6 +63,13 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	c.errorf("gossip on %s\n", n.GossipAddr())
 	if a := n.HTTPSAddr(); a != "" {
 		c.errorf("https on %s (%s)\n", a, n.URL())
+	}
+	if m := n.Mount(); m != nil {
+		mode := "read-only"
+		if n.IsOrigin() {
+			mode = "read-write"
+		}
+		c.errorf("mounted %s at %s (%s)\n", mc.At, m.Dir(), mode)
 	}
 	c.errorf("listening on %s\n", n.ListenAddr())
 	return nodeErr(n.Serve(ctx))

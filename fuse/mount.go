@@ -50,6 +50,9 @@ func (m *Mount) Dir() string { return m.dir }
 // invalidate explicitly when a root changes.
 const kernelTimeout = time.Second
 
+// mountOptions: other users may use the mount (the application writing
+// media runs as its own user, the web server reading it as another), and
+// the kernel checks the mode bits against the owner the mount reports.
 func mountOptions(name string) fuse.MountOptions {
 	return fuse.MountOptions{
 		DirectMount:   true, // no fusermount needed when running as root
@@ -58,7 +61,22 @@ func mountOptions(name string) fuse.MountOptions {
 		MaxWrite:      1 << 20,
 		MaxReadAhead:  1 << 20,
 		MaxBackground: 64,
+		AllowOther:    os.Geteuid() == 0,
+		Options:       []string{"default_permissions"},
 	}
+}
+
+// Owner is the user and group every entry of a mount belongs to: the
+// tree stores no ownership.
+type Owner struct {
+	UID, GID uint32
+}
+
+func ownerOr(o *Owner) (uint32, uint32) {
+	if o == nil {
+		return uint32(os.Getuid()), uint32(os.Getgid())
+	}
+	return o.UID, o.GID
 }
 
 // MountOrigin mounts the origin's working tree read-write at dir. A
@@ -82,7 +100,8 @@ func MountOrigin(ctx context.Context, dir string, cfg OriginConfig) (*Mount, err
 		return nil, err
 	}
 	cfg = o.cfg
-	m := &Mount{dir: dir, log: cfg.Logger, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), active: active,
+	uid, gid := ownerOr(cfg.Owner)
+	m := &Mount{dir: dir, log: cfg.Logger, uid: uid, gid: gid, active: active,
 		origin: o, staging: filepath.Join(cfg.StateDir, "staging"), statfsPath: cfg.StatfsPath}
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	o.w.mu.Lock()

@@ -68,7 +68,10 @@ type OriginConfig struct {
 	// (the data directory).
 	StatfsPath string
 	// At is the tree path mounted, for messages and ActiveMounts.
-	At     string
+	At string
+	// Owner is who every entry belongs to (default: this process's
+	// user); with the mode bits it decides who may write.
+	Owner  *Owner
 	Logger *slog.Logger
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -45,6 +44,8 @@ type ReplicaConfig struct {
 	// Retain is how many of the newest roots .grits/roots shows
 	// (default 10).
 	Retain int
+	// Owner is who every entry belongs to (default: this process's user).
+	Owner  *Owner
 	Logger *slog.Logger
 }
 
@@ -93,7 +94,8 @@ func MountReplica(ctx context.Context, dir string, cfg ReplicaConfig) (*Mount, e
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Mount{dir: dir, log: cfg.Logger, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	uid, gid := ownerOr(cfg.Owner)
+	m := &Mount{dir: dir, log: cfg.Logger, uid: uid, gid: gid}
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	r := &replica{cfg: cfg, m: m, ahead: make(chan struct{}, cfg.ReadAhead), dirs: map[dirKey]blockstore.Hash{},
 		stop: make(chan struct{}), done: make(chan struct{})}

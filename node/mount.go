@@ -32,6 +32,9 @@ type MountConfig struct {
 	Quiet time.Duration
 	// Publish is the origin's publish rule (default world-readable).
 	Publish fuse.PublishRule
+	// Owner is who the mount's entries belong to (default: this
+	// process's user).
+	Owner *fuse.Owner
 	// ReadDirPlus, on a read-only mount, answers listings with every
 	// entry's attributes (fast ls -l; an inode per entry).
 	ReadDirPlus bool
@@ -58,7 +61,7 @@ func (n *Node) mountTree(mc MountConfig) error {
 			return fmt.Errorf("mount: this node keeps no root history")
 		}
 		m, err = fuse.MountReplica(n.ctx, mc.Dir, fuse.ReplicaConfig{Getter: n.fetcher, Roots: roots,
-			ReadDirPlus: mc.ReadDirPlus, Retain: n.dir.Config.RetainRoots, Logger: n.log.With("component", "mount")})
+			ReadDirPlus: mc.ReadDirPlus, Retain: n.dir.Config.RetainRoots, Owner: mc.Owner, Logger: n.log.With("component", "mount")})
 	}
 	if err != nil {
 		return err
@@ -89,7 +92,7 @@ func MountOrigin(ctx context.Context, d *datadir.Dir, mc MountConfig, lock LockF
 	return fuse.MountOrigin(ctx, mc.Dir, fuse.OriginConfig{
 		Store: d.Store, StateDir: fuse.StateDirFor(stateRoot, mc.At), At: mc.At.String(),
 		Publisher: &dirPublisher{d: d, at: mc.At, lock: lock, committed: committed},
-		ChunkSize: d.Config.ChunkSize, Rule: mc.Publish, Quiet: mc.Quiet, StatfsPath: d.Path,
+		ChunkSize: d.Config.ChunkSize, Rule: mc.Publish, Quiet: mc.Quiet, StatfsPath: d.Path, Owner: mc.Owner,
 		Logger: logger.With("component", "mount"),
 	})
 }

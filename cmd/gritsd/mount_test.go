@@ -864,3 +864,52 @@ func TestMountVolunteerReadOnly(t *testing.T) {
 	}
 	_ = vol
 }
+
+// asUser runs sh -c script as uid:gid and returns its error.
+func asUser(uid, gid uint32, dir, script string) error {
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
+// TestMountOwner: with --owner, the application's user writes to the
+// mount and others read what the mode bits let them, as on a disk.
+func TestMountOwner(t *testing.T) {
+	needFUSE(t)
+	t.Parallel()
+	d := newOrigin(t)
+	mp := filepath.Join(t.TempDir(), "mnt")
+	// Other users must reach the mount point through the test's
+	// temporary directories.
+	for p := filepath.Dir(mp); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startMount(t, d, mp, "--owner", "65534:65534")
+	if err := asUser(65534, 65534, mp, "mkdir -p media/1 && echo hello > media/1/a.txt && echo secret > media/1/s.txt && chmod 0600 media/1/s.txt"); err != nil {
+		t.Fatalf("the owner writes: %v", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(mp, "media/1/a.txt"), &st); err != nil || st.Uid != 65534 || st.Gid != 65534 {
+		t.Errorf("a.txt: owner %d:%d (%v), want 65534:65534", st.Uid, st.Gid, err)
+	}
+	if err := asUser(65533, 65533, mp, "cat media/1/a.txt"); err != nil {
+		t.Errorf("another user reads a 0644 file: %v", err)
+	}
+	if err := asUser(65533, 65533, mp, "cat media/1/s.txt"); err == nil {
+		t.Errorf("another user read a 0600 file")
+	}
+	if err := asUser(65533, 65533, mp, "echo x > media/1/b.txt"); err == nil {
+		t.Errorf("another user wrote into the owner's 0755 directory")
+	}
+	unmount(t, s, mp)
+	if r := d.must(t, "cat", "/media/1/a.txt"); r.stdout != "hello\n" {
+		t.Errorf("cat /media/1/a.txt\n%s", r)
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/user"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grits-cdn/grits/fuse"
@@ -20,10 +23,11 @@ func runMount(ctx context.Context, c *cmdContext) error {
 	at := c.flags.String("at", "/", "origin: the tree path the mount shows")
 	quiet := c.flags.Duration("quiet", time.Second, "origin: commit changes as one root once the mount has been quiet this long")
 	publish := c.flags.String("publish", "", "origin: which entries are published: world-readable (default: what a web server would serve) or all")
+	owner := c.flags.String("owner", "", "USER[:GROUP] every entry belongs to, e.g. the application that writes there (default: yours)")
 	if err := c.parse(1, 1); err != nil {
 		return err
 	}
-	mc, err := mountConfig(c.args[0], *at, *quiet, *publish)
+	mc, err := mountConfig(c.args[0], *at, *quiet, *publish, *owner)
 	if err != nil {
 		return err
 	}
@@ -39,7 +43,7 @@ func runMount(ctx context.Context, c *cmdContext) error {
 	if d.Config.Role != datadir.RoleOrigin {
 		return fmt.Errorf("gritsd mount alone mounts an origin's tree; on a %s run gritsd serve --mount %s (the mount needs the swarm)", d.Config.Role, c.args[0])
 	}
-	m, err := mountOrigin(ctx, d, c.args[0], atPath, *quiet, rule, c.logger)
+	m, err := mountOrigin(ctx, d, mc, c.logger)
 	if err != nil {
 		return err
 	}
@@ -57,8 +61,43 @@ func runMount(ctx context.Context, c *cmdContext) error {
 	return nil
 }
 
+// parseOwner reads USER[:GROUP] (names or numbers); "" is nil (the
+// process's own user).
+func parseOwner(s string) (*fuse.Owner, error) {
+	if s == "" {
+		return nil, nil
+	}
+	name, group, hasGroup := strings.Cut(s, ":")
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return nil, usagef("--owner %q: no such user", s)
+		}
+	}
+	gid := u.Gid
+	if hasGroup {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if g, err = user.LookupGroupId(group); err != nil {
+				return nil, usagef("--owner %q: no such group %q", s, group)
+			}
+		}
+		gid = g.Gid
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	g, err2 := strconv.ParseUint(gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, usagef("--owner %q: not a numeric user or group id on this system", s)
+	}
+	return &fuse.Owner{UID: uint32(uid), GID: uint32(g)}, nil
+}
+
 // mountConfig checks the mount flags shared by mount and serve --mount.
-func mountConfig(dir, at string, quiet time.Duration, publish string) (node.MountConfig, error) {
+func mountConfig(dir, at string, quiet time.Duration, publish, owner string) (node.MountConfig, error) {
+	o, err := parseOwner(owner)
+	if err != nil {
+		return node.MountConfig{}, err
+	}
 	atPath, err := tree.ParsePath(at)
 	if err != nil {
 		return node.MountConfig{}, usagef("--at: %v", err)
@@ -70,12 +109,12 @@ func mountConfig(dir, at string, quiet time.Duration, publish string) (node.Moun
 	if quiet <= 0 {
 		return node.MountConfig{}, usagef("quiet period %v: must be positive", quiet)
 	}
-	return node.MountConfig{Dir: dir, At: atPath, Quiet: quiet, Publish: rule}, nil
+	return node.MountConfig{Dir: dir, At: atPath, Quiet: quiet, Publish: rule, Owner: o}, nil
 }
 
 // mountOrigin mounts the origin's tree read-write, standalone: its roots
 // go to a running daemon through the admin socket, as import's do.
-func mountOrigin(ctx context.Context, d *datadir.Dir, dir string, atPath tree.Path, quiet time.Duration, rule fuse.PublishRule, logger *slog.Logger) (*fuse.Mount, error) {
+func mountOrigin(ctx context.Context, d *datadir.Dir, mc node.MountConfig, logger *slog.Logger) (*fuse.Mount, error) {
 	lock := func(ctx context.Context, fn func(*datadir.Dir) error) error {
 		if err := lockWaiting(ctx, d); err != nil {
 			return err
@@ -88,7 +127,7 @@ func mountOrigin(ctx context.Context, d *datadir.Dir, dir string, atPath tree.Pa
 			logger.Debug("no running daemon took the new root", "err", err)
 		}
 	}
-	return node.MountOrigin(ctx, d, node.MountConfig{Dir: dir, At: atPath, Quiet: quiet, Publish: rule}, lock, committed, logger)
+	return node.MountOrigin(ctx, d, mc, lock, committed, logger)
 }
 
 // lockWaiting takes the data directory's lock, waiting (bounded) while

@@ -24,12 +24,13 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	mountAt := c.flags.String("mount-at", "/", "origin: the tree path --mount shows")
 	mountQuiet := c.flags.Duration("mount-quiet", time.Second, "origin: commit the mount's changes once it has been quiet this long")
 	publish := c.flags.String("publish", "", "origin: which entries of the mount are published: world-readable (default) or all")
+	mountOwner := c.flags.String("mount-owner", "", "USER[:GROUP] the mount's entries belong to (default: yours)")
 	readdirplus := c.flags.Bool("readdirplus", true, "read-only mount: list directories with every entry's attributes (fast ls -l; turn off for huge directories)")
 	wflags := addWebFlags(c)
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
-	mc, err := mountConfig(*mountFlag, *mountAt, *mountQuiet, *publish)
+	mc, err := mountConfig(*mountFlag, *mountAt, *mountQuiet, *publish, *mountOwner)
 	if err != nil {
 		return err
 	}

@@ -913,3 +913,56 @@ func TestMountOwner(t *testing.T) {
 		t.Errorf("cat /media/1/a.txt\n%s", r)
 	}
 }
+
+// TestMountReaderSurvivesPeerKill: a volunteer's mount reads a large
+// file whose blocks live on two other volunteers (its home nodes, asked
+// first); one of them is killed mid-read, and the reader gets every
+// byte, verified, from the others.
+func TestMountReaderSurvivesPeerKill(t *testing.T) {
+	needFUSE(t)
+	t.Parallel()
+	big := randBytes(99, 96*chunkSize+5)
+	origin, _ := startOrigin(t, []entry{{path: "video/big.bin", data: big}})
+	v1 := enrol(t, origin, "volunteer")
+	v2 := enrol(t, origin, "volunteer")
+	vd, vid := join(t, newToken(t, origin.d, origin.srv.addr, "--role", "volunteer"))
+	mp := filepath.Join(t.TempDir(), "mnt")
+	reader := startMountNode(t, vd, vid, mp)
+	waitAlive(t, reader, origin, v1, v2, reader)
+	p := filepath.Join(mp, "video/big.bin")
+	eventually(t, mountWait, 100*time.Millisecond, func() error {
+		_, err := os.Stat(p)
+		return err
+	})
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, len(big))
+	half := len(big) / 3
+	if _, err := io.ReadFull(f, got[:half]); err != nil {
+		t.Fatalf("first third: %v", err)
+	}
+	v1.srv.cmd.Process.Kill()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(f, got[half:])
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("reading on after a peer was killed: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the read did not finish within 2 minutes of the peer's death")
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatalf("read %d bytes, first difference at %d", len(got), firstDiff(got, big))
+	}
+	st := reader.d.mustStatus(t)
+	if st.Upstream.Fetched == 0 {
+		t.Errorf("the reader fetched nothing from the swarm: %+v", st.Upstream)
+	}
+}

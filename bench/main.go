@@ -12,6 +12,10 @@
 // processes: round trips per operation over a delayed link, one peer
 // against a raw quic-go stream, one file from 1, 2 and 4 peers.
 //
+// Fuse (fuse.go): gritsd mount against the disk under it: sequential
+// write and read, tar x, ls -lR and rm -rf of a source tree, and the
+// first read of a large file on a volunteer's mount against gritsd get.
+//
 // Gateway: block GETs over HTTP/2 from gritsd and from nginx serving the
 // same bytes as files from disk, with the same load generator (h2load,
 // from Debian's nghttp2-client) in the same run, in turn, three rounds,
@@ -72,6 +76,7 @@ var suites = []suite{
 	{"gateway", gatewaySuite, printGateway},
 	{"browser", browserSuite, printBrowser},
 	{"protocol", protocolSuite, ratioTable("protocol", "a Go client against gritsd serve processes")},
+	{"fuse", fuseSuite, ratioTable("fuse", "gritsd mount against the disk under it; for times the ratio is the baseline's time over ours")},
 }
 
 func main() {

@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,7 +37,8 @@ type Mount struct {
 	staging    string
 	statfsPath string
 	loopCancel context.CancelFunc
-	active     *os.File // holds the flock that marks the mount running
+	memStaged  atomic.Int64 // bytes reserved by in-memory stages
+	active     *os.File     // holds the flock that marks the mount running
 	replica    *replica
 }
 
@@ -219,105 +220,6 @@ func (o *origin) flushAll(m *Mount) error {
 		n.cmu.Unlock()
 	}
 	return errors.Join(errs...)
-}
-
-// ensureStage gives n a staging file holding its content; the caller
-// holds n.cmu.
-func (m *Mount) ensureStage(n *node) error {
-	if n.stage != nil {
-		return nil
-	}
-	f, err := os.CreateTemp(m.staging, "w-")
-	if err != nil {
-		return fmt.Errorf("staging file: %w", err)
-	}
-	if n.hashSize > 0 {
-		r := newFileReader(m.origin.w.store, n.hash, n.hashSize)
-		buf := make([]byte, 1<<20)
-		for off := int64(0); off < int64(n.hashSize); {
-			k, err := r.ReadAt(m.ctx, buf, off)
-			if err == nil && k == 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			if err == nil {
-				_, err = f.WriteAt(buf[:k], off)
-			}
-			if err != nil {
-				f.Close()
-				os.Remove(f.Name())
-				return fmt.Errorf("copy into staging file: %w", err)
-			}
-			off += int64(k)
-		}
-	}
-	n.stage = &stage{f: f}
-	return nil
-}
-
-// dropStage removes n's staging file; the caller holds n.cmu and has
-// chunked it.
-func (m *Mount) dropStage(n *node) {
-	if n.stage == nil || n.stage.dirty {
-		return
-	}
-	n.stage.f.Close()
-	os.Remove(n.stage.f.Name())
-	n.stage = nil
-}
-
-// chunk stores the staging file's content as the file's new version;
-// the caller holds n.cmu.
-func (m *Mount) chunk(n *node) error {
-	if n.stage == nil || !n.stage.dirty {
-		return nil
-	}
-	w := m.origin.w
-	fi, err := n.stage.f.Stat()
-	if err != nil {
-		return fmt.Errorf("staging file: %w", err)
-	}
-	h, size, err := w.builder.WriteFile(m.ctx, io.NewSectionReader(n.stage.f, 0, fi.Size()))
-	if err != nil {
-		return err
-	}
-	n.stage.dirty = false
-	w.mu.Lock()
-	n.hash, n.hashSize, n.size = h, size, size
-	w.changedEntry(n)
-	w.mu.Unlock()
-	return nil
-}
-
-// truncate sets n's size; without an open writer the new content is
-// chunked at once (no close will come to do it).
-func (m *Mount) truncate(n *node, size uint64) error {
-	w := m.origin.w
-	n.cmu.Lock()
-	defer n.cmu.Unlock()
-	if size == 0 && n.stage == nil {
-		w.mu.Lock()
-		n.hash, n.hashSize, n.size, n.mtime = w.emptyFile, 0, 0, time.Now()
-		w.changedEntry(n)
-		w.mu.Unlock()
-		return nil
-	}
-	if err := m.ensureStage(n); err != nil {
-		return err
-	}
-	if err := n.stage.f.Truncate(int64(size)); err != nil {
-		return fmt.Errorf("truncate staging file: %w", err)
-	}
-	n.stage.dirty = true
-	w.mu.Lock()
-	n.size, n.mtime = size, time.Now()
-	w.mu.Unlock()
-	if n.writers == 0 {
-		if err := m.chunk(n); err != nil {
-			return err
-		}
-		m.dropStage(n)
-	}
-	return nil
 }
 
 func (m *Mount) statfs(out *fuse.StatfsOut) syscall.Errno {

@@ -450,8 +450,7 @@ func (f *roFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32,
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EROFS
 	}
-	fr := newFileReader(f.m.replica.cfg.Getter, f.e.Hash, f.e.Size)
-	fr.ahead = f.m.replica.readAhead
+	fr := newFileReader(f.m.replica.cfg.Getter, f.e.Hash, f.e.Size, f.m.replica.ahead)
 	return &roHandle{m: f.m, r: fr}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -468,22 +467,6 @@ func (h *roHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 		return nil, h.m.errnoOf("read", err)
 	}
 	return fuse.ReadResultData(dest[:k]), 0
-}
-
-// readAhead fetches chunks a sequential reader will want next, a few at
-// a time, so that several peers work while the reader consumes.
-func (r *replica) readAhead(ctx context.Context, cs []tree.Chunk) {
-	for _, c := range cs {
-		select {
-		case r.ahead <- struct{}{}:
-		default:
-			return // enough fetches under way
-		}
-		go func(h blockstore.Hash) {
-			defer func() { <-r.ahead }()
-			r.cfg.Getter.Get(r.m.ctx, h)
-		}(c.Hash)
-	}
 }
 
 // roLink is a symlink of a read-only mount.

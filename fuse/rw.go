@@ -3,7 +3,6 @@ package fuse
 import (
 	"context"
 	"io"
-	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -457,13 +456,6 @@ func (r *rwNode) Setxattr(ctx context.Context, attr string, data []byte, flags u
 	return syscall.ENOTSUP
 }
 
-// stage is a file's content while it is written: a local file in the
-// mount's staging directory, chunked into the store on close and fsync.
-type stage struct {
-	f     *os.File
-	dirty bool // written since the last chunking
-}
-
 // rwHandle is an open file of the read-write mount.
 type rwHandle struct {
 	m        *Mount
@@ -493,7 +485,7 @@ func (h *rwHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 	n := h.n
 	n.cmu.Lock()
 	if n.stage != nil {
-		k, err := n.stage.f.ReadAt(dest, off)
+		k, err := n.stage.readAt(dest, off)
 		n.cmu.Unlock()
 		if err != nil && err != io.EOF {
 			return nil, h.m.origin.w.errno("read", err)
@@ -503,7 +495,7 @@ func (h *rwHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 	hash, size := n.hash, n.hashSize
 	n.cmu.Unlock()
 	if h.reader == nil || h.reader.hash != hash {
-		h.reader = newFileReader(h.m.origin.w.store, hash, size)
+		h.reader = newFileReader(h.m.origin.w.store, hash, size, nil)
 	}
 	k, err := h.reader.ReadAt(h.m.ctx, dest, off)
 	if err != nil {
@@ -522,8 +514,7 @@ func (h *rwHandle) Write(ctx context.Context, data []byte, off int64) (uint32, s
 		n.cmu.Unlock()
 		return 0, w.errno("write", err)
 	}
-	k, err := n.stage.f.WriteAt(data, off)
-	n.stage.dirty = true
+	k, err := n.stage.writeAt(h.m, data, off)
 	n.cmu.Unlock()
 	w.mu.Lock()
 	if end := uint64(off) + uint64(k); end > n.size {

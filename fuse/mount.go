@@ -140,15 +140,6 @@ func (m *Mount) Commit() error {
 	return m.origin.commit(m.ctx)
 }
 
-// HeldBack counts the files and bytes the origin keeps but does not
-// publish (the publish rule leaves them out).
-func (m *Mount) HeldBack() (files, bytes int64) {
-	if m.origin == nil {
-		return 0, 0
-	}
-	return m.origin.w.heldBack(m.ctx)
-}
-
 // Close commits what is pending, unmounts (lazily when files are still
 // open, waiting until they are closed, or ctx ends), and commits what
 // the last writers flushed. Nothing written and closed is lost.

@@ -294,35 +294,6 @@ func (w *work) build(ctx context.Context, d *node, published bool) (pub, hid ref
 	return pub, hid, nil
 }
 
-// heldBack counts the files and bytes that are kept but not published.
-func (w *work) heldBack(ctx context.Context) (files, bytes int64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var walk func(d *node, published bool)
-	walk = func(d *node, published bool) {
-		if d.children == nil {
-			if !d.hid.ok {
-				return
-			}
-			if err := w.load(ctx, d); err != nil {
-				return
-			}
-		}
-		for _, c := range d.children {
-			cp := published && w.public(c)
-			switch {
-			case c.kind == tree.KindDir:
-				walk(c, cp)
-			case !cp && c.kind == tree.KindFile:
-				files++
-				bytes += int64(c.size)
-			}
-		}
-	}
-	walk(w.root, true)
-	return files, bytes
-}
-
 // errno maps errors from the store and the tree to what a system call
 // can return, logging what the user cannot see.
 func (w *work) errno(what string, err error) syscall.Errno {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -99,9 +100,23 @@ type Disk struct {
 	// Sync. A later non-deferred Put of the same block must make it
 	// durable itself, since it cannot assume an earlier writer did.
 	unsynced map[Hash]struct{}
+
+	reads struct{ hits, misses, corrupt atomic.Int64 }
 }
 
 var _ Store = (*Disk)(nil)
+
+// ReadStats counts Get calls by outcome.
+type ReadStats struct {
+	Hits    int64 // the block was there and verified
+	Misses  int64 // not stored
+	Corrupt int64 // stored, but its bytes failed verification (moved aside)
+}
+
+// Reads returns what Get found since the store was opened.
+func (d *Disk) Reads() ReadStats {
+	return ReadStats{Hits: d.reads.hits.Load(), Misses: d.reads.misses.Load(), Corrupt: d.reads.corrupt.Load()}
+}
 
 // OpenDisk opens the store in dir, creating it if needed. It deletes
 // abandoned temporary files and indexes the blocks present, which reads

@@ -38,6 +38,14 @@ func (d *Disk) Get(ctx context.Context, h Hash) ([]byte, error) {
 		grew = d.used(h, int64(len(data)), r, p)
 	}
 	lk.RUnlock()
+	switch {
+	case err == nil:
+		d.reads.hits.Add(1)
+	case errors.Is(err, ErrNotFound):
+		d.reads.misses.Add(1)
+	case errors.Is(err, ErrCorrupt):
+		d.reads.corrupt.Add(1)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: get %s: %w", h.Short(), err)
 	}

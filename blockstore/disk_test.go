@@ -247,12 +247,21 @@ func TestDiskCorruptFileMovedAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := d.Get(ctx, h); err != nil {
+		t.Fatal(err)
+	}
 	flipByte(t, d, h)
 
 	_, err = d.Get(ctx, h)
 	ce, ok := errors.AsType[*blockstore.CorruptError](err)
 	if !ok {
 		t.Fatalf("Get: err = %v, want a *CorruptError", err)
+	}
+	if _, err := d.Get(ctx, h); !errors.Is(err, blockstore.ErrNotFound) {
+		t.Fatalf("Get after the block was moved aside: err = %v, want ErrNotFound", err)
+	}
+	if got, want := d.Reads(), (blockstore.ReadStats{Hits: 1, Misses: 1, Corrupt: 1}); got != want {
+		t.Errorf("Reads() = %+v, want %+v", got, want)
 	}
 	if want := filepath.Join(dir, "corrupt"); filepath.Dir(ce.MovedTo) != want ||
 		!strings.HasPrefix(filepath.Base(ce.MovedTo), h.Hex()+".") {

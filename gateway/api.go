@@ -357,8 +357,10 @@ func (h *Handler) getBlock(ctx context.Context, hash blockstore.Hash) (*cachedBl
 	now := time.Now()
 	if h.blocks != nil {
 		if b := h.blocks.get(hash, now); b != nil {
+			h.cacheHits.Add(1)
 			return b, nil
 		}
+		h.cacheMisses.Add(1)
 	}
 	data, err := h.cfg.Store.Get(ctx, hash)
 	if err != nil {

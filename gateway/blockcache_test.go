@@ -198,6 +198,9 @@ func TestBlockCacheHoldsOnlyVerifiedBytes(t *testing.T) {
 	if n := cg.n.Load(); n != 2 { // the corrupt block's read and the good one's
 		t.Fatalf("%d store reads, want 2", n)
 	}
+	if cs := g.h.CacheStats(); cs.Hits != 2 || cs.Misses != 2 || cs.Blocks != 1 || cs.Bytes != int64(len(good)) {
+		t.Fatalf("CacheStats %+v, want 2 hits, 2 misses, the good block held", cs)
+	}
 	// Damage on disk now cannot reach clients through the cache.
 	if err := os.WriteFile(blockFile(t, dir, hGood), bytes.Repeat([]byte{'y'}, len(good)), 0o644); err != nil {
 		t.Fatal(err)

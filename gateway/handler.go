@@ -167,6 +167,8 @@ type Handler struct {
 	blocks    *blockCache // nil: no block cache
 	rootHdr   atomic.Pointer[rootHeader]
 
+	cacheHits, cacheMisses atomic.Int64
+
 	zstdEnc *zstd.Encoder // EncodeAll is safe for concurrent use
 	gzPool  sync.Pool     // *gzip.Writer
 }
@@ -231,6 +233,26 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	h.zstdEnc = enc
 	return h, nil
+}
+
+// CacheStats describes the hot-block cache.
+type CacheStats struct {
+	// Hits and Misses count block reads the cache answered, and those
+	// that went to the store (none when the cache is disabled).
+	Hits, Misses int64
+	// Blocks and Bytes are what it holds now; MaxBytes its bound.
+	Blocks          int
+	Bytes, MaxBytes int64
+}
+
+// CacheStats returns the hot-block cache's counters since NewHandler.
+func (h *Handler) CacheStats() CacheStats {
+	st := CacheStats{Hits: h.cacheHits.Load(), Misses: h.cacheMisses.Load()}
+	if h.blocks != nil {
+		st.Blocks, st.Bytes = h.blocks.stats()
+		st.MaxBytes = h.blocks.max
+	}
+	return st
 }
 
 // ServeHTTP implements http.Handler.

@@ -79,6 +79,12 @@ func (s *Swarm) handleMessages() {
 				}
 				continue
 			}
+			if len(b) > 0 && b[0] == msgServed {
+				if err := s.acceptServed(b[1:]); err != nil {
+					s.log.Debug("dropped a served report from gossip", "err", err)
+				}
+				continue
+			}
 			s.log.Debug("dropped an unknown gossip message", "len", len(b))
 		}
 	}

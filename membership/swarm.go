@@ -145,6 +145,11 @@ type Swarm struct {
 	view    map[NodeID]Member // from memberlist's events
 	pending []keyStep
 
+	// served holds members' latest Served reports; servedSeq numbers
+	// this node's own.
+	served    map[NodeID]Served
+	servedSeq uint64
+
 	rootMu   sync.Mutex       // serializes root acceptance
 	rootSubs []chan tree.Root // guarded by mu
 

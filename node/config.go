@@ -38,7 +38,11 @@ type Config struct {
 	URL string
 	// Profile picks the gossip timers.
 	Profile membership.Profile
-	Web     WebConfig
+	// Admin is the TCP address of the admin listener (metrics, health,
+	// the dashboard); "off" disables it. Default: loopback at the
+	// grits/1 port + 2 (127.0.0.1:7435).
+	Admin string
+	Web   WebConfig
 	// Watch, on the origin, is a directory re-imported whenever it
 	// changes, once it has been quiet for WatchQuiet.
 	Watch      string

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grits-cdn/grits/admin"
 	"github.com/grits-cdn/grits/fuse"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
@@ -35,7 +36,10 @@ type Node struct {
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off
 	admin     *adminServer
-	mount     *fuse.Mount // nil without --mount
+	mount     *fuse.Mount    // nil without --mount
+	metrics   *admin.Metrics // the admin listener's instruments, fed by the hot paths
+	adminHTTP *admin.Server  // nil when off
+	started   time.Time
 	pc        *net.UDPConn
 	protoAddr string
 
@@ -59,7 +63,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	d := cfg.Dir
 	dc := d.Config
-	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin}
+	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	n.closers = append(n.closers, func() error { n.cancel(); n.bg.Wait(); return nil })
 	defer func() {
@@ -184,7 +188,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.store = d.Store
 	}
 	scfg := transport.ServerConfig{Identity: ident, Store: n.store, Roots: n.roots,
-		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport")}
+		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport"),
+		OnAnswer: n.metrics.Answer}
 	if n.origin {
 		enrol, err := membership.NewEnroller(d.SiteKey, n.swarm, d.FilePath(UsedFile), CertTTL(d), n.log.With("component", "enroll"))
 		if err != nil {
@@ -215,6 +220,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.Go(n.keepRootFresh)
 	}
 	n.Go(n.reportLoad)
+	n.Go(n.reportServed)
 	if n.web != nil {
 		if err := n.web.start(n); err != nil {
 			return nil, err
@@ -235,6 +241,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	if n.admin, err = n.serveAdmin(); err != nil {
+		return nil, err
+	}
+	if err := n.startAdmin(listen); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -12,12 +12,18 @@ import (
 // Status is what gritsd status shows, as the daemon reports it on its
 // admin socket (DATA/gritsd.sock, reachable only by who can read DATA).
 type Status struct {
-	Node    membership.NodeID `json:"node"`
-	Role    string            `json:"role"`
-	Site    tree.PublicKey    `json:"site"`
-	URL     string            `json:"url,omitempty"`
-	Root    *StatusRoot       `json:"root,omitempty"`
-	Members []StatusMember    `json:"members"`
+	Node membership.NodeID `json:"node"`
+	Role string            `json:"role"`
+	Site tree.PublicKey    `json:"site"`
+	URL  string            `json:"url,omitempty"`
+	Root *StatusRoot       `json:"root,omitempty"`
+	// Ready is false while something keeps the node from serving (see
+	// Node.Ready); NotReady says what.
+	Ready    bool     `json:"ready"`
+	NotReady []string `json:"not_ready,omitempty"`
+	// Admin is the admin listener's address (metrics, the dashboard).
+	Admin   string         `json:"admin,omitempty"`
+	Members []StatusMember `json:"members"`
 	// Replicas counts the nodes other than the origin that hold the
 	// whole current root (pinning "/" and complete at its seq).
 	Replicas int   `json:"replicas"`
@@ -105,7 +111,8 @@ func HoldsAll(m membership.Member, seq uint64) bool {
 // Status reports the node's state, as the admin socket serves it.
 func (n *Node) Status() Status {
 	d, s, f, srv, wb := n.dir, n.swarm, n.fetcher, n.server, n.web
-	st := Status{Node: s.ID(), Role: d.Config.Role, Site: d.Config.SiteKey, Upstream: f.Stats()}
+	st := Status{Node: s.ID(), Role: d.Config.Role, Site: d.Config.SiteKey, Upstream: f.Stats(), NotReady: n.Ready(), Admin: n.AdminAddr()}
+	st.Ready = len(st.NotReady) == 0
 	ss := srv.Stats()
 	st.Served = ServedStats{Requests: ss.Requests, Blocks: ss.Blocks, Lookups: ss.Lookups, Bytes: ss.BytesSent, Refused: ss.Refused}
 	if wb != nil {

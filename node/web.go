@@ -85,6 +85,7 @@ func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // web is a node's browser-facing server.
 type web struct {
 	srv      *gateway.Server
+	gw       *gateway.Handler // set by start
 	late     *lateHandler
 	url      string
 	requests atomic.Int64
@@ -214,7 +215,10 @@ func (wb *web) start(n *Node) error {
 		},
 	}
 	if n.origin {
-		cfg.OnReport = func(client string, r gateway.Report) { wb.report(n, client, r) }
+		cfg.OnReport = func(client string, r gateway.Report) {
+			n.metrics.Report()
+			wb.report(n, client, r)
+		}
 		settings := w.SW
 		settings.SiteKey = n.dir.Config.SiteKey.String()
 		if err := settings.Validate(); err != nil {
@@ -261,6 +265,7 @@ func (wb *web) start(n *Node) error {
 	if err != nil {
 		return err
 	}
+	wb.gw = h
 	var handler http.Handler = h
 	if proxy != nil && len(w.ProxyPrefixes) > 0 {
 		prefixes := w.ProxyPrefixes
@@ -281,6 +286,7 @@ func (wb *web) start(n *Node) error {
 		}
 		inner.ServeHTTP(rw, r)
 	})
+	handler = n.metrics.HTTP(handler)
 	wb.late.h.Store(&handler)
 	return nil
 }

@@ -284,8 +284,33 @@ func TestLyingPeer(t *testing.T) {
 			if f.requests.Load() != 1 {
 				t.Errorf("the fake saw %d requests, want 1", f.requests.Load())
 			}
+			// The lie is counted once, under the cause the error names.
+			pe, _ := errors.AsType[*PeerError](err)
+			st := c.Stats()
+			var total int64
+			for _, n := range st.Bad {
+				total += n
+			}
+			if total != 1 || pe == nil || st.Bad[pe.Cause] != 1 {
+				t.Errorf("bad answers counted %v, want one of cause %v", st.Bad, pe.Cause)
+			}
+			if want, ok := wantCause[l.name]; ok && pe != nil && pe.Cause != want {
+				t.Errorf("cause %v, want %v", pe.Cause, want)
+			}
 		})
 	}
+}
+
+// wantCause is the cause some lies must be counted under.
+var wantCause = map[string]BadCause{
+	"lookup/forged-top-node":    BadProof,
+	"lookup/inline-wrong-bytes": BadProof,
+	"root/bad-signature":        BadRoot,
+	"latest/expired-root":       BadRoot,
+	"block/corrupt-data":        BadBlock,
+	"block/another-block":       BadBlock,
+	"blocks/garbage":            BadFrame,
+	"blocks/ends-at-once":       BadFrame,
 }
 
 // TestFakePeerTellsTheTruth is the control for TestLyingPeer: the same

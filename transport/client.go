@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +32,9 @@ type PeerError struct {
 	// (errors.Is(err, ErrBadPeer)), false for plain failures such as a
 	// timeout, a refused connection or a "not found" answer.
 	Bad bool
-	Err error
+	// Cause is what failed verification, when Bad.
+	Cause BadCause
+	Err   error
 }
 
 func (e *PeerError) Error() string {
@@ -45,8 +48,39 @@ func (e *PeerError) Unwrap() error { return e.Err }
 
 func (e *PeerError) Is(target error) bool { return target == ErrBadPeer && e.Bad }
 
-func badPeer(peer string, format string, args ...any) error {
-	return &PeerError{Peer: peer, Bad: true, Err: fmt.Errorf(format, args...)}
+// BadCause says what part of a peer's answer failed verification.
+type BadCause uint8
+
+// Causes of a bad answer.
+const (
+	BadFrame    BadCause = iota // malformed, unexpected or missing frames
+	BadBlock                    // a block that is not the one asked for or does not hash to its name
+	BadProof                    // a lookup whose proof or inline data does not verify
+	BadRoot                     // a root that is forged, expired, older, or breaks the chain
+	BadIdentity                 // a server that is not a member, or is banned
+	NumBadCauses
+)
+
+func (c BadCause) String() string {
+	switch c {
+	case BadFrame:
+		return "frame"
+	case BadBlock:
+		return "block"
+	case BadProof:
+		return "proof"
+	case BadRoot:
+		return "root"
+	case BadIdentity:
+		return "identity"
+	}
+	return "BadCause(" + strconv.Itoa(int(c)) + ")"
+}
+
+// bad counts and returns a bad-peer error.
+func (c *Client) bad(peer string, cause BadCause, format string, args ...any) error {
+	c.bads[cause].Add(1)
+	return &PeerError{Peer: peer, Bad: true, Cause: cause, Err: fmt.Errorf(format, args...)}
 }
 
 func peerErr(peer string, err error) error {
@@ -101,6 +135,23 @@ type Client struct {
 	last  *tree.Root // newest root accepted, against rollback
 
 	requests atomic.Int64
+	bads     [NumBadCauses]atomic.Int64
+}
+
+// ClientStats counts a client's requests and the answers it refused.
+type ClientStats struct {
+	Requests int64
+	// Bad counts answers that failed verification, by cause.
+	Bad [NumBadCauses]int64
+}
+
+// Stats returns counters since the client was made.
+func (c *Client) Stats() ClientStats {
+	st := ClientStats{Requests: c.requests.Load()}
+	for i := range st.Bad {
+		st.Bad[i] = c.bads[i].Load()
+	}
+	return st
 }
 
 type dialCall struct {
@@ -247,10 +298,10 @@ func (c *Client) verifyServer(ctx context.Context, peer string, conn *quic.Conn)
 	cs := conn.ConnectionState().TLS
 	id, err := PeerID(cs)
 	if err != nil {
-		return badPeer(peer, "server identity: %w", err)
+		return c.bad(peer, BadIdentity, "server identity: %w", err)
 	}
 	if err := c.cfg.VerifyServer(id, PeerCredential(cs)); err != nil {
-		return badPeer(peer, "server %s not accepted: %w", id, err)
+		return c.bad(peer, BadIdentity, "server %s not accepted: %w", id, err)
 	}
 	return nil
 }
@@ -360,7 +411,7 @@ func (x *exchange) next(ctx context.Context) (proto.Message, error) {
 		return nil, ctx.Err()
 	case errors.Is(err, proto.ErrMalformed), errors.Is(err, proto.ErrUnknownType),
 		errors.Is(err, proto.ErrUnexpectedType), errors.Is(err, proto.ErrFrameTooLarge):
-		return nil, badPeer(x.peer, "%v answer: %w", x.req.Type(), err)
+		return nil, x.c.bad(x.peer, BadFrame, "%v answer: %w", x.req.Type(), err)
 	case isTimeout(err):
 		return nil, peerErr(x.peer, fmt.Errorf("%v: no answer within %v (stalled)", x.req.Type(), x.c.cfg.StallTimeout))
 	default:
@@ -412,7 +463,7 @@ func (c *Client) oneTry(ctx context.Context, peer string, req proto.Message) (pr
 	defer x.close()
 	m, err := x.next(ctx)
 	if errors.Is(err, io.EOF) {
-		return nil, badPeer(peer, "%v: stream ended without an answer", req.Type())
+		return nil, c.bad(peer, BadFrame, "%v: stream ended without an answer", req.Type())
 	}
 	return m, err
 }
@@ -421,13 +472,13 @@ func (c *Client) oneTry(ctx context.Context, peer string, req proto.Message) (pr
 // client accepted; a forged, expired or older root marks the peer bad.
 func (c *Client) acceptRoot(peer string, r tree.Root) error {
 	if err := r.Verify(c.cfg.SiteKey, c.cfg.Now()); err != nil {
-		return badPeer(peer, "root seq %d: %w", r.Seq, err)
+		return c.bad(peer, BadRoot, "root seq %d: %w", r.Seq, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.last != nil {
 		if err := r.CheckSuccessor(*c.last); err != nil && !errors.Is(err, tree.ErrSameRoot) {
-			return badPeer(peer, "root seq %d: %w", r.Seq, err)
+			return c.bad(peer, BadRoot, "root seq %d: %w", r.Seq, err)
 		}
 		if r.Seq <= c.last.Seq {
 			return nil
@@ -506,19 +557,19 @@ func (c *Client) roots(ctx context.Context, peer string, after uint64, max int) 
 		}
 		r := m.(*proto.Root).Root
 		if len(chain) == max {
-			return nil, badPeer(peer, "more roots than the %d asked for", max)
+			return nil, c.bad(peer, BadRoot, "more roots than the %d asked for", max)
 		}
 		// No overflow concern: a seq of 0 that after+n wrapped to fails
 		// Verify below.
 		if want := after + uint64(len(chain)) + 1; r.Seq != want {
-			return nil, badPeer(peer, "root seq %d where seq %d was due, asking for the roots after %d", r.Seq, want, after)
+			return nil, c.bad(peer, BadRoot, "root seq %d where seq %d was due, asking for the roots after %d", r.Seq, want, after)
 		}
 		if err := r.Verify(c.cfg.SiteKey, r.Time); err != nil {
-			return nil, badPeer(peer, "root seq %d: %w", r.Seq, err)
+			return nil, c.bad(peer, BadRoot, "root seq %d: %w", r.Seq, err)
 		}
 		if len(chain) > 0 {
 			if prev := chain[len(chain)-1]; r.Prev != prev.Hash() {
-				return nil, badPeer(peer, "root seq %d follows %s, not seq %d (%s): %w",
+				return nil, c.bad(peer, BadRoot, "root seq %d follows %s, not seq %d (%s): %w",
 					r.Seq, r.Prev.Short(), prev.Seq, prev.Hash().Short(), tree.ErrBrokenChain)
 			}
 		}
@@ -587,7 +638,7 @@ func (c *Client) Lookup(ctx context.Context, peer string, root *tree.Root, p tre
 	case root != nil:
 		out.Root = *root
 	case lr.Root == nil:
-		return nil, badPeer(peer, "latest lookup answered without a root")
+		return nil, c.bad(peer, BadProof, "latest lookup answered without a root")
 	default:
 		if err := c.acceptRoot(peer, *lr.Root); err != nil {
 			return nil, err
@@ -596,19 +647,19 @@ func (c *Client) Lookup(ctx context.Context, peer string, root *tree.Root, p tre
 	}
 	res, err := tree.Verify(out.Root.Tree, p, lr.Proof)
 	if err != nil {
-		return nil, badPeer(peer, "proof for %s: %w", p, err)
+		return nil, c.bad(peer, BadProof, "proof for %s: %w", p, err)
 	}
 	if res.Status != lr.Status {
-		return nil, badPeer(peer, "claims %v for %s, its proof shows %v", lr.Status, p, res.Status)
+		return nil, c.bad(peer, BadProof, "claims %v for %s, its proof shows %v", lr.Status, p, res.Status)
 	}
 	out.Result = res
 	if data, ok := lr.Inline(); ok {
 		f, isFile := res.Node.(*tree.FileNode)
 		if !isFile {
-			return nil, badPeer(peer, "inline data for %s, which is not a file", p)
+			return nil, c.bad(peer, BadProof, "inline data for %s, which is not a file", p)
 		}
 		if err := verifyInline(f, data); err != nil {
-			return nil, badPeer(peer, "inline data for %s: %w", p, err)
+			return nil, c.bad(peer, BadProof, "inline data for %s: %w", p, err)
 		}
 		out.Inline, out.HasInline = data, true
 	}
@@ -641,10 +692,10 @@ func (c *Client) GetBlock(ctx context.Context, peer string, h blockstore.Hash) (
 	}
 	b := m.(*proto.Block)
 	if b.Hash != h {
-		return nil, badPeer(peer, "asked for block %s, got %s", h.Short(), b.Hash.Short())
+		return nil, c.bad(peer, BadBlock, "asked for block %s, got %s", h.Short(), b.Hash.Short())
 	}
 	if err := b.Verify(); err != nil {
-		return nil, badPeer(peer, "%w", err)
+		return nil, c.bad(peer, BadBlock, "%w", err)
 	}
 	return b.Data(), nil
 }
@@ -681,7 +732,7 @@ func (c *Client) getBlocks(ctx context.Context, peer string, hashes []blockstore
 	for len(want) > 0 {
 		m, err := x.next(ctx)
 		if errors.Is(err, io.EOF) {
-			return missing, badPeer(peer, "stream ended with %d of %d blocks unanswered", len(want), len(hashes))
+			return missing, c.bad(peer, BadFrame, "stream ended with %d of %d blocks unanswered", len(want), len(hashes))
 		}
 		if err != nil {
 			return missing, err
@@ -689,16 +740,16 @@ func (c *Client) getBlocks(ctx context.Context, peer string, hashes []blockstore
 		switch m := m.(type) {
 		case *proto.Missing:
 			if !want[m.Hash] {
-				return missing, badPeer(peer, "unrequested or repeated answer for %s", m.Hash.Short())
+				return missing, c.bad(peer, BadFrame, "unrequested or repeated answer for %s", m.Hash.Short())
 			}
 			delete(want, m.Hash)
 			missing = append(missing, m.Hash)
 		case *proto.Block:
 			if !want[m.Hash] {
-				return missing, badPeer(peer, "unrequested or repeated block %s", m.Hash.Short())
+				return missing, c.bad(peer, BadFrame, "unrequested or repeated block %s", m.Hash.Short())
 			}
 			if err := m.Verify(); err != nil {
-				return missing, badPeer(peer, "%w", err)
+				return missing, c.bad(peer, BadBlock, "%w", err)
 			}
 			delete(want, m.Hash)
 			if err := fn(m.Hash, m.Data()); err != nil {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -115,6 +116,21 @@ type ServerConfig struct {
 	// InlineMax caps inline file data in lookups; default proto.InlineMax.
 	InlineMax int
 	Logger    *slog.Logger
+	// OnAnswer, if set, is called after each request the server read,
+	// once its answer is written or abandoned: metrics. It must not block.
+	OnAnswer func(Answer)
+}
+
+// Answer describes one request and how it ended, for OnAnswer.
+type Answer struct {
+	Type proto.Type
+	// Err is nil for a request answered in full; else why it was not
+	// (sent to the peer as an Error frame unless the stream was cut).
+	Err error
+	// Bytes is what the answer put on the stream.
+	Bytes int64
+	// Duration runs from the whole request read to the answer flushed.
+	Duration time.Duration
 }
 
 func (c *ServerConfig) setDefaults() error {
@@ -415,15 +431,18 @@ func (s *Server) serveConn(serve, ctx context.Context, conn *quic.Conn) {
 	}
 }
 
-// countingWriter counts bytes written to the stream.
+// countingWriter counts bytes written to the stream, into the server's
+// total and the request's own.
 type countingWriter struct {
-	w io.Writer
-	n *atomic.Int64
+	w   io.Writer
+	n   *atomic.Int64
+	req *int64
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
+	*c.req += int64(n)
 	return n, err
 }
 
@@ -449,6 +468,14 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream) {
 		return
 	}
 	s.requests.Add(1)
+	var sent int64
+	var failed error
+	if s.cfg.OnAnswer != nil {
+		start := time.Now()
+		defer func() {
+			s.cfg.OnAnswer(Answer{Type: req.Type(), Err: failed, Bytes: sent, Duration: time.Since(start)})
+		}()
+	}
 	// The request is whole; anything more the client sends is ignored.
 	st.CancelRead(codeOK)
 	// A slow reader gets until the deadline to take the answer.
@@ -458,17 +485,19 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream) {
 	stop := context.AfterFunc(st.Context(), cancel) // the peer reset the stream
 	defer stop()
 
-	w := bufio.NewWriterSize(countingWriter{st, &s.bytesSent}, 64<<10)
+	w := bufio.NewWriterSize(countingWriter{st, &s.bytesSent, &sent}, 64<<10)
 	if err := s.answer(rctx, req, w); err != nil {
+		failed = err
 		if rctx.Err() != nil || isTimeout(err) {
 			st.CancelWrite(streamCancelled)
 			return
 		}
 		s.cfg.Logger.Debug("request failed", "type", req.Type(), "err", err)
-		w.Reset(countingWriter{st, &s.bytesSent})
+		w.Reset(countingWriter{st, &s.bytesSent, &sent})
 		_ = proto.WriteMessage(w, proto.ErrorFor(err))
 	}
 	if err := w.Flush(); err != nil {
+		failed = cmp.Or(failed, err)
 		st.CancelWrite(streamCancelled)
 		return
 	}

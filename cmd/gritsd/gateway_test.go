@@ -1131,6 +1131,13 @@ func TestDemoCommand(t *testing.T) {
 		return strings.Contains(s, "\n  open "+origin+"/\n")
 	})
 
+	// The origin's dashboard, on its admin listener.
+	if m := regexp.MustCompile(`dashboard \(the swarm, and the bytes volunteers served\): http://(127\.0\.0\.1:\d+)/\n`).FindStringSubmatch(stderr.String()); m == nil {
+		t.Errorf("the demo does not print the origin's dashboard\n%s", stderr.String())
+	} else if code, _, err := adminGet(m[1], "/healthz"); err != nil || code != http.StatusOK {
+		t.Errorf("the demo's dashboard address: /healthz %d %v", code, err)
+	}
+
 	pool := gwCAPool(t, filepath.Join(dir, "origin", "ca.pem"))
 	c := gwNewH2(t, pool, nil)
 	resp, body := c.get(t, origin+"/")

@@ -179,3 +179,8 @@ func run[T any](ctx context.Context, b *Browser, a chromedp.Action[T]) (T, error
 	}
 	return v, err
 }
+
+// Screenshot returns a PNG of the whole page, beyond the viewport.
+func (b *Browser) Screenshot(ctx context.Context) ([]byte, error) {
+	return run(ctx, b, chromedp.FullScreenshot(100))
+}

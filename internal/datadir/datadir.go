@@ -98,6 +98,10 @@ type Config struct {
 	// HTTPSListen is where browsers are served (TCP and UDP), default
 	// ":8443"; "off" disables.
 	HTTPSListen string `json:"https_listen,omitempty"`
+	// AdminListen is the admin listener's TCP address (metrics, health,
+	// dashboard), default loopback at the listen port + 2; "off"
+	// disables it.
+	AdminListen string `json:"admin_listen,omitempty"`
 	// OriginAddr and Seeds are written by gritsd join: where the origin
 	// answers grits/1, and gossip addresses to join the swarm through.
 	OriginAddr string   `json:"origin_addr,omitempty"`

@@ -21,6 +21,7 @@ const (
 	ExitOK          = 0
 	ExitFailure     = 1   // the command ran and failed, or found problems
 	ExitUsage       = 2   // bad arguments
+	ExitNotReady    = 3   // gritsd status: the daemon runs but is not ready
 	ExitInterrupted = 130 // SIGINT/SIGTERM
 )
 

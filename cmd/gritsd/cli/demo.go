@@ -100,6 +100,7 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	names := []string{"origin", "volunteer1", "volunteer2"}
 	dirs := []string{o, v1, v2}
 	urls := make([]string, 3)
+	dashboard := make(chan string, 1) // the origin's "admin on ADDR (URL)"
 	serve := func(i int) (string, error) {
 		// 127.0.0.1, not localhost: the nodes listen on IPv4 loopback,
 		// and a browser told to use HTTP/3 for "localhost" tries ::1
@@ -109,8 +110,12 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 		w := &lineWatch{prefix: "listening on ", found: ready}
 		args := []string{"--data", dirs[i], "serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--gossip-profile", "local",
 			"--https", "127.0.0.1:" + strconv.Itoa(*port+i), "--url", urls[i], "--tls-cert", certPath, "--tls-key", keyPath, "--log-level", "error"}
+		stderr := io.MultiWriter(w, prefixWriter(c.Stderr, names[i]+": "))
+		if i == 0 {
+			stderr = io.MultiWriter(&lineWatch{prefix: "admin on ", found: dashboard}, stderr)
+		}
 		wg.Go(func() {
-			if code := Main(ctx, args, Env{Stdout: io.Discard, Stderr: io.MultiWriter(w, prefixWriter(c.Stderr, names[i]+": ")), Getenv: c.Getenv}); code != ExitOK && ctx.Err() == nil {
+			if code := Main(ctx, args, Env{Stdout: io.Discard, Stderr: stderr, Getenv: c.Getenv}); code != ExitOK && ctx.Err() == nil {
 				errs <- fmt.Errorf("%s stopped (exit %d)", names[i], code)
 			}
 		})
@@ -142,7 +147,15 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	c.errorf("\ngrits demo: an origin and two volunteers on this machine, serving a sample site.\n\n")
 	c.errorf("  open %s/\n\n", urls[0])
 	c.errorf("The certificate comes from a development CA (%s). Either run gritsd demo --open,\nor trust it: %s\n", filepath.Join(o, "ca.pem"), ca.TrustHint(filepath.Join(o, "ca.pem")))
-	c.errorf("Volunteers: %s, %s. Data: %s. Ctrl-C stops everything.\n\n", urls[1], urls[2], base)
+	c.errorf("Volunteers: %s, %s. Data: %s. Ctrl-C stops everything.\n", urls[1], urls[2], base)
+	select {
+	case a := <-dashboard:
+		if _, u, ok := strings.Cut(a, " ("); ok {
+			c.errorf("The origin's dashboard (the swarm, and the bytes volunteers served): %s\n", strings.TrimSuffix(u, ")"))
+		}
+	default:
+	}
+	c.errorf("\n")
 	if *open {
 		if err := launchBrowser(ctx, *browser, base, leaf.Leaf, urls); err != nil {
 			c.errorf("--open: %v\n", err)
@@ -313,7 +326,8 @@ func (l *labelWriter) Write(p []byte) (int, error) {
 		}
 		line := string(l.buf[:i])
 		l.buf = l.buf[i+1:]
-		if strings.HasPrefix(line, "listening on ") || strings.HasPrefix(line, "gossip on ") || strings.HasPrefix(line, "https on ") {
+		if strings.HasPrefix(line, "listening on ") || strings.HasPrefix(line, "gossip on ") || strings.HasPrefix(line, "https on ") ||
+			strings.HasPrefix(line, "admin on ") {
 			continue
 		}
 		fmt.Fprintf(l.w, "%s%s\n", l.prefix, line)

@@ -26,6 +26,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	publish := c.flags.String("publish", "", "origin: which entries of the mount are published: world-readable (default) or all")
 	mountOwner := c.flags.String("mount-owner", "", "USER[:GROUP] the mount's entries belong to (default: yours)")
 	readdirplus := c.flags.Bool("readdirplus", true, "read-only mount: list directories with every entry's attributes (fast ls -l; turn off for huge directories)")
+	adminFlag := c.flags.String("admin", "", "TCP address for metrics, /healthz, /readyz and the dashboard (default: config admin_listen, else 127.0.0.1 at the listen port + 2); off disables")
 	wflags := addWebFlags(c)
 	if err := c.parse(0, 0); err != nil {
 		return err
@@ -48,7 +49,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	}
 	defer d.Close()
 	cfg := node.Config{Dir: d, Listen: *listenFlag, Gossip: *gossipFlag, Advertise: *advertiseFlag, URL: *urlFlag,
-		Profile: membership.Profile(*profileFlag), Watch: *wflags.watch, WatchQuiet: *wflags.watchQuiet, Logger: c.logger,
+		Profile: membership.Profile(*profileFlag), Admin: *adminFlag, Watch: *wflags.watch, WatchQuiet: *wflags.watchQuiet, Logger: c.logger,
 		Web: node.WebConfig{HTTPS: *wflags.https, TLSCert: *wflags.tlsCert, TLSKey: *wflags.tlsKey, ACMEEmail: *wflags.acmeEmail,
 			Upstream: *wflags.upstream, ProxyPrefixes: wflags.proxyPrefixes, InjectSW: *wflags.injectSW,
 			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings}, Mount: mc}
@@ -71,6 +72,9 @@ func runServe(ctx context.Context, c *cmdContext) error {
 			mode = "read-write"
 		}
 		c.errorf("mounted %s at %s (%s)\n", mc.At, m.Dir(), mode)
+	}
+	if a := n.AdminAddr(); a != "" {
+		c.errorf("admin on %s (http://%s/)\n", a, a)
 	}
 	c.errorf("listening on %s\n", n.ListenAddr())
 	return nodeErr(n.Serve(ctx))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -76,14 +77,31 @@ func runStatus(ctx context.Context, c *cmdContext) error {
 	if *asJSON {
 		enc := json.NewEncoder(c.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	} else {
+		printStatus(c.Stdout, st)
 	}
-	printStatus(c.Stdout, st)
+	if !st.Ready {
+		// Scripts and service managers tell "not running" (1) from
+		// "running but not ready" by the code.
+		return &exitError{code: ExitNotReady, msg: "not ready: " + strings.Join(st.NotReady, "; ")}
+	}
 	return nil
 }
 
 func printStatus(w io.Writer, st Status) {
 	fmt.Fprintf(w, "node %s (%s), site %s\n", st.Node, st.Role, st.Site)
+	if st.Ready {
+		fmt.Fprintf(w, "ready")
+	} else {
+		fmt.Fprintf(w, "NOT READY: %s", strings.Join(st.NotReady, "; "))
+	}
+	if st.Admin != "" {
+		fmt.Fprintf(w, "; metrics and dashboard on http://%s/", st.Admin)
+	}
+	fmt.Fprintln(w)
 	if st.Root != nil {
 		fmt.Fprintf(w, "root seq %d (%s), expires %s; %d complete replicas besides the origin\n",
 			st.Root.Seq, st.Root.Tree, st.Root.Expires.Format(time.RFC3339), st.Replicas)

@@ -51,6 +51,10 @@ func (m *Mount) Dir() string { return m.dir }
 // invalidate explicitly when a root changes.
 const kernelTimeout = time.Second
 
+// originKernelTimeout is the same on the origin's mount, where only the
+// kernel changes the tree.
+const originKernelTimeout = time.Minute
+
 // mountOptions: other users may use the mount (the application writing
 // media runs as its own user, the web server reading it as another), and
 // the kernel checks the mode bits against the owner the mount reports.
@@ -116,8 +120,15 @@ func MountOrigin(ctx context.Context, dir string, cfg OriginConfig) (*Mount, err
 		active.Close()
 		return nil, fmt.Errorf("mount: %w", err)
 	}
-	sec := kernelTimeout
-	opts := &fs.Options{MountOptions: mountOptions("grits"), EntryTimeout: &sec, AttrTimeout: &sec,
+	// Every change to the origin's tree passes through this kernel, so
+	// what it caches (names, absent names, attributes, written pages) is
+	// never stale: it may keep it long, and gather small writes into
+	// large ones (writeback cache; close and fsync still write back
+	// first, so close-to-open and fsync hold).
+	long := originKernelTimeout
+	mo := mountOptions("grits")
+	mo.ExtraCapabilities = fuse.CAP_WRITEBACK_CACHE
+	opts := &fs.Options{MountOptions: mo, EntryTimeout: &long, AttrTimeout: &long, NegativeTimeout: &long,
 		UID: m.uid, GID: m.gid, RootStableAttr: &fs.StableAttr{Ino: 1}, NullPermissions: true}
 	m.server, err = fs.Mount(dir, &rwNode{m: m, n: o.w.root}, opts)
 	if err != nil {

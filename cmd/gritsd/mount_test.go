@@ -284,7 +284,8 @@ func getFrom(t *testing.T, key, peer, p string) ([]byte, result, error) {
 // writes its media (id-partitioned directories, a temp name renamed into
 // place, chmod 0644; deletion with the emptied parents; chmod 0600 when
 // an account is suspended) and checks what a volunteer serves: every
-// uploaded file byte-exact, the deleted one gone, the hidden one absent
+// uploaded file byte-exact (gritsd get, and HTTP/3 as a browser), the
+// deleted one gone, the hidden one absent
 // until it is readable again, and the origin's status counting it.
 func TestMountMastodonMedia(t *testing.T) {
 	needFUSE(t)
@@ -344,6 +345,23 @@ func TestMountMastodonMedia(t *testing.T) {
 			}
 			return nil
 		})
+	}
+	// And as a browser gets them: over HTTP/3 from the volunteer's
+	// gateway, every proof and block verified.
+	vaddr, _ := gwHTTPS(t, vol.srv)
+	h3 := gwNewH3(t, gwCAPool(t, vol.d.path("ca.pem")))
+	for _, u := range uploads {
+		if u.path == gone {
+			continue
+		}
+		_, f, inline, nodes := gwLookup(t, h3, "https://"+vaddr, u.path, gwParseKey(t, key), len(u.data))
+		got := inline
+		if len(u.data) > inlineMax {
+			got, _ = gwFetchFile(t, h3, "https://"+vaddr, f, nodes)
+		}
+		if !bytes.Equal(got, u.data) {
+			t.Errorf("HTTP/3 from the volunteer: /%s: %d bytes, want %d", u.path, len(got), len(u.data))
+		}
 	}
 	if _, r, err := getFrom(t, key, vol.srv.addr, "/"+gone); err == nil {
 		t.Errorf("the deleted /%s still loads from the volunteer\n%s", gone, r)

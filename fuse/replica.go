@@ -45,7 +45,10 @@ type ReplicaConfig struct {
 	// (default 10).
 	Retain int
 	// Owner is who every entry belongs to (default: this process's user).
-	Owner  *Owner
+	Owner *Owner
+	// Space, if set, tells statfs the node's cache size and what is
+	// free of it.
+	Space  func() (total, free uint64)
 	Logger *slog.Logger
 }
 
@@ -298,6 +301,24 @@ func (m *Mount) fillEntry(e tree.Entry, ino uint64, a *fuse.Attr) {
 	a.Owner = fuse.Owner{Uid: m.uid, Gid: m.gid}
 }
 
+// dirLinks is a directory's link count as on a disk, 2 and one for each
+// subdirectory, when its entries are one node; 1 (unknown, as btrfs
+// says) for a sharded directory, whose count would cost a listing.
+func (m *Mount) dirLinks(ctx context.Context, h blockstore.Hash) uint32 {
+	n, err := tree.LoadNode(ctx, m.replica.cfg.Getter, h)
+	d, ok := n.(*tree.DirNode)
+	if err != nil || !ok {
+		return 1
+	}
+	links := uint32(2)
+	for _, e := range d.Entries {
+		if e.Kind == tree.KindDir {
+			links++
+		}
+	}
+	return links
+}
+
 // errnoOf maps a tree or fetch error for the kernel.
 func (m *Mount) errnoOf(what string, err error) syscall.Errno {
 	var en syscall.Errno
@@ -366,6 +387,9 @@ func (d *roDir) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut)
 		}
 	}
 	d.m.fillEntry(e, d.StableAttr().Ino, &out.Attr)
+	if h, en := d.top(ctx); en == 0 {
+		out.Attr.Nlink = d.m.dirLinks(ctx, h)
+	}
 	return 0
 }
 
@@ -373,6 +397,9 @@ func (d *roDir) child(ctx context.Context, e tree.Entry, out *fuse.EntryOut) *fs
 	p := append(d.path[:len(d.path):len(d.path)], e.Name)
 	ino := inoOf(d.view, e, p)
 	d.m.fillEntry(e, ino, &out.Attr)
+	if e.Kind == tree.KindDir {
+		out.Attr.Nlink = d.m.dirLinks(ctx, e.Hash)
+	}
 	var n fs.InodeEmbedder
 	switch e.Kind {
 	case tree.KindDir:
@@ -421,9 +448,17 @@ func (d *roDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	return s, 0
 }
 
+// Statfs reports the node's cache: its quota as the size, what the
+// quota has left as free.
 func (d *roDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	out.NameLen = 255
 	out.Bsize, out.Frsize = 4096, 4096
+	if space := d.m.replica.cfg.Space; space != nil {
+		total, free := space()
+		out.Blocks = total / 4096
+		out.Bfree = min(free, total) / 4096
+		out.Bavail = out.Bfree
+	}
 	return 0
 }
 

@@ -61,7 +61,7 @@ func (n *Node) mountTree(mc MountConfig) error {
 			return fmt.Errorf("mount: this node keeps no root history")
 		}
 		m, err = fuse.MountReplica(n.ctx, mc.Dir, fuse.ReplicaConfig{Getter: n.fetcher, Roots: roots,
-			ReadDirPlus: mc.ReadDirPlus, Retain: n.dir.Config.RetainRoots, Owner: mc.Owner, Logger: n.log.With("component", "mount")})
+			ReadDirPlus: mc.ReadDirPlus, Retain: n.dir.Config.RetainRoots, Owner: mc.Owner, Space: n.cacheSpace, Logger: n.log.With("component", "mount")})
 	}
 	if err != nil {
 		return err
@@ -73,6 +73,15 @@ func (n *Node) mountTree(mc MountConfig) error {
 		return m.Close(ctx)
 	})
 	return nil
+}
+
+// cacheSpace is the node's cache quota and what is left of it.
+func (n *Node) cacheSpace() (total, free uint64) {
+	st, err := n.dir.Store.Stats(n.ctx)
+	if err != nil || st.Quota <= 0 {
+		return 0, 0
+	}
+	return uint64(st.Quota), uint64(max(st.Quota-st.CachedBytes, 0))
 }
 
 // Mount is the node's file system mount, nil without one.

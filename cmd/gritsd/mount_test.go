@@ -793,6 +793,18 @@ func TestMountVolunteerReadOnly(t *testing.T) {
 		}
 	}
 
+	// Link counts as on a disk; statfs shows the volunteer's cache.
+	for _, p := range []string{"site", "site/pkg0", "site/docs/empty-dir"} {
+		var o, v syscall.Stat_t
+		if err := errors.Join(syscall.Stat(filepath.Join(omp, p), &o), syscall.Stat(filepath.Join(vmp, p), &v)); err != nil || o.Nlink != v.Nlink {
+			t.Errorf("%s: %d links on the volunteer's mount, %d on the origin's (%v)", p, v.Nlink, o.Nlink, err)
+		}
+	}
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(vmp, &sfs); err != nil || sfs.Blocks == 0 || sfs.Bfree > sfs.Blocks {
+		t.Errorf("statfs of the volunteer's mount: %d blocks, %d free (%v); want the cache quota", sfs.Blocks, sfs.Bfree, err)
+	}
+
 	// Read-only.
 	for what, err := range map[string]error{
 		"create": os.WriteFile(filepath.Join(vmp, "new"), []byte("x"), 0o644),

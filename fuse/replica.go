@@ -191,7 +191,9 @@ func (r *replica) invalidate(dir *fs.Inode, p tree.Path, t blockstore.Hash) {
 		case *roDir:
 			was = op.entry()
 		case *roFile:
+			op.mu.Lock()
 			was = op.e
+			op.mu.Unlock()
 		case *roLink:
 			was = op.e
 		default:
@@ -407,7 +409,7 @@ func (d *roDir) child(ctx context.Context, e tree.Entry, out *fuse.EntryOut) *fs
 	case tree.KindSymlink:
 		n = &roLink{e: e}
 	default:
-		n = &roFile{m: d.m, e: e}
+		n = &roFile{m: d.m, e: e, view: d.view, path: p}
 	}
 	return d.NewInode(ctx, n, fs.StableAttr{Mode: typeBits(e.Kind), Ino: ino})
 }
@@ -465,8 +467,11 @@ func (d *roDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 // roFile is one version of a file of a read-only mount.
 type roFile struct {
 	fs.Inode
-	m *Mount
-	e tree.Entry
+	m    *Mount
+	view view
+	path tree.Path
+	mu   sync.Mutex
+	e    tree.Entry // the version's entry; mode and mtime as last seen
 }
 
 var (
@@ -474,8 +479,23 @@ var (
 	_ fs.NodeGetattrer = (*roFile)(nil)
 )
 
+// Getattr answers for this version; a chmod or touch of the same
+// content in a newer root shows (same content, same inode).
 func (f *roFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	f.m.fillEntry(f.e, f.StableAttr().Ino, &out.Attr)
+	f.mu.Lock()
+	e := f.e
+	f.mu.Unlock()
+	if t, _, ok := f.m.treeOf(f.view); ok && f.view.seq == 0 {
+		if parent, err := f.m.replica.resolve(ctx, t, f.path[:len(f.path)-1]); err == nil {
+			now, found, err := tree.FindEntry(ctx, f.m.replica.cfg.Getter, parent, f.path[len(f.path)-1])
+			if err == nil && found && now.Kind == tree.KindFile && now.Hash == e.Hash {
+				f.mu.Lock()
+				f.e, e = now, now
+				f.mu.Unlock()
+			}
+		}
+	}
+	f.m.fillEntry(e, f.StableAttr().Ino, &out.Attr)
 	return 0
 }
 
@@ -485,7 +505,10 @@ func (f *roFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32,
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EROFS
 	}
-	fr := newFileReader(f.m.replica.cfg.Getter, f.e.Hash, f.e.Size, f.m.replica.ahead)
+	f.mu.Lock()
+	e := f.e
+	f.mu.Unlock()
+	fr := newFileReader(f.m.replica.cfg.Getter, e.Hash, e.Size, f.m.replica.ahead)
 	return &roHandle{m: f.m, r: fr}, fuse.FOPEN_KEEP_CACHE, 0
 }
 

@@ -41,8 +41,6 @@ var (
 	_ fs.NodeOpener     = (*rwNode)(nil)
 	_ fs.NodeFsyncer    = (*rwNode)(nil)
 	_ fs.NodeStatfser   = (*rwNode)(nil)
-	_ fs.NodeGetxattrer = (*rwNode)(nil)
-	_ fs.NodeSetxattrer = (*rwNode)(nil)
 )
 
 // bg is the context store operations run in: a FUSE request's context is
@@ -445,15 +443,6 @@ func (r *rwNode) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) sysca
 
 func (r *rwNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return r.m.statfs(out)
-}
-
-func (r *rwNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
-}
-
-// Setxattr refuses: a tree entry has no room for extended attributes.
-func (r *rwNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.ENOTSUP
 }
 
 // rwHandle is an open file of the read-write mount.

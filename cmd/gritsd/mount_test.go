@@ -892,6 +892,19 @@ func TestMountVolunteerReadOnly(t *testing.T) {
 	if got, err := os.ReadFile(newest); err != nil || !bytes.Equal(got, big2) {
 		t.Errorf("%s: %d bytes, %v; want the new version", newest, len(got), err)
 	}
+
+	// A chmod on the origin (same content, same inode) shows on the
+	// volunteer's mount.
+	if err := os.Chmod(filepath.Join(omp, "site/README"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, mountWait, 100*time.Millisecond, func() error {
+		fi, err := os.Stat(filepath.Join(vmp, "site/README"))
+		if err == nil && fi.Mode().Perm() != 0o755 {
+			err = fmt.Errorf("site/README on the volunteer's mount: mode %v, want 0755", fi.Mode().Perm())
+		}
+		return err
+	})
 	_ = vol
 }
 

@@ -423,7 +423,8 @@ func writeSourceTree(root string, n int) error {
 	buf := make([]byte, 64<<10)
 	rand.NewChaCha8([32]byte{5}).Read(buf)
 	for i := range n {
-		d := filepath.Join(root, fmt.Sprintf("mod%02d", i%23), fmt.Sprintf("pkg%03d", (i/20)%500))
+		pkg := i / 20
+		d := filepath.Join(root, fmt.Sprintf("mod%02d", pkg%23), fmt.Sprintf("pkg%03d", pkg))
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}

@@ -452,6 +452,11 @@ func TestMountRefusals(t *testing.T) {
 	if r := newOrigin(t).run(t, "mount", mp); r.code != 1 || !strings.Contains(r.stderr, "already mounted") {
 		t.Errorf("a mount on a live mount point: want exit 1 \"already mounted\"\n%s", r)
 	}
+	vol := dataDir(filepath.Join(t.TempDir(), "vol"))
+	vol.must(t, "init")
+	if r := vol.run(t, "mount", filepath.Join(t.TempDir(), "v")); r.code != 1 || !strings.Contains(r.stderr, "serve --mount") {
+		t.Errorf("gritsd mount on a volunteer: want exit 1 pointing to serve --mount\n%s", r)
+	}
 	unmount(t, s, mp)
 	if r := d.run(t, "cat", "/f"); r.stdout != "x" {
 		t.Errorf("after unmount: cat /f\n%s", r)

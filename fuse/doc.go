@@ -10,9 +10,10 @@
 // keeps out, with skeleton copies of their published parent
 // directories). A directory is loaded as the union of its two sides.
 //
-// A file being written lives in a staging file in the state directory.
-// Every close(2) and fsync chunks it into the store (tree.Builder's
-// WriteFile) and sets the new version into the working tree. After a
+// A file being written is staged (in memory up to one chunk, else in a
+// staging file in the state directory). Every close(2) and fsync chunks
+// it into the store (tree.Builder's WriteFile) and sets the new version
+// into the working tree. After a
 // quiet period (or when fsync asks) a commit rebuilds the directories
 // that changed, bottom up, into both trees, syncs the store, records the
 // state (the held-back tree, the published tree it goes with, and the
@@ -28,6 +29,12 @@
 //
 // Every other node mounts the newest root read-only and lazily: nodes
 // and chunks come through a Getter (the swarm's Fetcher), verified, on
-// first read; an open file keeps the version it opened; a new root
-// invalidates the kernel's cache for what changed.
+// first read, with chunks fetched in parallel ahead of a sequential
+// reader. A file's inode number names its path and content, so an open
+// file keeps the version it opened; a directory's names only its path,
+// so it is stable for the mount's life. A new root invalidates the
+// kernel's entries for the names that changed, from the goroutine that
+// follows the roots (never from inside a FUSE request, where go-fuse's
+// notifications can deadlock). Listings stream a directory leaf by
+// leaf. .grits/roots/<seq>/ holds every retained root.
 package fuse

@@ -766,3 +766,55 @@ func TestMountOwner(t *testing.T) {
 		t.Errorf("cat /media/1/a.txt\n%s", r)
 	}
 }
+
+// TestMountSIGTERMWithOpenFile: SIGTERM while a program still writes to
+// an open file detaches the mount, keeps serving that file, and exits
+// once it is closed, with everything it wrote committed.
+func TestMountSIGTERMWithOpenFile(t *testing.T) {
+	needFUSE(t)
+	t.Parallel()
+	d := newOrigin(t)
+	mp := filepath.Join(t.TempDir(), "mnt")
+	s := startMount(t, d, mp, "--quiet", "1h")
+	f, err := os.OpenFile(filepath.Join(mp, "upload.bin"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := randBytes(31, chunkSize+7), randBytes(32, 2*chunkSize)
+	if _, err := f.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, mountWait, 50*time.Millisecond, func() error {
+		if !strings.Contains(s.stderr.String(), "still open") {
+			return fmt.Errorf("want gritsd to say files are still open\n%s", s)
+		}
+		return nil
+	})
+	select {
+	case <-s.exited:
+		t.Fatalf("gritsd mount exited while a file was open\n%s", s)
+	default:
+	}
+	if _, err := f.Write(second); err != nil {
+		t.Fatalf("writing on after SIGTERM: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after SIGTERM: %v", err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(serveStopTimeout):
+		t.Fatalf("gritsd mount did not exit within %v of the last close\n%s", serveStopTimeout, s)
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, s)
+	}
+	want := append(slices.Clone(first), second...)
+	if r := d.must(t, "cat", "/upload.bin"); r.stdout != string(want) {
+		t.Errorf("cat /upload.bin after the unmount: %d bytes, want the %d written before and after SIGTERM", len(r.stdout), len(want))
+	}
+	d.fsckClean(t)
+}

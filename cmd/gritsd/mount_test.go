@@ -818,3 +818,46 @@ func TestMountSIGTERMWithOpenFile(t *testing.T) {
 	}
 	d.fsckClean(t)
 }
+
+// TestMountAtSubtreeBesideImports: a mount of /system and imports of
+// /static share the tree; each commit keeps what the other published,
+// commits wait for the lock rather than fail, and the mount starts from
+// what is already at its path.
+func TestMountAtSubtreeBesideImports(t *testing.T) {
+	needFUSE(t)
+	t.Parallel()
+	d := newOrigin(t)
+	d.importTree(t, newSource(t, []entry{{path: "a.txt", data: []byte("existing\n")}}), "--at", "/system")
+	mp := filepath.Join(t.TempDir(), "system")
+	s := startMount(t, d, mp, "--at", "/system", "--quiet", "100ms")
+	if b, err := os.ReadFile(filepath.Join(mp, "a.txt")); err != nil || string(b) != "existing\n" {
+		t.Fatalf("the mount of /system: a.txt is %q, %v; want what was imported there", b, err)
+	}
+	for i := range 5 {
+		mustWrite(t, filepath.Join(mp, fmt.Sprintf("m%d.txt", i)), []byte(fmt.Sprintf("mount %d\n", i)), 0o644)
+		// import does not wait for the lock: while the mount commits it
+		// says so, and the operator runs it again.
+		src := newSource(t, []entry{{path: fmt.Sprintf("s%d.css", i), data: []byte(fmt.Sprintf("static %d\n", i))}})
+		eventually(t, mountWait, 50*time.Millisecond, func() error {
+			r := d.run(t, "import", src, "--at", fmt.Sprintf("/static/%d", i))
+			switch {
+			case r.code == 0:
+				return nil
+			case strings.Contains(r.stderr, "locked"):
+				return fmt.Errorf("import: %s", r)
+			}
+			t.Fatalf("import beside the mount\n%s", r)
+			return nil
+		})
+	}
+	unmount(t, s, mp)
+	for i := range 5 {
+		if r := d.run(t, "cat", fmt.Sprintf("/system/m%d.txt", i)); r.stdout != fmt.Sprintf("mount %d\n", i) {
+			t.Errorf("cat /system/m%d.txt\n%s", i, r)
+		}
+		if r := d.run(t, "cat", fmt.Sprintf("/static/%d/s%d.css", i, i)); r.stdout != fmt.Sprintf("static %d\n", i) {
+			t.Errorf("cat /static/%d/s%d.css\n%s", i, i, r)
+		}
+	}
+	d.fsckClean(t)
+}

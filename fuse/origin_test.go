@@ -285,3 +285,157 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	}
 	return out
 }
+
+// TestConcurrentWritersAndCommits: writers in parallel (each in its own
+// directory: create, write, read back, rename, chmod, truncate) while
+// commits run; under -race this checks the mount's locking, and at the
+// end every file holds what its writer last wrote and the trees are the
+// canonical ones.
+func TestConcurrentWritersAndCommits(t *testing.T) {
+	needFUSE(t)
+	store := blockstore.NewMem(-1)
+	pub := &memPublisher{}
+	state := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := mountForTest(t, store, pub, state, dir)
+	const workers, ops = 6, 60
+	stop := make(chan struct{})
+	committed := make(chan error, 1)
+	go func() {
+		var err error
+		for {
+			select {
+			case <-stop:
+				committed <- err
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if e := m.Commit(); e != nil && err == nil {
+				err = e
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	final := make([]map[string][]byte, workers)
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 9))
+			own := filepath.Join(dir, fmt.Sprintf("w%d", w))
+			if err := os.Mkdir(own, 0o755); err != nil {
+				errs <- err
+				return
+			}
+			files := map[string][]byte{}
+			for i := range ops {
+				name := fmt.Sprintf("f%d", rng.IntN(8))
+				p := filepath.Join(own, name)
+				switch rng.IntN(5) {
+				case 0, 1:
+					data := make([]byte, rng.IntN(300<<10))
+					for j := range data {
+						data[j] = byte(rng.Uint32())
+					}
+					if err := os.WriteFile(p, data, 0o644); err != nil {
+						errs <- fmt.Errorf("worker %d op %d: %w", w, i, err)
+						return
+					}
+					files[name] = data
+				case 2:
+					if want, ok := files[name]; ok {
+						got, err := os.ReadFile(p)
+						if err != nil || !bytes.Equal(got, want) {
+							errs <- fmt.Errorf("worker %d op %d: %s reads %d bytes (%v), want %d", w, i, name, len(got), err, len(want))
+							return
+						}
+					}
+				case 3:
+					to := fmt.Sprintf("f%d", rng.IntN(8))
+					if data, ok := files[name]; ok && to != name {
+						if err := os.Rename(p, filepath.Join(own, to)); err != nil {
+							errs <- err
+							return
+						}
+						files[to] = data
+						delete(files, name)
+					}
+				default:
+					if data, ok := files[name]; ok {
+						size := rng.IntN(len(data) + 1)
+						if err := os.Truncate(p, int64(size)); err != nil {
+							errs <- err
+							return
+						}
+						files[name] = data[:size]
+						os.Chmod(p, []os.FileMode{0o644, 0o600}[rng.IntN(2)])
+					}
+				}
+			}
+			final[w] = files
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-committed; err != nil {
+		t.Fatalf("a commit failed: %v", err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for w, files := range final {
+		for name, data := range files {
+			got, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d", w), name))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("w%d/%s: %d bytes (%v), want %d", w, name, len(got), err, len(data))
+			}
+		}
+	}
+	if err := m.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	refStore := blockstore.NewMem(-1)
+	wp, _ := refTree(t, &tree.Builder{Store: refStore}, dir, true)
+	if got, _, _ := pub.Published(context.Background()); got != wp.Hash {
+		t.Errorf("published tree %s, a build from scratch gives %s", got.Short(), wp.Hash.Short())
+		diffTrees(t, "", store, got, refStore, wp.Hash)
+	}
+}
+
+// diffTrees reports the entries where two trees differ.
+func diffTrees(t *testing.T, p string, ga tree.Getter, a blockstore.Hash, gb tree.Getter, b blockstore.Hash) {
+	t.Helper()
+	ea, err1 := tree.ListDir(context.Background(), ga, a)
+	eb, err2 := tree.ListDir(context.Background(), gb, b)
+	if err1 != nil || err2 != nil {
+		t.Errorf("%s: %v %v", p, err1, err2)
+		return
+	}
+	byName := map[string]tree.Entry{}
+	for _, e := range eb {
+		byName[e.Name] = e
+	}
+	for _, e := range ea {
+		o, ok := byName[e.Name]
+		delete(byName, e.Name)
+		switch {
+		case !ok:
+			t.Errorf("%s/%s: only in the published tree", p, e.Name)
+		case e.Kind == tree.KindDir && o.Kind == tree.KindDir && e.Hash != o.Hash:
+			if e.Mode != o.Mode || !e.MTime.Equal(o.MTime) || e.Size != o.Size {
+				t.Errorf("%s/%s: dir mode %o/%o mtime %v/%v size %d/%d", p, e.Name, e.Mode, o.Mode, e.MTime, o.MTime, e.Size, o.Size)
+			}
+			diffTrees(t, p+"/"+e.Name, ga, e.Hash, gb, o.Hash)
+		case e.Hash != o.Hash || e.Mode != o.Mode || !e.MTime.Equal(o.MTime) || e.Size != o.Size:
+			t.Errorf("%s/%s: mode %o/%o mtime %v/%v size %d/%d hash %s/%s", p, e.Name, e.Mode, o.Mode, e.MTime, o.MTime, e.Size, o.Size, e.Hash.Short(), o.Hash.Short())
+		}
+	}
+	for name := range byName {
+		t.Errorf("%s/%s: only in the build from scratch", p, name)
+	}
+}

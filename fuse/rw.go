@@ -505,11 +505,14 @@ func (h *rwHandle) Write(ctx context.Context, data []byte, off int64) (uint32, s
 	}
 	k, err := n.stage.writeAt(h.m, data, off)
 	n.cmu.Unlock()
+	// The mtime is the kernel's: with the writeback cache it stamps
+	// writes itself and sends the time with a setattr; a time taken
+	// here, when the pages arrive, would be later than the one stat
+	// showed.
 	w.mu.Lock()
 	if end := uint64(off) + uint64(k); end > n.size {
 		n.size = end
 	}
-	n.mtime = time.Now()
 	w.mu.Unlock()
 	if err != nil {
 		return uint32(k), w.errno("write", err)

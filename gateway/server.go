@@ -59,7 +59,17 @@ type ServerConfig struct {
 	// (per /64 for IPv6, which hands a host a whole prefix); default 256.
 	// Connections over it are closed as soon as they are accepted.
 	MaxConnsPerIP int
+	// HTTP2 picks the HTTP/2 server: HTTP2Grits ("" too), the gateway's
+	// own (internal/h2), or HTTP2Go, net/http's, for an operator who
+	// needs to rule ours out. Both pass the same tests and h2spec.
+	HTTP2 string
 }
+
+// HTTP/2 servers ServerConfig.HTTP2 can name.
+const (
+	HTTP2Grits = "grits"
+	HTTP2Go    = "go"
+)
 
 // Server serves one handler over HTTPS on TCP (HTTP/1.1 and HTTP/2) and
 // over HTTP/3 on UDP, on the same port number. Every response announces
@@ -97,6 +107,13 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = serverDefaultMaxConnsPerIP
+	}
+	switch cfg.HTTP2 {
+	case "":
+		cfg.HTTP2 = HTTP2Grits
+	case HTTP2Grits, HTTP2Go:
+	default:
+		return nil, fmt.Errorf("gateway: listen: HTTP/2 server %q: want %q or %q", cfg.HTTP2, HTTP2Grits, HTTP2Go)
 	}
 
 	host, portStr, err := net.SplitHostPort(cfg.Addr)
@@ -237,11 +254,19 @@ func (s *Server) Serve(ctx context.Context) error {
 		ConnContext: func(context.Context, *quic.Conn) context.Context { return baseCtx },
 	}
 
-	hs.RegisterOnShutdown(h2s.Shutdown)
+	var tcp net.Listener = h2.CorkListener(s.tcp)
+	if cfg.HTTP2 == HTTP2Go {
+		// net/http's own HTTP/2, with the limits ours has.
+		hs.TLSNextProto = nil
+		hs.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100, MaxReadFrameSize: 16 << 10}
+		tcp = s.tcp
+	} else {
+		hs.RegisterOnShutdown(h2s.Shutdown)
+	}
 
 	errc := make(chan error, 2)
 	go func() {
-		err := hs.ServeTLS(h2.CorkListener(s.tcp), "", "")
+		err := hs.ServeTLS(tcp, "", "")
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			err = fmt.Errorf("gateway: https: %w", err)
 		}
@@ -254,7 +279,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		errc <- err
 	}()
-	log.Info("gateway: serving", "addr", s.addr, "protocols", "h3,h2,http/1.1")
+	log.Info("gateway: serving", "addr", s.addr, "protocols", "h3,h2,http/1.1", "http2", cfg.HTTP2)
 
 	var failure error
 	pending := 2

@@ -51,6 +51,7 @@ func srvTestStart(t testing.TB, h http.Handler, mod func(*ServerConfig)) *srvTes
 		Handler: h,
 		TLS:     TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		HTTP2:   *testHTTP2,
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -672,3 +672,24 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	b.l.Log(context.Background(), level, msg)
 	return len(p), nil
 }
+
+// JoinSeeds contacts more gossip addresses (a reloaded seeds setting):
+// memberlist merges what they know. It returns how many answered; a
+// seed that does not is only logged, since the swarm may already be
+// whole without it.
+func (s *Swarm) JoinSeeds(seeds []string) (int, error) {
+	var others []string
+	for _, a := range seeds {
+		if a != "" && a != s.GossipAddr() {
+			others = append(others, a)
+		}
+	}
+	if len(others) == 0 {
+		return 0, nil
+	}
+	n, err := s.ml.Join(others)
+	if n == 0 && err != nil {
+		return 0, fmt.Errorf("join through %v: %w", others, err)
+	}
+	return n, nil
+}

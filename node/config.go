@@ -79,6 +79,9 @@ type WebConfig struct {
 	// SW holds the service worker's settings (the origin fills in its
 	// site key).
 	SW sw.Settings
+	// HTTP2 picks the HTTP/2 server (gateway.HTTP2Grits, the default, or
+	// gateway.HTTP2Go).
+	HTTP2 string
 }
 
 // ConfigError is a setting the caller gave that cannot work; the command

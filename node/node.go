@@ -35,6 +35,7 @@ type Node struct {
 	roots     transport.Roots
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off
+	devTLS    *devTLS               // nil unless a development certificate serves
 	admin     *adminServer
 	mount     *fuse.Mount    // nil without --mount
 	metrics   *admin.Metrics // the admin listener's instruments, fed by the hot paths
@@ -49,6 +50,10 @@ type Node struct {
 	closers []func() error
 	closed  sync.Once
 	lockMu  sync.Mutex // serializes this process's users of the data directory lock
+
+	reloadMu sync.Mutex // one Reload at a time; it alone changes cfg.Web and seeds
+	certs    certSlot   // the TLS pair from files, when TLS comes from files
+	seeds    []string
 }
 
 // Start assembles the node described by cfg and starts its background
@@ -63,7 +68,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	d := cfg.Dir
 	dc := d.Config
-	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now()}
+	n := &Node{cfg: cfg, dir: d, log: cfg.Logger, origin: dc.Role == datadir.RoleOrigin, metrics: admin.NewMetrics(), started: time.Now(), seeds: dc.Seeds}
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	n.closers = append(n.closers, func() error { n.cancel(); n.bg.Wait(); return nil })
 	defer func() {
@@ -196,6 +201,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 		scfg.Enroll = enrol.Enroll
+		scfg.TLSCert = n.issueTLSCert
 	}
 	if n.server, err = transport.NewServer(scfg); err != nil {
 		return nil, err
@@ -221,6 +227,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.Go(n.reportLoad)
 	n.Go(n.reportServed)
+	if n.devTLS != nil {
+		n.devTLS.start(n.ctx)
+	}
 	if n.web != nil {
 		if err := n.web.start(n); err != nil {
 			return nil, err

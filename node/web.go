@@ -34,27 +34,24 @@ func tlsFor(ctx context.Context, n *Node, hosts []string) (*tls.Config, string, 
 	case w.TLSCert != "" && len(w.ACMEDomains) > 0:
 		return nil, "", configErrorf("--tls-cert and --acme-domain exclude each other")
 	case w.TLSCert != "":
-		get, err := gateway.FileCertificates(ctx, w.TLSCert, w.TLSKey, n.log.With("component", "tls"))
+		fc, err := n.loadFileCerts(w.TLSCert, w.TLSKey)
 		if err != nil {
 			return nil, "", err
 		}
-		return gateway.TLSConfig(get), "certificate from " + w.TLSCert, nil
+		n.certs.swap(fc)
+		return gateway.TLSConfig(n.certs.get), "certificate from " + w.TLSCert, nil
 	case len(w.ACMEDomains) > 0:
 		m := gateway.ACMECertificates(n.dir.FilePath("acme"), w.ACMEDomains, w.ACMEEmail)
 		cfg := gateway.TLSConfig(m.GetCertificate)
 		cfg.NextProtos = append(cfg.NextProtos, acme.ALPNProto)
 		return cfg, "ACME certificates for " + strings.Join(w.ACMEDomains, ","), nil
 	}
-	ca, err := DevCA(n.dir)
+	dt, source, err := newDevTLS(n, hosts)
 	if err != nil {
 		return nil, "", err
 	}
-	cert, err := ca.Issue(hosts, 90*24*time.Hour)
-	if err != nil {
-		return nil, "", err
-	}
-	return gateway.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
-		"development CA " + n.dir.FilePath("ca.pem") + " (" + ca.TrustHint(n.dir.FilePath("ca.pem")) + ")", nil
+	n.devTLS = dt
+	return gateway.TLSConfig(dt.getCertificate), source, nil
 }
 
 // DevCA loads the data directory's development CA, creating it for data
@@ -171,7 +168,7 @@ func listenWeb(ctx context.Context, n *Node, advertise, publicURL string) (*web,
 		return nil, err
 	}
 	wb := &web{late: &lateHandler{}}
-	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, Logger: n.log.With("component", "https")})
+	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, HTTP2: n.cfg.Web.HTTP2, Logger: n.log.With("component", "https")})
 	if err != nil {
 		return nil, fmt.Errorf("https on %s: %w", addr, err)
 	}

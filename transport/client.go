@@ -605,6 +605,22 @@ func (c *Client) SwarmKeys(ctx context.Context, peer string) ([]byte, error) {
 	return m.(*proto.SwarmKeys).Body, nil
 }
 
+// TLSCert sends peer a certificate request (1..
+// proto.MaxTLSCertRequestSize bytes) and returns the certificate chain
+// it answers with, unverified (the caller checks it). A refusal is an
+// error wrapping proto.ErrUnauthorized (or ErrBadRequest from a node
+// that issues none).
+func (c *Client) TLSCert(ctx context.Context, peer string, request []byte) ([]byte, error) {
+	if len(request) < 1 || len(request) > proto.MaxTLSCertRequestSize {
+		return nil, fmt.Errorf("transport: certificate request of %d bytes, want 1..proto.MaxTLSCertRequestSize = %d", len(request), proto.MaxTLSCertRequestSize)
+	}
+	m, err := c.one(ctx, peer, &proto.GetTLSCert{Body: request})
+	if err != nil {
+		return nil, err
+	}
+	return m.(*proto.TLSCert).Body, nil
+}
+
 // LookupResult is a verified lookup.
 type LookupResult struct {
 	// Root is the signed root the proof was checked against.

@@ -53,6 +53,7 @@ func TestUsageErrors(t *testing.T) {
 		{"mount --owner unknown", []string{"mount", "/mnt", "--owner", "no-such-user-here"}, false, []string{"--owner", "no such user"}},
 		{"mount --at with dot-dot", []string{"mount", "/mnt", "--at", "/a/../b"}, false, []string{"--at", "invalid name"}},
 		{"serve --publish unknown", []string{"serve", "--mount", "/mnt", "--publish", "some"}, false, []string{"--publish"}},
+		{"serve --sw-root-check too short", []string{"serve", "--sw-root-check", "10ms"}, false, []string{"--sw-root-check 10ms"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,9 +28,9 @@ func TestInit(t *testing.T) {
 		role      string
 	}{
 		{"origin", []string{"init", "--origin"}, []string{"node-id", "site-key"},
-			[]string{"config.json", "node.key", "site.key", "swarm.key"}, nil, "origin"},
+			[]string{"gritsd.toml", "node.key", "site.key", "swarm.key"}, nil, "origin"},
 		{"volunteer", []string{"init"}, []string{"node-id"},
-			[]string{"config.json", "node.key"}, []string{"site.key", "swarm.key"}, "volunteer"},
+			[]string{"gritsd.toml", "node.key"}, []string{"site.key", "swarm.key"}, "volunteer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +73,7 @@ func TestInit(t *testing.T) {
 
 func TestInitRefusesToReinitialize(t *testing.T) {
 	t.Parallel()
-	files := []string{"config.json", "node.key", "site.key", "swarm.key"}
+	files := []string{"gritsd.toml", "node.key", "site.key", "swarm.key"}
 	tests := []struct {
 		name string
 		args []string
@@ -119,8 +119,8 @@ func TestInitRefusesNonEmptyDirectory(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
 		t.Errorf("want a non-zero exit and \"not empty\" on stderr\n%s", r)
 	}
-	if _, err := os.Stat(d.path("config.json")); err == nil {
-		t.Errorf("config.json was written into a non-empty directory")
+	if _, err := os.Stat(d.path("gritsd.toml")); err == nil {
+		t.Errorf("gritsd.toml was written into a non-empty directory")
 	}
 }
 

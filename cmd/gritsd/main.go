@@ -15,6 +15,18 @@ import (
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
+	// SIGHUP: serve reloads its configuration; a hangup stops others.
+	hups := make(chan os.Signal, 1)
+	hangup := make(chan struct{}, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	go func() {
+		for range hups {
+			select {
+			case hangup <- struct{}{}:
+			default: // a reload is already pending
+			}
+		}
+	}()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -25,7 +37,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gritsd: forced exit")
 		os.Exit(cli.ExitInterrupted)
 	}()
-	code := cli.Main(ctx, os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+	code := cli.Main(ctx, os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Hangup: hangup})
 	cancel()
 	os.Exit(code)
 }

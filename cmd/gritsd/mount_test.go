@@ -347,7 +347,7 @@ func TestMountMastodonMedia(t *testing.T) {
 	// And as a browser gets them: over HTTP/3 from the volunteer's
 	// gateway, every proof and block verified.
 	vaddr, _ := gwHTTPS(t, vol.srv)
-	h3 := gwNewH3(t, gwCAPool(t, vol.d.path("ca.pem")))
+	h3 := gwNewH3(t, gwCAPool(t, origin.d.path("ca.pem"))) // volunteers get their certificates from the origin's CA
 	for _, u := range uploads {
 		if u.path == gone {
 			continue

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -444,23 +445,13 @@ func TestStorageNodeResumesAfterKill(t *testing.T) {
 
 	d, id := join(t, newToken(t, origin.d, origin.srv.addr, "--role", "storage"))
 	var cfg map[string]any
-	b, err := os.ReadFile(d.path("config.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &cfg)
-	}
-	if err != nil {
+	if err := json.Unmarshal([]byte(d.must(t, "config", "check", "--json").stdout), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg["role"] != "storage" || fmt.Sprint(cfg["pins"]) != "[/]" {
-		t.Errorf("config.json after join --role storage: want role storage and pins [/], got %v, %v", cfg["role"], cfg["pins"])
+		t.Errorf("gritsd.toml after join --role storage: want role storage and pins [/], got %v, %v", cfg["role"], cfg["pins"])
 	}
-	cfg["pin_rate_bytes"] = rate
-	if b, err = json.MarshalIndent(cfg, "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(d.path("config.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	d.setConfig(t, "pin_rate_bytes", strconv.Itoa(rate))
 
 	// Kill it once more than half has arrived, before the end.
 	storage := startNode(t, d, id)
@@ -530,7 +521,7 @@ func TestJoinRefusals(t *testing.T) {
 	tok := newToken(t, o, origin.srv.addr)
 	vol, _ := join(t, tok)
 	joined := snapshotDir(t, string(vol))
-	for _, f := range []string{"config.json", "node.key", "node.cert", "swarm.keys"} {
+	for _, f := range []string{"gritsd.toml", "node.key", "node.cert", "swarm.keys"} {
 		if _, ok := joined[f]; !ok {
 			t.Errorf("join wrote no %s", f)
 		}
@@ -605,7 +596,7 @@ func TestJoinRefusals(t *testing.T) {
 		after := snapshotDir(t, string(o))
 		// The running origin may re-sign roots or record tokens; only
 		// what join would write matters here.
-		for _, f := range []string{"node.cert", "config.json", "swarm.keys", "node.key"} {
+		for _, f := range []string{"node.cert", "gritsd.toml", "swarm.keys", "node.key"} {
 			if before[f] != after[f] {
 				t.Errorf("refused join changed the origin's %s", f)
 			}

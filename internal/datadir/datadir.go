@@ -3,10 +3,12 @@
 //
 // Layout (all paths relative to the directory):
 //
-//	config.json   role and settings (see Config)
+//	gritsd.toml   role and settings, edited by hand (see Config, Settings)
 //	node.key      the node's ed25519 key, PKCS#8 PEM, 0600
 //	site.key      origin only: the site's ed25519 signing key, PKCS#8 PEM, 0600
 //	swarm.key     origin only: the gossip encryption secret, 0600
+//	swarm.keys    the swarm's gossip keys and ban list, 0600
+//	ca.key        the development CA's private key, 0600
 //	blocks/       the block store (see package blockstore)
 //	roots.log     every signed root this node accepted (see tree.Log)
 //	import/       per-source state that lets re-imports skip unchanged files
@@ -19,7 +21,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -58,11 +59,21 @@ var (
 	ErrLocked         = errors.New("data directory is locked by another gritsd command")
 )
 
-// Duration marshals as a Go duration string ("168h0m0s") so config.json
-// stays readable and editable by hand.
+// Duration is a Go duration written as text ("168h", "2s") in the
+// config file.
 type Duration struct{ time.Duration }
 
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+func (d Duration) MarshalText() ([]byte, error) {
+	s := d.String()
+	// "168h0m0s" reads better as "168h".
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return []byte(s), nil
+}
 
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
@@ -73,7 +84,10 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Config is config.json.
+// Config is gritsd.toml (see settings.go for what each key does). Its
+// keys are the fields' json tags, which also read the config.json of
+// older data directories. A new setting needs a field here and an entry
+// in Settings.
 type Config struct {
 	Version int    `json:"version"`
 	Role    string `json:"role"`
@@ -120,46 +134,73 @@ type Config struct {
 	WarmRateBytes int64 `json:"warm_rate_bytes,omitempty"`
 	// PinRateBytes bounds a storage node's sync bandwidth (0: unlimited).
 	PinRateBytes int64 `json:"pin_rate_bytes,omitempty"`
+
+	ServeConfig
 }
 
-// Validate checks a loaded or edited config.
+// Validate checks a loaded or edited config. Its errors are *KeyError,
+// naming the setting.
 func (c *Config) Validate() error {
 	switch {
 	case c.Version != configVersion:
-		return fmt.Errorf("config version %d, this gritsd understands %d", c.Version, configVersion)
+		return keyErrorf("version", "%d, this gritsd understands %d", c.Version, configVersion)
 	case c.Role != RoleOrigin && c.Role != RoleVolunteer && c.Role != RoleStorage:
-		return fmt.Errorf("config role %q: want origin, volunteer or storage", c.Role)
+		return keyErrorf("role", "%q: want origin, volunteer or storage", c.Role)
 	case c.Role == RoleOrigin && c.SiteKey.IsZero():
-		return errors.New("config: an origin needs site_key")
+		return keyErrorf("site_key", "an origin needs its site key")
 	case c.RootTTL.Duration < time.Minute:
-		return fmt.Errorf("config root_ttl %v: at least 1m", c.RootTTL)
+		return keyErrorf("root_ttl", "%v: at least 1m", c.RootTTL)
 	case c.RetainRoots < 1:
-		return fmt.Errorf("config retain_roots %d: at least 1", c.RetainRoots)
+		return keyErrorf("retain_roots", "%d: at least 1", c.RetainRoots)
 	case c.ChunkSize < tree.MinChunkSize || c.ChunkSize > tree.MaxChunkSize:
-		return fmt.Errorf("config chunk_size %d: must be %d..%d", c.ChunkSize, tree.MinChunkSize, tree.MaxChunkSize)
+		return keyErrorf("chunk_size", "%d: must be %d..%d", c.ChunkSize, tree.MinChunkSize, tree.MaxChunkSize)
 	case c.Replication < 0 || c.Replication > 16:
-		return fmt.Errorf("config replication %d: must be 1..16", c.Replication)
+		return keyErrorf("replication", "%d: must be 1..16", c.Replication)
 	case c.GossipProfile != "" && c.GossipProfile != "lan" && c.GossipProfile != "wan" && c.GossipProfile != "local":
-		return fmt.Errorf("config gossip_profile %q: want lan, wan or local", c.GossipProfile)
+		return keyErrorf("gossip_profile", "%q: want lan, wan or local", c.GossipProfile)
 	}
 	for _, p := range c.Pins {
 		if _, err := tree.ParsePath(p); err != nil {
-			return fmt.Errorf("config pins: %w", err)
+			return &KeyError{Key: "pins", Err: err}
 		}
 	}
-	return nil
+	return c.ServeConfig.validate(c.Role)
 }
 
-// SaveConfig writes the config atomically.
+// SaveConfig writes d.Config to gritsd.toml atomically, changing only
+// the lines of the settings that changed, so what a person wrote there
+// stays. Should the file's layout defeat that, it is written afresh and
+// the previous text kept as gritsd.toml.bak.
 func (d *Dir) SaveConfig() error {
 	if err := d.Config.Validate(); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(d.Config, "", "  ")
+	src, err := d.ReadFile(ConfigFile)
+	if errors.Is(err, os.ErrNotExist) {
+		b, err := FormatConfig(d.Config)
+		if err != nil {
+			return err
+		}
+		return d.WriteFile(ConfigFile, b, 0o644)
+	}
 	if err != nil {
 		return err
 	}
-	return d.WriteFile("config.json", append(b, '\n'), 0o644)
+	old, err := ParseConfig(d.path(ConfigFile), src)
+	if err != nil {
+		old = DefaultConfig()
+	}
+	out, rewritten, err := UpdateConfigText(d.path(ConfigFile), src, old, d.Config)
+	if err != nil {
+		return err
+	}
+	if rewritten {
+		if err := d.WriteFile(ConfigFile+".bak", src, 0o644); err != nil {
+			return err
+		}
+		d.logger.Warn("rewrote the config file; the previous one is kept", "file", d.path(ConfigFile), "backup", d.path(ConfigFile+".bak"))
+	}
+	return d.WriteFile(ConfigFile, out, 0o644)
 }
 
 // ReadFile reads a file of the data directory.
@@ -225,8 +266,10 @@ func (d *Dir) path(name string) string { return filepath.Join(d.Path, name) }
 // Init creates a new data directory. It refuses to touch one that exists
 // and is not empty, so running init twice never replaces keys.
 func Init(ctx context.Context, path string, origin bool, logger *slog.Logger) (*Dir, error) {
-	if _, err := os.Stat(filepath.Join(path, "config.json")); err == nil {
-		return nil, fmt.Errorf("%s: %w", path, ErrExists)
+	for _, f := range []string{ConfigFile, legacyConfigFile} {
+		if _, err := os.Stat(filepath.Join(path, f)); err == nil {
+			return nil, fmt.Errorf("%s: %w", path, ErrExists)
+		}
 	}
 	if des, err := os.ReadDir(path); err == nil && len(des) > 0 {
 		return nil, fmt.Errorf("%s exists and is not empty; choose an empty or new directory", path)
@@ -234,8 +277,7 @@ func Init(ctx context.Context, path string, origin bool, logger *slog.Logger) (*
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	cfg := Config{Version: configVersion, Role: RoleVolunteer, RootTTL: Duration{DefaultRootTTL},
-		RetainRoots: DefaultRetainRoots, CacheQuota: DefaultCacheQuota, ChunkSize: tree.DefaultChunkSize}
+	cfg := DefaultConfig()
 	if _, err := newKey(filepath.Join(path, "node.key")); err != nil {
 		return nil, err
 	}
@@ -254,12 +296,12 @@ func Init(ctx context.Context, path string, origin bool, logger *slog.Logger) (*
 			return nil, err
 		}
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
+	b, err := FormatConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	// config.json last: its presence marks a complete init.
-	if err := writeFileSync(filepath.Join(path, "config.json"), append(b, '\n'), 0o644); err != nil {
+	// The config file last: its presence marks a complete init.
+	if err := writeFileSync(filepath.Join(path, ConfigFile), b, 0o644); err != nil {
 		return nil, err
 	}
 	return Open(ctx, path, logger)
@@ -271,18 +313,12 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Dir, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Dir{Path: path, logger: logger}
-	raw, err := os.ReadFile(d.path("config.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w (run gritsd init first, or pass --data)", path, ErrNotInitialized)
+	var err error
+	if d.Config, err = LoadConfig(path, logger); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open data directory: %w", err)
-	}
-	if err := json.Unmarshal(raw, &d.Config); err != nil {
-		return nil, fmt.Errorf("%s: %w", d.path("config.json"), err)
-	}
-	if err := d.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", d.path("config.json"), err)
+	if err := CheckSecrets(path); err != nil {
+		return nil, err
 	}
 	if d.NodeKey, err = readKey(d.path("node.key")); err != nil {
 		return nil, err
@@ -292,7 +328,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Dir, error) {
 			return nil, err
 		}
 		if tree.PublicKeyOf(d.SiteKey) != d.Config.SiteKey {
-			return nil, fmt.Errorf("%s does not match site_key in config.json", d.path("site.key"))
+			return nil, fmt.Errorf("%s does not match site_key in %s", d.path("site.key"), d.path(ConfigFile))
 		}
 	}
 	d.Store, err = blockstore.OpenDisk(ctx, d.path("blocks"), blockstore.DiskConfig{Quota: d.Config.CacheQuota, Logger: logger})

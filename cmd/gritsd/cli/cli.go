@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -13,7 +14,10 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/internal/logging"
 )
 
 // Exit codes.
@@ -30,6 +34,9 @@ type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// Hangup delivers SIGHUP: gritsd serve re-reads its configuration,
+	// other commands stop as for SIGINT (their terminal went away).
+	Hangup <-chan struct{}
 }
 
 type command struct {
@@ -55,6 +62,7 @@ var commands = []command{
 	{"status", "[--wait-replicas N] [--timeout D] [--json]", "members, roots and replication, from the running daemon", runStatus},
 	{"mount", "MOUNTPOINT [--at PATH] [--quiet D] [--publish RULE]", "origin: the tree as a read-write file system; changes become signed roots (SIGINT/SIGTERM unmounts)", runMount},
 	{"get", "--peer HOST:PORT [--peer ...] PATH [-o FILE] [--site-key KEY]", "fetch a path from peers, verify it, write it atomically", runGet},
+	{"config", "check [--json]", "validate gritsd.toml and print the effective settings", runConfig},
 }
 
 // usageError marks errors that are the caller's arguments' fault.
@@ -77,12 +85,35 @@ func (e *exitError) Error() string { return e.msg }
 // a way to open the data directory.
 type cmdContext struct {
 	Env
-	name     string
-	flags    *flag.FlagSet
-	dataDir  *string
-	logLevel *string
-	args     []string
-	logger   *slog.Logger
+	name      string
+	flags     *flag.FlagSet
+	dataDir   *string
+	logLevel  *string
+	logFormat *string
+	args      []string
+	logger    *slog.Logger
+	logs      *logging.Control
+	// flagsOnly makes parse stop the command once its flags are
+	// defined: commandFlags reads a command's flags that way.
+	flagsOnly bool
+}
+
+// errFlagsOnly is what parse returns in flagsOnly mode.
+var errFlagsOnly = errors.New("flags only")
+
+// commandFlags returns the flags a command defines, without running it.
+func commandFlags(cmd *command) *flag.FlagSet {
+	fs := flag.NewFlagSet("gritsd "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := &cmdContext{Env: Env{Stdout: io.Discard, Stderr: io.Discard, Stdin: strings.NewReader(""), Getenv: func(string) string { return "" }},
+		name: cmd.name, flags: fs, flagsOnly: true}
+	c.dataDir = fs.String("data", "", "data directory")
+	c.logLevel = fs.String("log-level", "", "log level")
+	c.logFormat = fs.String("log-format", "", "log format")
+	c.logs = logging.New(io.Discard, logging.Options{})
+	c.logger = c.logs.Logger()
+	cmd.run(context.Background(), c)
+	return fs
 }
 
 func (c *cmdContext) dir() (string, error) {
@@ -130,14 +161,15 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: gritsd COMMAND [flags] [args]\n\ncommands:\n")
-	width := 0
+	width, nameWidth := 0, 0
 	for _, c := range commands {
 		width = max(width, len(c.args))
+		nameWidth = max(nameWidth, len(c.name))
 	}
 	cs := append([]command(nil), commands...)
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-7s %-*s  %s\n", c.name, width, c.args, c.summary)
+		fmt.Fprintf(w, "  %-*s %-*s  %s\n", nameWidth, c.name, width, c.args, c.summary)
 	}
 	fmt.Fprintf(w, "\nEvery command takes --data DIR (default: $GRITS_DATA, else $XDG_DATA_HOME/grits or ~/.local/share/grits).\nRun gritsd COMMAND -h for its flags.\n")
 }
@@ -188,8 +220,22 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	c := &cmdContext{Env: env, name: cmd.name, flags: fs, args: args[1:]}
 	c.dataDir = fs.String("data", globalData, "data directory")
-	c.logLevel = fs.String("log-level", "", "log level: debug, info, warn, error (default warn; info for serve)")
-	c.logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: levelVar(c.logLevel)}))
+	c.logLevel = fs.String("log-level", "", "log level: debug, info, warn, error (default warn; for serve log_level in gritsd.toml, else info)")
+	c.logFormat = fs.String("log-format", "", "log format: auto (text on a terminal, JSON lines otherwise), text or json")
+	c.logs = logging.New(env.Stderr, logging.Options{Terminal: isTerminal(env.Stderr)})
+	c.logger = c.logs.Logger()
+	if env.Hangup != nil && cmd.name != "serve" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-env.Hangup:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	err := cmd.run(ctx, c)
 	var ue *usageError
 	var ee *exitError
@@ -216,22 +262,28 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 }
 
-// levelVar parses the --log-level flag lazily: the handler is created
-// before flags are parsed.
-type lazyLevel struct{ s *string }
-
-func (l lazyLevel) Level() slog.Level {
-	if *l.s == "" {
-		return slog.LevelWarn
-	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*l.s)); err != nil {
-		return slog.LevelWarn
-	}
-	return lv
+// isTerminal reports whether w is a terminal (progress bars, text logs).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func levelVar(s *string) slog.Leveler { return lazyLevel{s} }
+// setLogging applies --log-level and --log-format (as given, or as
+// gritsd.toml filled them in); defaultLevel applies when neither says.
+func (c *cmdContext) setLogging(defaultLevel string) error {
+	lvl := cmp.Or(*c.logLevel, defaultLevel)
+	if lvl != "" {
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(lvl)); err != nil {
+			return usagef("--log-level %q: want debug, info, warn or error", lvl)
+		}
+		c.logs.SetLevel(lv)
+	}
+	if err := c.logs.SetFormat(*c.logFormat); err != nil {
+		return usagef("--log-format: %v", err)
+	}
+	return nil
+}
 
 // parse parses the command's flags and checks the positional count.
 func (c *cmdContext) parse(minArgs, maxArgs int) error {
@@ -242,11 +294,11 @@ func (c *cmdContext) parse(minArgs, maxArgs int) error {
 		}
 		return &exitError{code: ExitUsage}
 	}
-	if *c.logLevel != "" {
-		var lv slog.Level
-		if err := lv.UnmarshalText([]byte(*c.logLevel)); err != nil {
-			return usagef("--log-level %q: want debug, info, warn or error", *c.logLevel)
-		}
+	if c.flagsOnly {
+		return errFlagsOnly
+	}
+	if err := c.setLogging(""); err != nil {
+		return err
 	}
 	if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
 		switch {

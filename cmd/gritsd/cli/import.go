@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 
-	"golang.org/x/term"
-
 	"github.com/grits-cdn/grits/importer"
+	"github.com/grits-cdn/grits/internal/progress"
 	"github.com/grits-cdn/grits/node"
 	"github.com/grits-cdn/grits/tree"
 )
@@ -53,24 +51,25 @@ func runImport(ctx context.Context, c *cmdContext) error {
 	if err := refuseMountedPath(d, atPath); err != nil {
 		return err
 	}
-	var progress func(importer.Progress)
-	clear := ""
-	if f, ok := c.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		clear = "\r\x1b[K"
-		progress = func(p importer.Progress) {
-			fmt.Fprintf(c.Stderr, "\r\x1b[Kimport: %d/%d files, %s/%s", p.FilesDone, p.FilesTotal, humanBytes(p.BytesDone), humanBytes(p.BytesTotal))
-		}
-		defer fmt.Fprint(c.Stderr, clear)
+	prog := progress.New(ctx, c.Stderr, isTerminal(c.Stderr))
+	bar := prog.Bytes("import", 0)
+	res, err := node.Import(ctx, d, src, atPath, *keepMTimes, c.logger, func(p importer.Progress) {
+		bar.SetLabel("import %d/%d files", p.FilesDone, p.FilesTotal)
+		bar.SetTotal(p.BytesTotal)
+		bar.Set(p.BytesDone)
+	})
+	if err == nil {
+		bar.Done()
 	}
-	res, err := node.Import(ctx, d, src, atPath, *keepMTimes, c.logger, progress)
+	prog.Wait()
 	if err != nil {
 		return err
 	}
 	newTree := res.Tree
 	if res.Root == nil {
-		c.errorf("%simport: %s; no changes, root seq %d stays\n", clear, res.Summary, res.Seq)
+		c.errorf("import: %s; no changes, root seq %d stays\n", res.Summary, res.Seq)
 	} else {
-		c.errorf("%simport: %s; committed root seq %d\n", clear, res.Summary, res.Root.Seq)
+		c.errorf("import: %s; committed root seq %d\n", res.Summary, res.Root.Seq)
 		// A daemon serving this directory would see the root at its next
 		// poll; tell it now so the next page view has it.
 		if err := pokeDaemon(ctx, d); err == nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/grits-cdn/grits/blockstore"
 	"github.com/grits-cdn/grits/internal/datadir"
+	"github.com/grits-cdn/grits/internal/progress"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -47,9 +48,13 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	// moves a corrupt block aside.
 	corrupt := map[blockstore.Hash]*blockstore.CorruptError{}
 	var blocks, bytes int64
+	prog := progress.New(ctx, c.Stderr, isTerminal(c.Stderr))
+	defer prog.Wait()
+	bar := prog.Bytes("fsck: blocks", storeBytes(ctx, d))
 	err = d.Store.Walk(ctx, func(info blockstore.Info) error {
 		blocks++
 		bytes += info.Size
+		bar.Add(info.Size)
 		_, err := d.Store.Get(ctx, info.Hash)
 		var ce *blockstore.CorruptError
 		switch {
@@ -65,6 +70,7 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	if err != nil {
 		return err
 	}
+	bar.Done()
 
 	// 2. Every root in the log is signed by the site key, and the retained
 	// ones are complete (on nodes that promise completeness).
@@ -81,7 +87,10 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range append(d.Retained(d.Config.RetainRoots), held...) {
+	retained := append(d.Retained(d.Config.RetainRoots), held...)
+	rootBar := prog.Count("fsck: roots", "roots", int64(len(retained)))
+	for _, r := range retained {
+		rootBar.Add(1)
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			if referenced[v.Hash] && v.Err == nil {
 				return false, nil
@@ -112,6 +121,9 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 			return err
 		}
 	}
+	rootBar.Done()
+	// The bars are drawn for the last time before the report.
+	prog.Wait()
 	for h, ce := range corrupt {
 		if !referenced[h] {
 			report("corrupt block %s (not referenced by a retained root); moved aside to %s", h, ce.MovedTo)
@@ -126,7 +138,7 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 }
 
 func runGC(ctx context.Context, c *cmdContext) error {
-	keep := c.flags.Int("keep", 0, "keep the newest N roots complete (default: retain_roots from config.json)")
+	keep := c.flags.Int("keep", 0, "keep the newest N roots complete (default: retain_roots from gritsd.toml)")
 	dryRun := c.flags.Bool("dry-run", false, "only report what would be removed")
 	if err := c.parse(0, 0); err != nil {
 		return err
@@ -157,7 +169,11 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	if err != nil {
 		return err
 	}
+	prog := progress.New(ctx, c.Stderr, isTerminal(c.Stderr))
+	defer prog.Wait()
+	markBar := prog.Count("gc: mark", "roots", int64(len(roots)+len(held)))
 	for _, r := range append(roots, held...) {
+		markBar.Add(1)
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			partial := d.Config.Role == datadir.RoleVolunteer && errors.Is(v.Err, blockstore.ErrNotFound)
 			if v.Err != nil && !partial {
@@ -182,8 +198,11 @@ func runGC(ctx context.Context, c *cmdContext) error {
 			return err
 		}
 	}
+	markBar.Done()
+	sweepBar := prog.Bytes("gc: sweep", storeBytes(ctx, d))
 	var kept, removed, keptBytes, removedBytes int64
 	err = d.Store.Walk(ctx, func(info blockstore.Info) error {
+		sweepBar.Add(info.Size)
 		if live[info.Hash] {
 			kept++
 			keptBytes += info.Size
@@ -199,6 +218,8 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	if err != nil {
 		return err
 	}
+	sweepBar.Done()
+	prog.Wait()
 	verb := "removed"
 	if *dryRun {
 		verb = "would remove"
@@ -209,4 +230,14 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	}
 	c.printf("gc: kept %d blocks (%s) for %s; %s %d blocks (%s)\n", kept, humanBytes(keptBytes), span, verb, removed, humanBytes(removedBytes))
 	return nil
+}
+
+// storeBytes is what the store holds, the total of a walk over it (0 if
+// unknown: the bar then grows).
+func storeBytes(ctx context.Context, d *datadir.Dir) int64 {
+	st, err := d.Store.Stats(ctx)
+	if err != nil {
+		return 0
+	}
+	return st.PinnedBytes + st.CachedBytes
 }

@@ -32,8 +32,8 @@ func runMount(ctx context.Context, c *cmdContext) error {
 		return err
 	}
 	atPath, rule := mc.At, mc.Publish
-	if *c.logLevel == "" {
-		*c.logLevel = "info"
+	if err := c.setLogging("info"); err != nil {
+		return err
 	}
 	d, err := c.open(ctx)
 	if err != nil {

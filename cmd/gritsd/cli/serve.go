@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grits-cdn/grits/gateway"
+	"github.com/grits-cdn/grits/internal/sdnotify"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/node"
 )
@@ -36,23 +38,35 @@ func runServe(ctx context.Context, c *cmdContext) error {
 		return err
 	}
 	mc.ReadDirPlus = *readdirplus
-	settings, err := wflags.swSettings("")
-	if err != nil {
-		return err
-	}
-	if *c.logLevel == "" {
-		*c.logLevel = "info"
-	}
 	d, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	// gritsd.toml fills in the flags the command line left out.
+	given := explicitFlags(c.flags)
+	if err := applyConfig(c.flags, &d.Config); err != nil {
+		return err
+	}
+	eff, err := effectiveConfig(c.flags, d.Config, given)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	settings, err := wflags.swSettings()
+	if err != nil {
+		return err
+	}
+	if err := c.setLogging("info"); err != nil {
+		return err
+	}
+	if h := *wflags.http2; h != "" && h != gateway.HTTP2Grits && h != gateway.HTTP2Go {
+		return usagef("--http2 %q: want %s or %s", h, gateway.HTTP2Grits, gateway.HTTP2Go)
+	}
 	cfg := node.Config{Dir: d, Listen: *listenFlag, Gossip: *gossipFlag, Advertise: *advertiseFlag, URL: *urlFlag,
 		Profile: membership.Profile(*profileFlag), Admin: *adminFlag, Watch: *wflags.watch, WatchQuiet: *wflags.watchQuiet, Logger: c.logger,
 		Web: node.WebConfig{HTTPS: *wflags.https, TLSCert: *wflags.tlsCert, TLSKey: *wflags.tlsKey, ACMEEmail: *wflags.acmeEmail,
 			Upstream: *wflags.upstream, ProxyPrefixes: wflags.proxyPrefixes, InjectSW: *wflags.injectSW,
-			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings}, Mount: mc}
+			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings, HTTP2: *wflags.http2}, Mount: mc}
 	if v := *wflags.acmeDomains; v != "" {
 		cfg.Web.ACMEDomains = strings.Split(v, ",")
 	}
@@ -77,6 +91,27 @@ func runServe(ctx context.Context, c *cmdContext) error {
 		c.errorf("admin on %s (http://%s/)\n", a, a)
 	}
 	c.errorf("listening on %s\n", n.ListenAddr())
+
+	// systemd (Type=notify) learns that the node serves, reloads and
+	// stops; SIGHUP re-reads gritsd.toml.
+	log := c.logger.With("component", "service")
+	notify(c, log, sdnotify.Ready)
+	// STOPPING=1 as soon as a signal asks us to stop, or when we stop on
+	// our own: once either way.
+	stopping := context.AfterFunc(ctx, func() { notify(c, log, sdnotify.Stopping) })
+	defer func() {
+		if stopping() {
+			notify(c, log, sdnotify.Stopping)
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c.Hangup != nil {
+		r := &reloader{c: c, n: n, dir: d.Path, fs: c.flags, given: given, cur: eff, log: c.logger.With("component", "reload")}
+		done := make(chan struct{})
+		go func() { defer close(done); r.run(ctx, c.Hangup) }()
+		defer func() { cancel(); <-done }()
+	}
 	return nodeErr(n.Serve(ctx))
 }
 

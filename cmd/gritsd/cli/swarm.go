@@ -20,7 +20,7 @@ import (
 func runToken(ctx context.Context, c *cmdContext) error {
 	ttl := c.flags.Duration("ttl", 24*time.Hour, "how long the token may be used (once)")
 	role := c.flags.String("role", "volunteer", "role of the node that joins: volunteer (caches) or storage (pins)")
-	originAddr := c.flags.String("origin-addr", "", "HOST:PORT where joining nodes reach this origin's grits/1 port (default: advertise and listen from config.json)")
+	originAddr := c.flags.String("origin-addr", "", "HOST:PORT where joining nodes reach this origin's grits/1 port (default: advertise and listen from gritsd.toml)")
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func runToken(ctx context.Context, c *cmdContext) error {
 	if addr == "" {
 		addr = defaultAdvertised(d)
 		if addr == "" {
-			return usagef("--origin-addr: say where joining nodes reach this origin (for example origin.example.org:7433), or set advertise in %s", d.FilePath("config.json"))
+			return usagef("--origin-addr: say where joining nodes reach this origin (for example origin.example.org:7433), or set advertise in %s", d.FilePath(datadir.ConfigFile))
 		}
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {

@@ -17,6 +17,7 @@ const DefaultHTTPS = node.DefaultHTTPS
 // webFlags are serve's flags for the browser side.
 type webFlags struct {
 	https, tlsCert, tlsKey, acmeDomains, acmeEmail, upstream, watch *string
+	http2                                                           *string
 	proxyPrefixes, trustedProxies                                   stringList
 	injectSW                                                        *bool
 	watchQuiet                                                      *time.Duration
@@ -26,6 +27,7 @@ type webFlags struct {
 	swPaths    *string
 	swNavigate *bool
 	swCacheMB  *int64
+	swRoot     *time.Duration
 }
 
 func addWebFlags(c *cmdContext) *webFlags {
@@ -39,11 +41,13 @@ func addWebFlags(c *cmdContext) *webFlags {
 		injectSW:    c.flags.Bool("inject-sw", false, "origin with --upstream: add the service worker's registration script to the app's HTML pages"),
 		watch:       c.flags.String("watch", "", "origin: re-import this directory into the tree whenever it changes"),
 		watchQuiet:  c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
+		http2:       c.flags.String("http2", "", "HTTP/2 server: grits (the gateway's own, default) or go (Go's net/http server)"),
 		rateLimit:   c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
 	}
 	w.swScope = c.flags.String("sw-scope", "", "origin: the URL path the service worker controls (default /, the whole site)")
 	w.swPaths = c.flags.String("sw-paths", "", "origin: comma-separated URL path prefixes the service worker serves from volunteers (default /); other requests go to the network untouched")
 	w.swNavigate = c.flags.Bool("sw-navigate", false, "origin: the service worker serves pages (navigations) from volunteers too, the origin only when they cannot (default: pages from the origin, volunteers when it is unreachable)")
+	w.swRoot = c.flags.Duration("sw-root-check", 0, fmt.Sprintf("origin: how long a page left open may read an old root before its service worker asks for a newer one (default %v; volunteers' answers bring newer roots sooner)", sw.DefaultRootCheck))
 	w.swCacheMB = c.flags.Int64("sw-cache-mb", 0, fmt.Sprintf("origin: MiB of verified blocks the service worker keeps in each browser (default %d)", sw.DefaultCacheBytes>>20))
 	c.flags.Var(&w.trustedProxies, "trusted-proxy", "address or CIDR of a reverse proxy in front of this node whose X-Forwarded-For is believed for rate limits (repeatable); others' is ignored")
 	c.flags.Var(&w.proxyPrefixes, "proxy-prefix", "origin with --upstream: always proxy paths under this prefix (repeatable), e.g. /api/")
@@ -51,26 +55,13 @@ func addWebFlags(c *cmdContext) *webFlags {
 }
 
 // swSettings are the service worker's settings from the --sw-* flags.
-func (w *webFlags) swSettings(siteKey string) (sw.Settings, error) {
-	s := sw.Settings{SiteKey: siteKey, Scope: *w.swScope, Navigate: *w.swNavigate}
+func (w *webFlags) swSettings() (sw.Settings, error) {
+	var paths []string
 	if v := *w.swPaths; v != "" {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				s.Paths = append(s.Paths, p)
-			}
-		}
-		if len(s.Paths) == 0 {
-			return s, usagef("--sw-paths %q: no path prefix", v)
+		paths = strings.Split(v, ",")
+		for i := range paths {
+			paths[i] = strings.TrimSpace(paths[i])
 		}
 	}
-	if mb := *w.swCacheMB; mb != 0 {
-		if mb < 0 || mb > sw.MaxCacheBytes>>20 {
-			return s, usagef("--sw-cache-mb %d: want 1 to %d", mb, sw.MaxCacheBytes>>20)
-		}
-		s.CacheBytes = mb << 20
-	}
-	if err := s.Validate(); err != nil {
-		return s, usagef("--sw-*: %v", err)
-	}
-	return s, nil
+	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB, *w.swRoot)
 }

@@ -1,0 +1,137 @@
+package datadir
+
+// Setting documents one key of gritsd.toml: what it does, its default,
+// the flag that overrides it and whether SIGHUP applies it. Every field
+// of Config has exactly one (a test checks), so the commented file gritsd
+// init writes, the documentation and `gritsd config check` never drift
+// apart from the code.
+type Setting struct {
+	Key   string // the TOML key: the field's json tag
+	Group string // heading in gritsd.toml
+	// Default is the default as a TOML value (a computed default is
+	// described in Doc).
+	Default string
+	Doc     string
+	// Flag is the gritsd serve flag that overrides the setting ("" if
+	// none).
+	Flag string
+	// Reload: SIGHUP to gritsd serve applies a change without a restart.
+	Reload bool
+}
+
+// Groups of settings, in the order gritsd.toml lists them.
+const (
+	groupNode    = "This node"
+	groupSwarm   = "Swarm (grits/1 and gossip)"
+	groupStore   = "Storage"
+	groupOrigin  = "Publishing (origin)"
+	groupHTTPS   = "Browsers (HTTPS and HTTP/3)"
+	groupWorker  = "Service worker (origin)"
+	groupApp     = "The site's app (origin)"
+	groupLogging = "Logging"
+)
+
+// Settings lists every setting of gritsd.toml in file order.
+func Settings() []Setting {
+	return []Setting{
+		{Key: "version", Group: groupNode, Default: "1",
+			Doc: "Format version of this file. gritsd refuses a version it does not know."},
+		{Key: "role", Group: groupNode, Default: `"volunteer"`,
+			Doc: "origin (publishes the site), volunteer (caches and serves) or storage (pins the whole tree). Written by gritsd init and gritsd join."},
+		{Key: "site_key", Group: groupNode, Default: `""`,
+			Doc: "The site's public key; roots signed by any other key are refused. The private key is site.key, on the origin only."},
+
+		{Key: "listen", Group: groupSwarm, Default: `":7433"`, Flag: "listen",
+			Doc: "UDP address for grits/1 over QUIC, the protocol between nodes."},
+		{Key: "gossip", Group: groupSwarm, Default: `":7434"`, Flag: "gossip",
+			Doc: "Address for swarm gossip, TCP and UDP. Default: the listen port + 1."},
+		{Key: "advertise", Group: groupSwarm, Default: `""`, Flag: "advertise",
+			Doc: "Host name or address other nodes reach this one at. Default: the listen host, else the address gossip picks."},
+		{Key: "gossip_profile", Group: groupSwarm, Default: `"lan"`, Flag: "gossip-profile",
+			Doc: "Gossip timers: lan, or wan for nodes spread over the Internet (slower probes, more patience before a node is declared dead)."},
+		{Key: "admin_listen", Group: groupNode, Default: `"127.0.0.1:7435"`, Flag: "admin",
+			Doc: "TCP address of the admin listener: Prometheus /metrics, /healthz, /readyz and the status dashboard. Default: 127.0.0.1 at the listen port + 2. \"off\" disables it. Keep it off the Internet: it has no authentication."},
+		{Key: "origin_addr", Group: groupSwarm, Default: `""`,
+			Doc: "HOST:PORT where the origin answers grits/1. Written by gritsd join."},
+		{Key: "seeds", Group: groupSwarm, Default: "[]", Reload: true,
+			Doc: "Gossip addresses (HOST:PORT) to join the swarm through. Written by gritsd join; on SIGHUP a node also joins through seeds it did not know."},
+		{Key: "replication", Group: groupSwarm, Default: "2",
+			Doc: "How many home nodes each block has. Every node of a swarm must agree."},
+		{Key: "cert_ttl", Group: groupSwarm, Default: `"8760h"`,
+			Doc: "Origin: how long the node certificates it issues at join last."},
+
+		{Key: "cache_quota_bytes", Group: groupStore, Default: "10737418240",
+			Doc: "Bytes of cached (unpinned) blocks this node keeps; the least recently used go first."},
+		{Key: "pins", Group: groupStore, Default: "[]",
+			Doc: "Storage node: the subtrees it keeps complete. Empty: the whole tree, [\"/\"]."},
+		{Key: "warm_max_bytes", Group: groupStore, Default: "268435456",
+			Doc: "Volunteer: bytes of a new root's blocks it fetches ahead of requests (those it is home for); negative disables warming."},
+		{Key: "warm_rate_bytes", Group: groupStore, Default: "8388608",
+			Doc: "Volunteer: bytes per second cache warming may use."},
+		{Key: "pin_rate_bytes", Group: groupStore, Default: "0",
+			Doc: "Storage node: bytes per second its sync may use; 0 is unlimited."},
+		{Key: "retain_roots", Group: groupStore, Default: "10",
+			Doc: "How many of the newest roots gritsd gc keeps complete (gritsd gc --keep overrides it)."},
+
+		{Key: "root_ttl", Group: groupOrigin, Default: `"168h"`,
+			Doc: "How long a root the origin signs stays valid; it re-signs the current one when a quarter is left."},
+		{Key: "chunk_size", Group: groupOrigin, Default: "262144",
+			Doc: "Bytes per chunk of imported files. Changing it makes the next import store every file anew."},
+		{Key: "watch", Group: groupOrigin, Default: `""`, Flag: "watch",
+			Doc: "Re-import this directory into the tree whenever it changes."},
+		{Key: "watch_quiet", Group: groupOrigin, Default: `"2s"`, Flag: "watch-quiet",
+			Doc: "With watch: how long changes must pause before an import."},
+
+		{Key: "https_listen", Group: groupHTTPS, Default: `":8443"`, Flag: "https",
+			Doc: `Address for browsers: HTTPS on TCP and HTTP/3 on UDP, the same port. "off" disables.`},
+		{Key: "public_url", Group: groupHTTPS, Default: `""`, Flag: "url",
+			Doc: "This node's HTTPS base URL as browsers reach it, when it differs from https://ADVERTISE:PORT (a proxy in front, port 443 forwarded)."},
+		{Key: "tls_cert", Group: groupHTTPS, Default: `""`, Flag: "tls-cert", Reload: true,
+			Doc: "Certificate chain (PEM) for HTTPS, with tls_key. Re-read when it changes and on SIGHUP. Without it and acme_domains, the data directory's development CA signs one."},
+		{Key: "tls_key", Group: groupHTTPS, Default: `""`, Flag: "tls-key", Reload: true,
+			Doc: "Private key (PEM) of tls_cert. It must not be readable by others."},
+		{Key: "acme_domains", Group: groupHTTPS, Default: "[]", Flag: "acme-domain",
+			Doc: "Get certificates from Let's Encrypt for these names (TCP 443 must reach this node: https_listen = \":443\")."},
+		{Key: "acme_email", Group: groupHTTPS, Default: `""`, Flag: "acme-email",
+			Doc: "Contact address for ACME."},
+		{Key: "rate_limit", Group: groupHTTPS, Default: "200", Flag: "rate-limit", Reload: true,
+			Doc: "HTTP requests per second per client address (burst twice that); negative: no limit."},
+		{Key: "trusted_proxies", Group: groupHTTPS, Default: "[]", Flag: "trusted-proxy", Reload: true,
+			Doc: "Addresses or CIDRs of reverse proxies in front of this node whose X-Forwarded-For is believed for rate limits."},
+		{Key: "http2", Group: groupHTTPS, Default: `"grits"`, Flag: "http2",
+			Doc: `HTTP/2 server: "grits" (the gateway's own, internal/h2: half the CPU per small block) or "go" (Go's net/http server), should one ever misbehave.`},
+
+		{Key: "sw_scope", Group: groupWorker, Default: `"/"`, Flag: "sw-scope", Reload: true,
+			Doc: "The URL path the service worker controls."},
+		{Key: "sw_paths", Group: groupWorker, Default: `["/"]`, Flag: "sw-paths", Reload: true,
+			Doc: "URL path prefixes the worker serves from volunteers; other requests go to the network untouched."},
+		{Key: "sw_navigate", Group: groupWorker, Default: "false", Flag: "sw-navigate", Reload: true,
+			Doc: "Serve pages (navigations) from volunteers too; by default pages come from the origin, and from volunteers when it is unreachable."},
+		{Key: "sw_cache_mb", Group: groupWorker, Default: "256", Flag: "sw-cache-mb", Reload: true,
+			Doc: "MiB of verified blocks the worker keeps in each browser."},
+		{Key: "sw_root_check", Group: groupWorker, Default: `"10s"`, Flag: "sw-root-check", Reload: true,
+			Doc: "How long a page left open may read an old root before its worker asks the origin for a newer one (one small conditional request); volunteers' answers bring newer roots sooner, for free. 1s to 24h."},
+
+		{Key: "upstream", Group: groupApp, Default: `""`, Flag: "upstream", Reload: true,
+			Doc: "The site's app server (http://HOST:PORT); paths not in the tree are proxied to it, WebSockets included."},
+		{Key: "inject_sw", Group: groupApp, Default: "false", Flag: "inject-sw", Reload: true,
+			Doc: "With upstream: add the service worker's registration script to the app's HTML pages."},
+		{Key: "proxy_prefixes", Group: groupApp, Default: "[]", Flag: "proxy-prefix", Reload: true,
+			Doc: "With upstream: paths under these prefixes always go to the app, e.g. [\"/api/\"]."},
+
+		{Key: "log_level", Group: groupLogging, Default: `"info"`, Flag: "log-level", Reload: true,
+			Doc: "debug, info, warn or error. Commands other than serve log warnings and errors unless --log-level says otherwise."},
+		{Key: "log_format", Group: groupLogging, Default: `"auto"`, Flag: "log-format",
+			Doc: "auto (text when stderr is a terminal, JSON lines otherwise, as under systemd), text or json."},
+	}
+}
+
+// SettingByKey finds a setting's documentation.
+func SettingByKey(key string) (Setting, bool) {
+	for _, s := range Settings() {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}

@@ -163,19 +163,29 @@ func (r *replica) follow(root *roDir) {
 			continue
 		}
 		r.m.log.Info("mount: following a new root", "seq", latest.Seq, "tree", latest.Tree.Short())
-		r.invalidate(root.EmbeddedInode(), nil, latest.Tree)
+		var before blockstore.Hash
+		if had {
+			before = old.Tree
+		}
+		r.invalidate(root.EmbeddedInode(), nil, before, latest.Tree)
 	}
 }
 
 // invalidate walks the inodes the kernel knows under dir (at path p) and
 // drops the kernel's entries for every name whose entry differs in the
-// new tree.
-func (r *replica) invalidate(dir *fs.Inode, p tree.Path, t blockstore.Hash) {
+// new tree t; a directory that is the same in the tree before is
+// skipped whole.
+func (r *replica) invalidate(dir *fs.Inode, p tree.Path, before, t blockstore.Hash) {
 	kids := dir.Children()
 	if len(kids) == 0 {
 		return
 	}
 	top, err := r.resolve(r.m.ctx, t, p)
+	if !before.IsZero() && err == nil {
+		if was, err := r.resolve(r.m.ctx, before, p); err == nil && was == top {
+			return
+		}
+	}
 	for name, child := range kids {
 		if name == gritsDir && len(p) == 0 {
 			continue
@@ -203,7 +213,7 @@ func (r *replica) invalidate(dir *fs.Inode, p tree.Path, t blockstore.Hash) {
 			continue
 		}
 		if now.Kind == tree.KindDir {
-			r.invalidate(child, append(p[:len(p):len(p)], name), t)
+			r.invalidate(child, append(p[:len(p):len(p)], name), before, t)
 		}
 		if now.Mode != was.Mode || !now.MTime.Equal(was.MTime) || now.Size != was.Size {
 			child.NotifyContent(-1, 0) // attributes only

@@ -27,17 +27,12 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	mountQuiet := c.flags.Duration("mount-quiet", time.Second, "origin: commit the mount's changes once it has been quiet this long")
 	publish := c.flags.String("publish", "", "origin: which entries of the mount are published: world-readable (default) or all")
 	mountOwner := c.flags.String("mount-owner", "", "USER[:GROUP] the mount's entries belong to (default: yours)")
-	readdirplus := c.flags.Bool("readdirplus", true, "read-only mount: list directories with every entry's attributes (fast ls -l; turn off for huge directories)")
+	noReaddirplus := c.flags.Bool("no-readdirplus", false, "read-only mount: list directories by name only (for huge directories)")
 	adminFlag := c.flags.String("admin", "", "TCP address for metrics, /healthz, /readyz and the dashboard (default: config admin_listen, else 127.0.0.1 at the listen port + 2); off disables")
 	wflags := addWebFlags(c)
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
-	mc, err := mountConfig(*mountFlag, *mountAt, *mountQuiet, *publish, *mountOwner)
-	if err != nil {
-		return err
-	}
-	mc.ReadDirPlus = *readdirplus
 	d, err := c.open(ctx)
 	if err != nil {
 		return err
@@ -52,6 +47,12 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	// After gritsd.toml filled the flags in.
+	mc, err := mountConfig(*mountFlag, *mountAt, *mountQuiet, *publish, *mountOwner)
+	if err != nil {
+		return err
+	}
+	mc.ReadDirPlus = !*noReaddirplus
 	settings, err := wflags.swSettings()
 	if err != nil {
 		return err

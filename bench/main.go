@@ -12,6 +12,11 @@
 // processes: round trips per operation over a delayed link, one peer
 // against a raw quic-go stream, one file from 1, 2 and 4 peers.
 //
+// Offload (offload.go): an origin keeping 30% of its site with two
+// storage nodes: time to first byte of an offloaded file against a local
+// one, the origin's disk against the site, audit bandwidth per storage
+// node per hour.
+//
 // Fuse (fuse.go): gritsd mount against the disk under it: sequential
 // write and read, tar x, ls -lR and rm -rf of a source tree, and the
 // first read of a large file on a volunteer's mount against gritsd get.
@@ -76,6 +81,7 @@ var suites = []suite{
 	{"gateway", gatewaySuite, printGateway},
 	{"browser", browserSuite, printBrowser},
 	{"protocol", protocolSuite, ratioTable("protocol", "a Go client against gritsd serve processes")},
+	{"offload", offloadSuite, ratioTable("offload", "an origin with store_max at 30% of its site and two storage nodes")},
 	{"fuse", fuseSuite, ratioTable("fuse", "gritsd mount against the disk under it; for times the ratio is the baseline's time over ours")},
 }
 

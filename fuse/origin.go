@@ -54,6 +54,9 @@ type Publisher interface {
 // OriginConfig configures the origin's read-write mount.
 type OriginConfig struct {
 	Store Store
+	// Reader, if set, reads file content instead of Store: on an origin
+	// that offloads, content it let go comes back from storage nodes.
+	Reader tree.Getter
 	// StateDir holds the mount's state (the held-back tree, the last
 	// commit) and its staging files; one per mounted path.
 	StateDir  string
@@ -276,7 +279,7 @@ func openOrigin(ctx context.Context, cfg OriginConfig) (*origin, error) {
 	for _, p := range stale {
 		os.Remove(p)
 	}
-	w, err := newWork(ctx, cfg.Store, cfg.ChunkSize, cfg.Rule, cfg.Logger)
+	w, err := newWork(ctx, cfg.Store, cfg.Reader, cfg.ChunkSize, cfg.Rule, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -484,7 +484,7 @@ func (h *rwHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 	hash, size := n.hash, n.hashSize
 	n.cmu.Unlock()
 	if h.reader == nil || h.reader.hash != hash {
-		h.reader = newFileReader(h.m.origin.w.store, hash, size, nil)
+		h.reader = newFileReader(h.m.origin.w.reader, hash, size, nil)
 	}
 	k, err := h.reader.ReadAt(h.m.ctx, dest, off)
 	if err != nil {

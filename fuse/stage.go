@@ -134,7 +134,7 @@ func (m *Mount) ensureStage(n *node) error {
 		s.f = f
 	}
 	if n.hashSize > 0 {
-		r := newFileReader(m.origin.w.store, n.hash, n.hashSize, nil)
+		r := newFileReader(m.origin.w.reader, n.hash, n.hashSize, nil)
 		buf := make([]byte, min(n.hashSize, 1<<20))
 		for off := int64(0); off < int64(n.hashSize); {
 			k, err := r.ReadAt(m.ctx, buf, off)

@@ -64,6 +64,7 @@ type node struct {
 // memory once loaded, over the two Merkle trees of the last commit.
 type work struct {
 	store   Store
+	reader  tree.Getter // file content: the store, or what fetches back what the origin let go
 	builder *tree.Builder
 	log     *slog.Logger
 	rule    PublishRule
@@ -76,8 +77,11 @@ type work struct {
 	changed   chan struct{} // poked (never blocking) on every change
 }
 
-func newWork(ctx context.Context, store Store, chunkSize uint32, rule PublishRule, logger *slog.Logger) (*work, error) {
-	w := &work{store: store, log: logger, rule: rule, nextIno: 2, changed: make(chan struct{}, 1),
+func newWork(ctx context.Context, store Store, reader tree.Getter, chunkSize uint32, rule PublishRule, logger *slog.Logger) (*work, error) {
+	if reader == nil {
+		reader = store
+	}
+	w := &work{store: store, reader: reader, log: logger, rule: rule, nextIno: 2, changed: make(chan struct{}, 1),
 		builder: &tree.Builder{Store: store, ChunkSize: chunkSize,
 			PutOptions: blockstore.PutOptions{Residency: blockstore.Pinned, Deferred: true}}}
 	h, _, err := w.builder.WriteFile(ctx, eofReader{})

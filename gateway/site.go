@@ -100,6 +100,15 @@ func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name str
 	// service worker send the same.
 	hdr.Set("Content-Type", mediatype.Serve(res.Entry.Type, name))
 	rd := newTreeFileReader(r.Context(), h.cfg.Store, f)
+	if f.Size > 0 && r.Header.Get("Range") == "" {
+		// The first chunk before the status line: a file the store cannot
+		// produce (an origin's storage nodes all away) gets an error
+		// naming what is missing, not a 200 with a short body.
+		if err := rd.load(); err != nil {
+			h.storeFailed(w, r.Context(), "site file "+name, err)
+			return
+		}
+	}
 	cw := &countingResponseWriter{ResponseWriter: w}
 	http.ServeContent(cw, r, name, res.Entry.MTime, rd)
 	if err := rd.Err(); err != nil && r.Context().Err() == nil {

@@ -54,7 +54,7 @@ func (n *Node) mountTree(mc MountConfig) error {
 		lock := func(ctx context.Context, fn func(*datadir.Dir) error) error {
 			return n.WithLock(ctx, MountLockWait, fn)
 		}
-		m, err = MountOrigin(n.ctx, n.dir, mc, lock, n.OfferRoot, n.log)
+		m, err = mountOrigin(n.ctx, n.dir, mc, n.store, lock, n.OfferRoot, n.log)
 	} else {
 		roots, ok := n.roots.(fuse.Roots)
 		if !ok {
@@ -94,12 +94,19 @@ type LockFunc func(ctx context.Context, fn func(d *datadir.Dir) error) error
 // MountOrigin mounts the origin's tree read-write at mc.Dir. Every root
 // the mount commits goes through lock, and committed is told of it.
 func MountOrigin(ctx context.Context, d *datadir.Dir, mc MountConfig, lock LockFunc, committed func(tree.Root), logger *slog.Logger) (*fuse.Mount, error) {
+	return mountOrigin(ctx, d, mc, nil, lock, committed, logger)
+}
+
+// mountOrigin is MountOrigin reading file content through reader (the
+// daemon's store, which fetches back what offload let go); nil reads the
+// data directory's store.
+func mountOrigin(ctx context.Context, d *datadir.Dir, mc MountConfig, reader tree.Getter, lock LockFunc, committed func(tree.Root), logger *slog.Logger) (*fuse.Mount, error) {
 	if err := d.RequireOrigin("a read-write mount"); err != nil {
 		return nil, err
 	}
 	stateRoot := d.FilePath(MountStateDir)
 	return fuse.MountOrigin(ctx, mc.Dir, fuse.OriginConfig{
-		Store: d.Store, StateDir: fuse.StateDirFor(stateRoot, mc.At), At: mc.At.String(),
+		Store: d.Store, Reader: reader, StateDir: fuse.StateDirFor(stateRoot, mc.At), At: mc.At.String(),
 		Publisher: &dirPublisher{d: d, at: mc.At, lock: lock, committed: committed},
 		ChunkSize: d.Config.ChunkSize, Rule: mc.Publish, Quiet: mc.Quiet, StatfsPath: d.Path, Owner: mc.Owner,
 		Logger: logger.With("component", "mount"),

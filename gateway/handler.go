@@ -96,6 +96,10 @@ type Config struct {
 	// method other than GET, HEAD or OPTIONS): typically a reverse proxy
 	// to the site's application.
 	Fallback http.Handler
+	// FallbackPrefixes are URL path prefixes that always go to Fallback
+	// (an app's API under /api/, say), before the tree or the grits API
+	// is consulted, but after the rate limit.
+	FallbackPrefixes []string
 	// Scripts are extra static routes, path → JavaScript (such as the
 	// service worker at /grits-sw.js), served as text/javascript with
 	// Cache-Control: no-cache. NewHandler copies the map.
@@ -143,6 +147,14 @@ func (c *Config) Validate() error {
 			strings.HasPrefix(p, APIPrefix+"lookup/") || strings.HasPrefix(p, APIPrefix+"block/") || strings.HasPrefix(p, APIPrefix+"blocks/") {
 			return fmt.Errorf("gateway: script route %q shadows an API endpoint", p)
 		}
+	}
+	for _, p := range c.FallbackPrefixes {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("gateway: fallback prefix %q: want a URL path starting with /", p)
+		}
+	}
+	if len(c.FallbackPrefixes) > 0 && c.Fallback == nil {
+		return errors.New("gateway: fallback prefixes without a Fallback")
 	}
 	for _, pf := range c.TrustedProxies {
 		if !pf.IsValid() {
@@ -277,6 +289,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	for _, p := range h.cfg.FallbackPrefixes {
+		if strings.HasPrefix(upath, p) {
+			h.toApp(w, r)
+			return
+		}
+	}
 	if len(upath) > MaxURLPath || len(r.URL.RawPath) > 3*MaxURLPath {
 		h.fail(w, http.StatusRequestURITooLong, "URL path too long")
 		return
@@ -290,7 +308,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
 		if !api && !isScript && h.cfg.Fallback != nil {
-			h.cfg.Fallback.ServeHTTP(w, r)
+			h.toApp(w, r)
 			return
 		}
 		// Preflights for the API; a plain OPTIONS elsewhere just learns
@@ -307,7 +325,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !api && !isScript && h.cfg.Fallback != nil {
-			h.cfg.Fallback.ServeHTTP(w, r)
+			h.toApp(w, r)
 			return
 		}
 		hdr.Set("Allow", allowedMethods)
@@ -325,6 +343,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 const allowedMethods = "GET, HEAD, OPTIONS"
+
+// toApp hands a request to Fallback (the site's app). Its pages are the
+// app's, possibly private to a logged-in user: they do not get the
+// Timing-Allow-Origin the public, verified content has, which would let
+// any other site time them (and so learn what they hold) through the
+// Resource Timing API.
+func (h *Handler) toApp(w http.ResponseWriter, r *http.Request) {
+	delete(w.Header(), "Timing-Allow-Origin")
+	h.cfg.Fallback.ServeHTTP(w, r)
+}
 
 // ReportPath is where service workers report a volunteer that sent bad
 // data (POST, JSON Report).

@@ -66,7 +66,10 @@ type WebConfig struct {
 	// the worker's registration script to the app's HTML.
 	Upstream      string
 	ProxyPrefixes []string
-	InjectSW      bool
+	// UpstreamHost is the Host the app receives; "" is the host of the
+	// node's public URL.
+	UpstreamHost string
+	InjectSW     bool
 	// TrustedProxies are addresses or CIDRs whose X-Forwarded-For is
 	// believed for rate limits.
 	TrustedProxies []string

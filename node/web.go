@@ -172,7 +172,10 @@ func listenWeb(ctx context.Context, n *Node, advertise, publicURL string) (*web,
 		return nil, err
 	}
 	wb := &web{late: &lateHandler{}}
-	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, HTTP2: n.cfg.Web.HTTP2, Logger: n.log.With("component", "https")})
+	dc := n.dir.Config
+	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, HTTP2: n.cfg.Web.HTTP2,
+		WriteTimeout: dc.HTTPWriteTimeout.Duration, BodyTimeout: dc.HTTPBodyTimeout.Duration, BodyMinRate: dc.HTTPBodyMinRate,
+		Logger: n.log.With("component", "https")})
 	if err != nil {
 		return nil, fmt.Errorf("https on %s: %w", addr, err)
 	}
@@ -244,10 +247,18 @@ func (wb *web) start(n *Node) error {
 		if w.InjectSW {
 			inject = `<script src="` + sw.RegisterPath + `" defer></script>`
 		}
-		if proxy, err = gateway.NewProxy(gateway.ProxyConfig{Upstream: u, InjectScript: inject, Logger: n.log.With("component", "proxy")}); err != nil {
+		host := w.UpstreamHost
+		if host == "" {
+			if pu, err := url.Parse(wb.url); err == nil {
+				host = pu.Host
+			}
+		}
+		if proxy, err = gateway.NewProxy(gateway.ProxyConfig{Upstream: u, Host: host, InjectScript: inject, Logger: n.log.With("component", "proxy")}); err != nil {
 			return configErrorf("--upstream: %v", err)
 		}
 		cfg.Fallback = proxy
+		// Behind the rate limit like every other path.
+		cfg.FallbackPrefixes = w.ProxyPrefixes
 	} else if len(w.ProxyPrefixes) > 0 || w.InjectSW {
 		return configErrorf("--proxy-prefix and --inject-sw need --upstream")
 	}
@@ -268,18 +279,6 @@ func (wb *web) start(n *Node) error {
 	}
 	wb.gw = h
 	var handler http.Handler = h
-	if proxy != nil && len(w.ProxyPrefixes) > 0 {
-		prefixes := w.ProxyPrefixes
-		handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			for _, p := range prefixes {
-				if strings.HasPrefix(r.URL.Path, p) {
-					proxy.ServeHTTP(rw, r)
-					return
-				}
-			}
-			h.ServeHTTP(rw, r)
-		})
-	}
 	inner := handler
 	handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 3 {

@@ -18,6 +18,9 @@ const (
 	// DefaultHTTPS is where a node answers browsers (TCP for HTTPS, UDP
 	// for HTTP/3).
 	DefaultHTTPS = ":8443"
+	// DefaultGrits1RateLimit is grits/1 requests per second per client
+	// address outside the swarm, as the HTTP side's default.
+	DefaultGrits1RateLimit = 200
 )
 
 // Config is what Start needs beyond the data directory's own config.

@@ -44,6 +44,9 @@ type ServeConfig struct {
 	HTTPWriteTimeout Duration `json:"http_write_timeout,omitzero"`
 	HTTPBodyTimeout  Duration `json:"http_body_timeout,omitzero"`
 	HTTPBodyMinRate  int64    `json:"http_body_min_rate,omitempty"`
+	// Grits1RateLimit is grits/1 requests per second per client that is
+	// not a member (0: the default, negative: none).
+	Grits1RateLimit float64 `json:"grits1_rate_limit,omitempty"`
 
 	Upstream      string   `json:"upstream,omitempty"`
 	UpstreamHost  string   `json:"upstream_host,omitempty"`

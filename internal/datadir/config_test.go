@@ -72,6 +72,7 @@ func sample() Config {
 	c.RateLimit, c.TrustedProxies, c.HTTP2 = 12.5, []string{"10.0.0.0/8"}, HTTP2Go
 	c.WatchQuiet = Duration{3 * time.Second}
 	c.HTTPWriteTimeout, c.HTTPBodyTimeout, c.HTTPBodyMinRate = Duration{time.Minute}, Duration{2 * time.Minute}, 100
+	c.Grits1RateLimit = 50
 	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB = "/app/", []string{"/static/", "/media/"}, true, 64
 	c.LogLevel, c.LogFormat = "debug", "json"
 	return c

@@ -59,6 +59,8 @@ func Settings() []Setting {
 			Doc: "How many home nodes each block has. Every node of a swarm must agree."},
 		{Key: "cert_ttl", Group: groupSwarm, Default: `"8760h"`,
 			Doc: "Origin: how long the node certificates it issues at join last."},
+		{Key: "grits1_rate_limit", Group: groupSwarm, Default: "200",
+			Doc: "grits/1 requests per second per client address that is not a member (gritsd get, other tools), burst twice that; a GetBlocks counts one per 16 blocks. Over it the client is told to retry later. Members are not limited. Negative: no limit."},
 
 		{Key: "cache_quota_bytes", Group: groupStore, Default: "10737418240",
 			Doc: "Bytes of cached (unpinned) blocks this node keeps; the least recently used go first."},

@@ -68,14 +68,14 @@ type Refs struct {
 	log   *slog.Logger
 	seed  maphash.Seed
 
-	mu      sync.Mutex
-	cur     *refsGen // answers; grows with every root walked
-	next    *refsGen // being rebuilt from the newest tree, also answers
-	base    int      // blocks of the newest tree at the last full walk
-	tree    blockstore.Hash
+	mu   sync.Mutex
+	cur  *refsGen // answers; grows with every root walked
+	next *refsGen // being rebuilt from the newest tree, also answers
+	base int      // blocks of the newest tree at the last full walk
+	tree blockstore.Hash
 	// walked is closed (and replaced) whenever a walk ends.
-	walked  chan struct{}
-	misses  map[blockstore.Hash]time.Time
+	walked chan struct{}
+	misses map[blockstore.Hash]time.Time
 
 	walks, loaded atomic.Int64
 }

@@ -49,6 +49,24 @@ func TestRootEndpoint(t *testing.T) {
 		t.Errorf("HEAD: status %d, %d body bytes, length %d", resp.StatusCode, len(body), resp.ContentLength)
 	}
 
+	// The conditional check an open page makes: the root's hash as an
+	// ETag, a 304 with neither body nor Grits-Root when it is current.
+	etag := `"` + s.root.Hash().String() + `"`
+	if got := resp.Header.Get("ETag"); got != etag {
+		t.Errorf("ETag %q, want %q", got, etag)
+	}
+	resp, body = g.do(t, http.MethodGet, "/grits/v1/root", map[string]string{"If-None-Match": `"b3-old", ` + etag})
+	if resp.StatusCode != http.StatusNotModified || len(body) != 0 || resp.Header.Get(RootHeader) != "" {
+		t.Errorf("If-None-Match with the current root: status %d, %d bytes, Grits-Root %q; want 304, nothing", resp.StatusCode, len(body), resp.Header.Get(RootHeader))
+	}
+	if n, b := log.get("root"); n != 3 || b != tree.RootSize {
+		t.Errorf("OnServe root after the 304: %d calls, %d bytes", n, b)
+	}
+	resp, body = g.do(t, http.MethodGet, "/grits/v1/root", map[string]string{"If-None-Match": `"b3-an-older-root"`})
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, s.root.Encode()) || resp.Header.Get(RootHeader) == "" {
+		t.Errorf("If-None-Match with another root: status %d, %d bytes; want 200 and the root", resp.StatusCode, len(body))
+	}
+
 	t.Run("no root", func(t *testing.T) {
 		g := startGW(t, Config{Store: s.store})
 		resp, _ := g.get(t, "/grits/v1/root")

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,21 +173,22 @@ func LoadDevCA(dir string) (*DevCA, error) {
 // never past the CA's own expiry; ttl <= 0 means the maximum). The chain
 // holds the leaf and the CA certificate, and Leaf is set.
 func (ca *DevCA) Issue(hosts []string, ttl time.Duration) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("gateway: issue dev certificate: %w", err)
+	}
+	return ca.IssueWith(key, hosts, ttl)
+}
+
+// issue signs a server certificate for pub and returns its DER and the
+// parsed leaf.
+func (ca *DevCA) issue(pub crypto.PublicKey, hosts []string, ttl time.Duration) ([]byte, *x509.Certificate, error) {
 	if len(hosts) == 0 {
 		hosts = defaultDevHosts
 	}
-	var dnsNames []string
-	var ips []net.IP
-	for _, h := range hosts {
-		h = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(h), "["), "]")
-		if h == "" {
-			return tls.Certificate{}, errors.New("gateway: issue dev certificate: empty host name")
-		}
-		if ip := net.ParseIP(h); ip != nil {
-			ips = append(ips, ip)
-		} else {
-			dnsNames = append(dnsNames, strings.ToLower(h))
-		}
+	dnsNames, ips, err := splitHosts(hosts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway: issue dev certificate: %w", err)
 	}
 
 	now := time.Now()
@@ -204,16 +204,11 @@ func (ca *DevCA) Issue(hosts []string, ttl time.Duration) (tls.Certificate, erro
 		notAfter = ca.Cert.NotAfter
 	}
 	if !notAfter.After(now) {
-		return tls.Certificate{}, fmt.Errorf("gateway: issue dev certificate: CA expired at %s", ca.Cert.NotAfter.Format(time.RFC3339))
-	}
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("gateway: issue dev certificate: %w", err)
+		return nil, nil, fmt.Errorf("gateway: issue dev certificate: CA expired at %s", ca.Cert.NotAfter.Format(time.RFC3339))
 	}
 	serial, err := devcaSerial()
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -226,19 +221,15 @@ func (ca *DevCA) Issue(hosts []string, ttl time.Duration) (tls.Certificate, erro
 		DNSNames:              dnsNames,
 		IPAddresses:           ips,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("gateway: issue dev certificate: %w", err)
+		return nil, nil, fmt.Errorf("gateway: issue dev certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("gateway: issue dev certificate: %w", err)
+		return nil, nil, fmt.Errorf("gateway: issue dev certificate: %w", err)
 	}
-	return tls.Certificate{
-		Certificate: [][]byte{der, ca.Cert.Raw},
-		PrivateKey:  key,
-		Leaf:        leaf,
-	}, nil
+	return der, leaf, nil
 }
 
 // TrustHint returns a one-line shell command that makes this machine

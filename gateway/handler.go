@@ -444,9 +444,31 @@ func (h *Handler) serveRoot(w http.ResponseWriter, r *http.Request, root tree.Ro
 		return
 	}
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/octet-stream")
 	hdr.Set("Cache-Control", cacheNoCache)
+	// A client that holds this root asks with its hash and gets a 304
+	// without a body, and without the Grits-Root header it has already:
+	// an open page checks for new roots this way at the least cost.
+	etag := `"` + root.Hash().String() + `"`
+	hdr.Set("ETag", etag)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListHas(inm, etag) {
+		delete(hdr, RootHeader)
+		w.WriteHeader(http.StatusNotModified)
+		h.served("root", 0)
+		return
+	}
+	hdr.Set("Content-Type", "application/octet-stream")
 	h.served("root", writeBody(w, r, root.Encode()))
+}
+
+// etagListHas reports whether an If-None-Match list names tag (weak
+// comparison, RFC 9110 13.1.2).
+func etagListHas(inm, tag string) bool {
+	for part := range strings.SplitSeq(inm, ",") {
+		if t := strings.TrimPrefix(strings.TrimSpace(part), "W/"); t == tag || t == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) servePeers(w http.ResponseWriter, r *http.Request) {

@@ -66,6 +66,7 @@ func gwSiteFiles() map[string][]byte {
 		"nohtml/readme.txt": []byte("no index here\n"),
 		"empty.txt":         {},
 		"noext":             []byte("%PDF-1.4\n% a file without an extension\n"),
+		"typed.txt":         []byte("# stored as markdown\n"),
 	}
 }
 
@@ -91,6 +92,11 @@ func newGWSite(t testing.TB) *gwSite {
 		e := tree.Entry{Kind: tree.KindFile, Mode: 0o644, Size: n, Hash: h}
 		if p == "index.html" {
 			e.MTime = gwMTime
+		}
+		if p == "typed.txt" {
+			// The one file with a stored type (the rest is a tree from
+			// before types): the tree's word beats the name's.
+			e.Type = "text/markdown; charset=utf-8"
 		}
 		if root, err = b.Set(ctx, root, tree.MustParsePath(p), e); err != nil {
 			t.Fatal(err)

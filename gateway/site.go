@@ -2,12 +2,11 @@ package gateway
 
 import (
 	"errors"
-	"mime"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 
+	"github.com/grits-cdn/grits/internal/mediatype"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -96,10 +95,20 @@ func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name str
 	hdr.Set("ETag", `"`+res.Entry.Hash.String()+`"`)
 	hdr.Set("Cache-Control", cacheNoCache) // the service worker caches
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	if ct := contentType(path.Ext(name)); ct != "" {
-		hdr.Set("Content-Type", ct)
-	} // else ServeContent sniffs the first 512 bytes
+	// The type the tree says (decided once, at import), never one this
+	// host's MIME database or a sniff would give: every node and the
+	// service worker send the same.
+	hdr.Set("Content-Type", mediatype.Serve(res.Entry.Type, name))
 	rd := newTreeFileReader(r.Context(), h.cfg.Store, f)
+	if f.Size > 0 && r.Header.Get("Range") == "" {
+		// The first chunk before the status line: a file the store cannot
+		// produce (an origin's storage nodes all away) gets an error
+		// naming what is missing, not a 200 with a short body.
+		if err := rd.load(); err != nil {
+			h.storeFailed(w, r.Context(), "site file "+name, err)
+			return
+		}
+	}
 	cw := &countingResponseWriter{ResponseWriter: w}
 	http.ServeContent(cw, r, name, res.Entry.MTime, rd)
 	if err := rd.Err(); err != nil && r.Context().Err() == nil {
@@ -140,28 +149,4 @@ func (h *Handler) notInTree(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.fail(w, http.StatusNotFound, "404 page not found")
-}
-
-// webTypes are the types of the web's common file kinds, fixed here so
-// that a site looks the same whatever /etc/mime.types the node has
-// (Debian's maps .webm to audio/webm, which makes browsers show an audio
-// player for a video).
-var webTypes = map[string]string{
-	".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
-	".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
-	".json": "application/json", ".map": "application/json", ".wasm": "application/wasm",
-	".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-	".gif": "image/gif", ".webp": "image/webp", ".avif": "image/avif", ".ico": "image/x-icon",
-	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".otf": "font/otf",
-	".webm": "video/webm", ".mp4": "video/mp4", ".m4v": "video/mp4", ".ogv": "video/ogg",
-	".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
-	".txt": "text/plain; charset=utf-8", ".xml": "application/xml", ".pdf": "application/pdf",
-	".webmanifest": "application/manifest+json",
-}
-
-func contentType(ext string) string {
-	if ct, ok := webTypes[strings.ToLower(ext)]; ok {
-		return ct
-	}
-	return mime.TypeByExtension(ext)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/internal/mediatype"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -48,6 +50,9 @@ type Config struct {
 	KeepMTimes bool
 	// Previous is the State of the last import of the same source, or nil.
 	Previous *State
+	// TopName is the name the source gets in the tree (default its base
+	// name): a file imported as another name gets the type of that name.
+	TopName string
 	// Progress, if set, is called about every ProgressInterval and once at
 	// the end. It must not block.
 	Progress         func(Progress)
@@ -99,6 +104,7 @@ type Result struct {
 type item struct {
 	rel      string // slash-separated, "" for the source itself
 	abs      string
+	name     string // in the tree
 	info     fs.FileInfo
 	children []*item
 	entry    tree.Entry
@@ -116,7 +122,10 @@ func Import(ctx context.Context, src string, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	top := &item{abs: src, info: info}
+	top := &item{abs: src, info: info, name: cfg.TopName}
+	if top.name == "" {
+		top.name = filepath.Base(src)
+	}
 	var files []*item
 	res := &Result{State: newState()}
 	if err := walk(ctx, top, &files, res); err != nil {
@@ -135,7 +144,7 @@ func Import(ctx context.Context, src string, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.Entry = top.entry
-	res.Entry.Name = filepath.Base(src)
+	res.Entry.Name = top.name
 	res.Bytes = p.BytesTotal
 	res.Unchanged = p.Unchanged
 	return res, nil
@@ -176,7 +185,7 @@ func walk(ctx context.Context, it *item, files *[]*item, res *Result) error {
 			if err != nil {
 				return fmt.Errorf("import: %w", err)
 			}
-			child := &item{rel: joinRel(it.rel, de.Name()), abs: filepath.Join(it.abs, de.Name()), info: ci}
+			child := &item{rel: joinRel(it.rel, de.Name()), abs: filepath.Join(it.abs, de.Name()), name: de.Name(), info: ci}
 			if err := walk(ctx, child, files, res); err != nil {
 				return err
 			}
@@ -306,7 +315,7 @@ feed:
 			continue
 		}
 		res.State.Files[it.rel] = FileState{Size: it.info.Size(), MTime: it.info.ModTime().UnixNano(),
-			Inode: inode(it.info), CTime: ctime(it.info), Hash: it.entry.Hash}
+			Inode: inode(it.info), CTime: ctime(it.info), Hash: it.entry.Hash, Type: it.entry.Type}
 	}
 	return nil
 }
@@ -336,11 +345,18 @@ func hashFile(ctx context.Context, b *tree.Builder, cfg *Config, it *item) (reus
 	if cfg.KeepMTimes {
 		e.MTime = it.info.ModTime().UTC()
 	}
-	if prev, ok := cfg.Previous.lookup(it.rel); ok && prev.matches(it.info) {
+	// The type is decided here, once: by the name, else by the first
+	// bytes (read on the way to the store, or remembered from the last
+	// import of an unchanged file).
+	e.Type = mediatype.ByName(it.name)
+	if prev, ok := cfg.Previous.lookup(it.rel); ok && prev.matches(it.info) && (e.Type != "" || prev.Type != "") {
 		if complete, err := blocksPresent(ctx, cfg.Store, prev.Hash, uint64(it.info.Size()), b.ChunkSizeOrDefault()); err != nil {
 			return false, err
 		} else if complete {
 			e.Hash = prev.Hash
+			if e.Type == "" {
+				e.Type = prev.Type
+			}
 			it.entry = e
 			return true, nil
 		}
@@ -357,9 +373,18 @@ func hashFile(ctx context.Context, b *tree.Builder, cfg *Config, it *item) (reus
 	if !sameFile(before, it.info) {
 		return false, fmt.Errorf("import: %s: %w (replaced or modified between listing and reading); run the import again", it.abs, ErrChanged)
 	}
-	h, n, err := b.WriteFile(ctx, f)
+	var rd io.Reader = f
+	var hr *headReader
+	if e.Type == "" {
+		hr = &headReader{r: f}
+		rd = hr
+	}
+	h, n, err := b.WriteFile(ctx, rd)
 	if err != nil {
 		return false, fmt.Errorf("import: %s: %w", it.abs, err)
+	}
+	if hr != nil {
+		e.Type = mediatype.Detect(it.name, hr.head)
 	}
 	after, err := f.Stat()
 	if err != nil {
@@ -371,6 +396,20 @@ func hashFile(ctx context.Context, b *tree.Builder, cfg *Config, it *item) (reus
 	e.Hash = h
 	it.entry = e
 	return false, nil
+}
+
+// headReader keeps the first mediatype.SniffLen bytes that pass.
+type headReader struct {
+	r    io.Reader
+	head []byte
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if room := mediatype.SniffLen - len(h.head); room > 0 && n > 0 {
+		h.head = append(h.head, p[:min(n, room)]...)
+	}
+	return n, err
 }
 
 func sameFile(a, b fs.FileInfo) bool {

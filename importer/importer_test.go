@@ -329,3 +329,51 @@ func TestReimportWithNewChunkSize(t *testing.T) {
 		t.Fatalf("incremental import with a new chunk size differs from a fresh one (%d files reused)", again.Unchanged)
 	}
 }
+
+// TestImportDecidesTypes: each file's entry carries its media type, from
+// its name or (no known extension) its first bytes; an unchanged file
+// keeps the type it got without being read again; a file imported
+// under another name gets that name's type.
+func TestImportDecidesTypes(t *testing.T) {
+	src := t.TempDir()
+	png := "\x89PNG\r\n\x1a\n" + randomString(2000, 7)
+	writeTree(t, src, map[string]string{
+		"index.html": "<h1>hi</h1>", "notes.md": "# notes", "font.woff2": "wOF2", "CNAME": "example.org\n",
+		"photo": png, "page": "<!doctype html><p>not run</p>", "docs/x.PDF": "%PDF-1.7",
+	})
+	want := map[string]string{
+		"index.html": "text/html; charset=utf-8", "notes.md": "text/markdown; charset=utf-8", "font.woff2": "font/woff2",
+		"CNAME": "text/plain; charset=utf-8", "photo": "image/png", "page": "text/plain; charset=utf-8", "docs/x.PDF": "application/pdf",
+	}
+	store := blockstore.NewMem(-1)
+	check := func(res *Result) {
+		t.Helper()
+		for p, typ := range want {
+			r, err := tree.Lookup(context.Background(), store, res.Entry.Hash, tree.MustParsePath(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Entry.Type != typ {
+				t.Errorf("%s: type %q, want %q", p, r.Entry.Type, typ)
+			}
+		}
+	}
+	first := importDir(t, store, src, nil)
+	check(first)
+	again := importDir(t, store, src, first.State)
+	if again.Unchanged != int64(len(want)) {
+		t.Fatalf("re-import read %d files again; want none", int64(len(want))-again.Unchanged)
+	}
+	check(again)
+	if again.Entry.Hash != first.Entry.Hash {
+		t.Fatal("an unchanged source gave another tree")
+	}
+
+	res, err := Import(context.Background(), filepath.Join(src, "photo"), Config{Store: store, TopName: "photo.webp", Now: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entry.Name != "photo.webp" || res.Entry.Type != "image/webp" {
+		t.Errorf("a file imported as photo.webp: %q, %q", res.Entry.Name, res.Entry.Type)
+	}
+}

@@ -44,6 +44,9 @@ func Import(ctx context.Context, d *datadir.Dir, src string, atPath tree.Path, k
 		Store: d.Store, PutOptions: putOpts, ChunkSize: d.Config.ChunkSize,
 		KeepMTimes: keepMTimes, Previous: importer.LoadState(statePath), Logger: logger, Progress: progress,
 	}
+	if len(atPath) > 0 {
+		cfg.TopName = atPath[len(atPath)-1] // a file's type follows the name it gets
+	}
 	start := time.Now()
 	res, err := importer.Import(ctx, src, cfg)
 	if err != nil {

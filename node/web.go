@@ -46,16 +46,12 @@ func tlsFor(ctx context.Context, n *Node, hosts []string) (*tls.Config, string, 
 		cfg.NextProtos = append(cfg.NextProtos, acme.ALPNProto)
 		return cfg, "ACME certificates for " + strings.Join(w.ACMEDomains, ","), nil
 	}
-	ca, err := DevCA(n.dir)
+	dt, source, err := newDevTLS(n, hosts)
 	if err != nil {
 		return nil, "", err
 	}
-	cert, err := ca.Issue(hosts, 90*24*time.Hour)
-	if err != nil {
-		return nil, "", err
-	}
-	return gateway.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
-		"development CA " + n.dir.FilePath("ca.pem") + " (" + ca.TrustHint(n.dir.FilePath("ca.pem")) + ")", nil
+	n.devTLS = dt
+	return gateway.TLSConfig(dt.getCertificate), source, nil
 }
 
 // DevCA loads the data directory's development CA, creating it for data

@@ -24,7 +24,8 @@ type Type uint8
 //
 // grits/1 (2026-11): GetRoot, GetBlock, GetBlocks, Lookup, GetRoots,
 // Enroll, GetSwarmKeys; Root, Block, Missing, LookupResult, Grant,
-// SwarmKeys, Error.
+// SwarmKeys, Error. Added in grits/1 (2026-12): GetTLSCert, TLSCert (a
+// server that predates them refuses the request as an unknown type).
 const (
 	TypeGetRoot      Type = 0x01
 	TypeGetBlock     Type = 0x02
@@ -33,6 +34,7 @@ const (
 	TypeGetRoots     Type = 0x05
 	TypeEnroll       Type = 0x06
 	TypeGetSwarmKeys Type = 0x07
+	TypeGetTLSCert   Type = 0x08
 
 	TypeRoot         Type = 0x40
 	TypeBlock        Type = 0x41
@@ -40,6 +42,7 @@ const (
 	TypeLookupResult Type = 0x43
 	TypeGrant        Type = 0x44
 	TypeSwarmKeys    Type = 0x45
+	TypeTLSCert      Type = 0x46
 	TypeError        Type = 0x7F
 )
 
@@ -59,6 +62,8 @@ func (t Type) String() string {
 		return "Enroll"
 	case TypeGetSwarmKeys:
 		return "GetSwarmKeys"
+	case TypeGetTLSCert:
+		return "GetTLSCert"
 	case TypeRoot:
 		return "Root"
 	case TypeBlock:
@@ -71,6 +76,8 @@ func (t Type) String() string {
 		return "Grant"
 	case TypeSwarmKeys:
 		return "SwarmKeys"
+	case TypeTLSCert:
+		return "TLSCert"
 	case TypeError:
 		return "Error"
 	}
@@ -117,6 +124,10 @@ const (
 	// and SwarmKeys, which the membership layer defines.
 	MaxGrantSize     = 64 << 10
 	MaxSwarmKeysSize = 4096
+	// MaxTLSCertRequestSize and MaxTLSCertSize bound the opaque bodies of
+	// GetTLSCert and TLSCert (a certificate request; a certificate chain).
+	MaxTLSCertRequestSize = 4096
+	MaxTLSCertSize        = 16 << 10
 
 	MaxGetRootPayload      = 0
 	MaxGetBlockPayload     = hashSize + 1 + maxVarint + maxVarint
@@ -125,6 +136,7 @@ const (
 	MaxGetRootsPayload     = maxVarint + maxVarint
 	MaxEnrollPayload       = MaxTokenSize
 	MaxGetSwarmKeysPayload = 0
+	MaxGetTLSCertPayload   = MaxTLSCertRequestSize
 
 	RootPayload    = tree.RootSize // exactly
 	MissingPayload = hashSize      // exactly
@@ -135,14 +147,15 @@ const (
 	MaxLookupResultPayload = 1 + 1 + tree.RootSize + maxVarint + tree.MaxProofSize + 1 + maxVarint + InlineMax
 	MaxGrantPayload        = MaxGrantSize
 	MaxSwarmKeysPayload    = MaxSwarmKeysSize
+	MaxTLSCertPayload      = MaxTLSCertSize
 	MaxErrorPayload        = 2 + 2 + MaxErrorMessage
 
 	// MaxPayload is the largest payload of any type: a LookupResult
 	// carrying the largest proof tree.DecodeProof accepts.
 	MaxPayload = max(MaxGetRootPayload, MaxGetBlockPayload, MaxGetBlocksPayload,
-		MaxLookupPayload, MaxGetRootsPayload, MaxEnrollPayload, MaxGetSwarmKeysPayload,
+		MaxLookupPayload, MaxGetRootsPayload, MaxEnrollPayload, MaxGetSwarmKeysPayload, MaxGetTLSCertPayload,
 		RootPayload, MissingPayload, MaxBlockPayload, MaxLookupResultPayload,
-		MaxGrantPayload, MaxSwarmKeysPayload, MaxErrorPayload)
+		MaxGrantPayload, MaxSwarmKeysPayload, MaxTLSCertPayload, MaxErrorPayload)
 	// MaxFrameSize bounds a whole frame: type, length and payload.
 	MaxFrameSize = 1 + maxVarint + MaxPayload
 )
@@ -207,6 +220,8 @@ func ruleFor(t Type) (frameRule, bool) {
 		return frameRule{MaxEnrollPayload, decodeEnroll}, true
 	case TypeGetSwarmKeys:
 		return frameRule{MaxGetSwarmKeysPayload, decodeGetSwarmKeys}, true
+	case TypeGetTLSCert:
+		return frameRule{MaxGetTLSCertPayload, decodeGetTLSCert}, true
 	case TypeRoot:
 		return frameRule{RootPayload, decodeRoot}, true
 	case TypeBlock:
@@ -219,6 +234,8 @@ func ruleFor(t Type) (frameRule, bool) {
 		return frameRule{MaxGrantPayload, decodeGrant}, true
 	case TypeSwarmKeys:
 		return frameRule{MaxSwarmKeysPayload, decodeSwarmKeys}, true
+	case TypeTLSCert:
+		return frameRule{MaxTLSCertPayload, decodeTLSCert}, true
 	case TypeError:
 		return frameRule{MaxErrorPayload, decodeError}, true
 	}
@@ -245,6 +262,8 @@ func answers(req, resp Type) bool {
 		return resp == TypeGrant
 	case TypeGetSwarmKeys:
 		return resp == TypeSwarmKeys
+	case TypeGetTLSCert:
+		return resp == TypeTLSCert
 	}
 	return false
 }

@@ -126,7 +126,7 @@ func TestTruncated(t *testing.T) {
 // is itself a valid body.
 func opaque(m Message) bool {
 	switch m.(type) {
-	case *Enroll, *Grant, *SwarmKeys:
+	case *Enroll, *Grant, *SwarmKeys, *GetTLSCert, *TLSCert:
 		return true
 	}
 	return false
@@ -265,6 +265,8 @@ func TestRefusedBeforeAllocation(t *testing.T) {
 		{"get-swarm-keys-one-byte", append([]byte{byte(TypeGetSwarmKeys)}, uv(1)...), ErrFrameTooLarge, "limit"},
 		{"grant-one-over", append([]byte{byte(TypeGrant)}, uv(MaxGrantSize+1)...), ErrFrameTooLarge, "limit"},
 		{"swarm-keys-one-over", append([]byte{byte(TypeSwarmKeys)}, uv(MaxSwarmKeysSize+1)...), ErrFrameTooLarge, "limit"},
+		{"get-tls-cert-one-over", append([]byte{byte(TypeGetTLSCert)}, uv(MaxTLSCertRequestSize+1)...), ErrFrameTooLarge, "limit"},
+		{"tls-cert-one-over", append([]byte{byte(TypeTLSCert)}, uv(MaxTLSCertSize+1)...), ErrFrameTooLarge, "limit"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -320,7 +322,7 @@ func TestClaimWithoutData(t *testing.T) {
 }
 
 func TestUnknownType(t *testing.T) {
-	for _, typ := range []byte{0x00, 0x08, 0x3F, 0x46, 0x7E, 0x80, 0xFF} {
+	for _, typ := range []byte{0x00, 0x09, 0x3F, 0x47, 0x7E, 0x80, 0xFF} {
 		t.Run(Type(typ).String(), func(t *testing.T) {
 			r := bufio.NewReader(bytes.NewReader([]byte{typ, 0x01, 0x00}))
 			_, err := ReadMessage(r)
@@ -378,6 +380,10 @@ func TestReadRequestResponse(t *testing.T) {
 		{"response-to-GetSwarmKeys/SwarmKeys", respTo(TypeGetSwarmKeys), keys, true},
 		{"response-to-GetSwarmKeys/Error", respTo(TypeGetSwarmKeys), errFrame, true},
 		{"response-to-GetSwarmKeys/Grant", respTo(TypeGetSwarmKeys), grant, false},
+		{"response-to-GetTLSCert/TLSCert", respTo(TypeGetTLSCert), encode(t, &TLSCert{Body: []byte("c")}), true},
+		{"response-to-GetTLSCert/SwarmKeys", respTo(TypeGetTLSCert), keys, false},
+		{"request/GetTLSCert", ReadRequest, encode(t, &GetTLSCert{Body: []byte("q")}), true},
+		{"request/refuses-TLSCert", ReadRequest, encode(t, &TLSCert{Body: []byte("c")}), false},
 		{"response-to-GetRoot/Grant", respTo(TypeGetRoot), grant, false},
 		{"response-to-GetBlocks/SwarmKeys", respTo(TypeGetBlocks), keys, false},
 	}
@@ -508,6 +514,8 @@ func TestEncodeRefuses(t *testing.T) {
 		{"grant-empty", &Grant{Body: []byte{}}},
 		{"grant-too-long", &Grant{Body: make([]byte, MaxGrantSize+1)}},
 		{"swarm-keys-empty", &SwarmKeys{}},
+		{"tls-cert-empty", &TLSCert{}},
+		{"get-tls-cert-too-long", &GetTLSCert{Body: make([]byte, MaxTLSCertRequestSize+1)}},
 		{"swarm-keys-too-long", &SwarmKeys{Body: make([]byte, MaxSwarmKeysSize+1)}},
 	}
 	for _, c := range cases {
@@ -561,6 +569,10 @@ func TestWireNumbers(t *testing.T) {
 		{"LookupResult", uint64(TypeLookupResult), 0x43},
 		{"Grant", uint64(TypeGrant), 0x44},
 		{"SwarmKeys", uint64(TypeSwarmKeys), 0x45},
+		{"GetTLSCert", uint64(TypeGetTLSCert), 0x08},
+		{"TLSCert", uint64(TypeTLSCert), 0x46},
+		{"MaxTLSCertRequestSize", MaxTLSCertRequestSize, 4096},
+		{"MaxTLSCertSize", MaxTLSCertSize, 16384},
 		{"Error", uint64(TypeError), 0x7F},
 		{"Raw", uint64(Raw), 0},
 		{"Zstd", uint64(Zstd), 1},

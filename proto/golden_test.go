@@ -96,8 +96,8 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
-	for _, typ := range []Type{TypeGetRoot, TypeGetBlock, TypeGetBlocks, TypeLookup, TypeGetRoots, TypeEnroll, TypeGetSwarmKeys,
-		TypeRoot, TypeBlock, TypeMissing, TypeLookupResult, TypeGrant, TypeSwarmKeys, TypeError} {
+	for _, typ := range []Type{TypeGetRoot, TypeGetBlock, TypeGetBlocks, TypeLookup, TypeGetRoots, TypeEnroll, TypeGetSwarmKeys, TypeGetTLSCert,
+		TypeRoot, TypeBlock, TypeMissing, TypeLookupResult, TypeGrant, TypeSwarmKeys, TypeTLSCert, TypeError} {
 		if !types[typ] {
 			t.Errorf("no golden frame of type %v", typ)
 		}

@@ -207,6 +207,8 @@ func samples(t testing.TB) []sample {
 		{"Grant/one-byte", &Grant{Body: []byte{0xFF}}, ""},
 		{"Grant/max", &Grant{Body: noise(MaxGrantSize)}, ""},
 		{"SwarmKeys", &SwarmKeys{Body: seq(0x21, 64)}, "swarm-keys"},
+		{"GetTLSCert", &GetTLSCert{Body: []byte("example TLS certificate request: opaque here")}, "get-tls-cert"},
+		{"TLSCert", &TLSCert{Body: []byte("example TLS certificate chain: opaque here")}, "tls-cert"},
 		{"SwarmKeys/one-byte", &SwarmKeys{Body: []byte{1}}, ""},
 		{"SwarmKeys/max", &SwarmKeys{Body: noise(MaxSwarmKeysSize)}, ""},
 		{"Error", &Error{Code: CodeNotFound, Message: "block b3-4f8d2a not here"}, "error"},

@@ -25,6 +25,8 @@
 import * as g from '/grits/v1/js/grits.js';
 import { PeerScores, hedged } from '/grits/v1/js/peers.js';
 import { BlockCache, localLookup, DEFAULT_CACHE_BYTES } from '/grits/v1/js/cache.js';
+import { serveType } from '/grits/v1/js/types.js';
+import { planFile, planNotFile, textError, httpDate } from '/grits/v1/js/respond.js';
 
 const SITE_KEY = g.parsePublicKey(GRITS_CONFIG.siteKey);
 const PATHS = Array.isArray(GRITS_CONFIG.paths) && GRITS_CONFIG.paths.length > 0 ? GRITS_CONFIG.paths : ['/'];
@@ -62,7 +64,7 @@ function freshStats() {
     bytesFromVolunteers: 0, bytesFromCache: 0, bytesFromOrigin: 0,
     requestsFromVolunteers: 0, requestsFromCache: 0, requestsFromOrigin: 0,
     lookupsSent: 0, localLookups: 0, blocksSent: 0, hedgesSent: 0,
-    verifyFailures: 0, droppedPeers: 0, reportsSent: 0,
+    verifyFailures: 0, droppedPeers: 0, reportsSent: 0, rootChecks: 0, rootsFromVolunteers: 0,
   };
 }
 let stats = freshStats();
@@ -110,10 +112,14 @@ self.addEventListener('message', (event) => {
     stats = freshStats();
     protocols = {};
   }
-  const reply = statsReport();
-  const port = event.ports && event.ports[0];
-  if (port) port.postMessage(reply);
-  else if (event.source) event.source.postMessage(reply);
+  // The answer waits for the cache writes already queued: what the
+  // stats say is stored is stored (a browser closed right after keeps it).
+  event.waitUntil(cache.queue.catch(() => {}).then(() => {
+    const reply = statsReport();
+    const port = event.ports && event.ports[0];
+    if (port) port.postMessage(reply);
+    else if (event.source) event.source.postMessage(reply);
+  }));
 });
 
 // ---- the block cache, in Cache Storage ----
@@ -201,7 +207,7 @@ function inPaths(pathname) {
 
 self.addEventListener('fetch', (event) => {
   const req = event.request;
-  if (req.method !== 'GET') return;
+  if (req.method !== 'GET' && req.method !== 'HEAD') return;
   const url = new URL(req.url);
   if (url.origin !== ORIGIN || url.pathname.startsWith('/grits/') || url.pathname === '/grits-sw.js') return;
   // Outside the configured prefixes (an app's dynamic routes): the
@@ -221,44 +227,112 @@ self.addEventListener('fetch', (event) => {
       try {
         return await fromSwarm(req, url);
       } catch (err2) {
+        if (err2 instanceof Proven) return planResponse(req, err2.plan);
         console.warn('grits: origin unreachable and the swarm cannot serve', url.pathname, err2.message);
         throw err;
       }
     }));
     return;
   }
-  if (req.mode === 'navigate') {
-    // Pages from the swarm: no origin response brings a fresher root, so
-    // look for one now and then; this page is served under the root held,
-    // the next ones under the new one.
-    event.waitUntil(refreshRootSoon());
-  }
   event.respondWith(serve(req, url));
 });
 
-const ROOT_CHECK_MS = 10_000;
-let rootCheckedAt = 0;
+// ---- keeping the root fresh while pages stay open ----
+//
+// A page that never navigates (a single-page app) must still see new
+// imports. Whenever the origin has said nothing for ROOT_CHECK_MS (its
+// pages and fallbacks carry its root in Grits-Root, which counts), the
+// next request the worker serves first asks it: one conditional request
+// (If-None-Match: the root's hash), a 304 without a body when nothing
+// changed, waited for at most ROOT_CHECK_WAIT_MS. Volunteers' answers
+// carry their root too: a newer one is taken at no cost at all.
+const ROOT_CHECK_MS = Number(GRITS_CONFIG.rootCheckMs) > 0 ? Number(GRITS_CONFIG.rootCheckMs) : 10_000;
+const ROOT_CHECK_WAIT_MS = 1000;
+let rootCheckedAt = 0; // when the origin last told us its root
+let rootCheck = null; // the check in flight
 
-function refreshRootSoon() {
-  if (Date.now() - rootCheckedAt < ROOT_CHECK_MS) return Promise.resolve();
-  rootCheckedAt = Date.now();
-  return (async () => {
-    await restore();
-    const resp = await fetch('/grits/v1/root', { cache: 'no-store' });
-    if (resp.ok) await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
-  })().catch((err) => console.debug('grits: root check', err.message));
+function checkRoot() {
+  if (!rootCheck) {
+    rootCheckedAt = Date.now(); // one check an interval, answered or not
+    rootCheck = (async () => {
+      await restore();
+      const headers = root ? { 'If-None-Match': `"${g.formatHash(root.hash)}"` } : {};
+      stats.rootChecks++;
+      const resp = await fetch('/grits/v1/root', { cache: 'no-store', headers, signal: AbortSignal.timeout(PEER_TIMEOUT_MS) });
+      if (resp.status === 304) return;
+      if (!resp.ok) throw new Error(`origin root: ${resp.status}`);
+      await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+    })().catch((err) => console.debug('grits: root check', err.message)).finally(() => { rootCheck = null; });
+  }
+  return rootCheck;
+}
+
+// freshRoot checks for a newer root if the origin's word is older than
+// ROOT_CHECK_MS. It never rejects.
+async function freshRoot() {
+  if (Date.now() - rootCheckedAt < ROOT_CHECK_MS) return;
+  let timer;
+  await Promise.race([checkRoot(), new Promise((ok) => { timer = setTimeout(ok, ROOT_CHECK_WAIT_MS); })]);
+  clearTimeout(timer);
+}
+
+// rootHeaderBytes decodes a Grits-Root header (unpadded base64url).
+function rootHeaderBytes(h) {
+  const b64 = h.replace(/-/g, '+').replace(/_/g, '/');
+  return Uint8Array.from(atob(b64 + '='.repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
+}
+
+// noteVolunteerRoot takes a newer root a volunteer's answer carries
+// (each one verified once; older and equal ones cost only decoding its
+// 186 bytes). A root with a bad signature is a lie.
+const rootsTried = new Set();
+function noteVolunteerRoot(peer, resp) {
+  const h = resp.headers.get('Grits-Root');
+  if (!h || !root) return;
+  let bytes;
+  let r;
+  try {
+    bytes = rootHeaderBytes(h);
+    r = g.decodeRoot(bytes);
+  } catch (err) {
+    drop(peer, '', `Grits-Root: ${err.message}`);
+    return;
+  }
+  if (r.seq <= root.seq) return;
+  const key = g.toHex(r.hash);
+  if (rootsTried.has(key)) return;
+  if (rootsTried.size > 64) rootsTried.clear();
+  rootsTried.add(key);
+  acceptRoot(bytes).then((got) => {
+    if (g.bytesEqual(got.hash, r.hash)) stats.rootsFromVolunteers++;
+  }, (err) => {
+    if (err.code === 'bad_signature' || err.code === 'wrong_key' || err.code === 'malformed_root') drop(peer, '', `Grits-Root: ${err.message}`);
+    else console.warn('grits: root from a volunteer refused', err.message);
+  });
 }
 
 async function serve(req, url) {
+  let proven = null;
   try {
     return await fromSwarm(req, url);
   } catch (err) {
+    // Not a file to serve, or the swarm could not serve it: the origin
+    // answers (it may have an app for paths the tree lacks).
+    if (err instanceof Proven) proven = err.plan;
     console.debug('grits: origin answers', url.pathname, String(err && err.message || err));
-    const resp = await fetch(req);
-    noteRoot(resp);
-    countOrigin(resp);
-    return resp;
   }
+  let resp;
+  try {
+    resp = await fetch(req);
+  } catch (err) {
+    // The origin is down: what the tree proves, the worker answers as
+    // the origin would have (404, the directory's redirect).
+    if (proven) return planResponse(req, proven);
+    throw err;
+  }
+  noteRoot(resp);
+  countOrigin(resp);
+  return resp;
 }
 
 function countOrigin(resp) {
@@ -272,10 +346,10 @@ async function noteRoot(resp) {
   const h = resp.headers.get('Grits-Root');
   if (!h) return;
   try {
-    const b64 = h.replace(/-/g, '+').replace(/_/g, '/');
-    const bytes = Uint8Array.from(atob(b64 + '='.repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
+    const bytes = rootHeaderBytes(h);
     await restore(); // the kept root first, so the comparison is with the newest known
     await acceptRoot(bytes);
+    rootCheckedAt = Date.now();
   } catch (err) {
     console.warn('grits: root refused', err.message);
   }
@@ -346,15 +420,22 @@ async function acceptRoot(bytes, save = true) {
   return root;
 }
 
+const rootValid = () => root && BigInt(Math.floor(Date.now() / 1000)) < root.expires;
+
 async function currentRoot() {
   await restore();
-  if (root && BigInt(Math.floor(Date.now() / 1000)) < root.expires) return root;
+  if (rootValid()) {
+    await freshRoot();
+    return root;
+  }
   if (!rootPromise) {
     rootPromise = (async () => {
       try {
         const resp = await fetch('/grits/v1/root', { cache: 'no-store' });
         if (!resp.ok) throw new Error(`origin root: ${resp.status}`);
-        return await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+        const r = await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
+        rootCheckedAt = Date.now();
+        return r;
       } catch (err) {
         return rootFromVolunteers(); // the origin is down: ask the swarm
       }
@@ -448,6 +529,7 @@ async function peerGet(peer, url, signal, page) {
   try {
     const resp = await fetch(url, { mode: 'cors', cache: 'no-store', signal: s });
     const t1 = headersAt = performance.now();
+    noteVolunteerRoot(peer, resp);
     if (!resp.ok) {
       scores.recordError(peer, 'status');
       throw new StatusError(`${url}: ${resp.status}`);
@@ -472,19 +554,24 @@ async function peerGet(peer, url, signal, page) {
 }
 
 // silent notes a request the peer lost without sending its headers (a
-// hedge won, or a run gave up waiting). Slow or hung? A probe for its
-// 186-byte root, with the full per-peer deadline, tells: a peer that
-// cannot answer even that is benched and reported. At most one probe a
-// peer at a time, and one a peer every PROBE_EVERY_MS.
+// hedge won, or a run gave up waiting): that is no fault, a healthy
+// volunteer a little slower than another loses most races; it only
+// demotes the peer (peers.js). Slow or hung? A probe for its 186-byte
+// root, with the full per-peer deadline, tells: only a peer that cannot
+// answer even that is benched and reported. At most one probe a peer
+// every PROBE_EVERY_MS.
 const PROBE_EVERY_MS = 30_000;
 const probedAt = new Map();
 function silent(peer, ms) {
-  if (scores.recordSilent(peer, ms)) unresponsive(peer, 'no answer to several requests in a row');
+  scores.recordSilent(peer, ms);
   const last = probedAt.get(peer);
   if (last !== undefined && Date.now() - last < PROBE_EVERY_MS) return;
   probedAt.set(peer, Date.now());
   const timeout = AbortSignal.timeout(PEER_TIMEOUT_MS);
-  fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: timeout }).then((resp) => resp.arrayBuffer(), (err) => {
+  fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: timeout }).then((resp) => {
+    noteVolunteerRoot(peer, resp);
+    return resp.arrayBuffer();
+  }, (err) => {
     scores.recordError(peer, timeout.aborted ? 'timeout' : 'network');
     unresponsive(peer, timeout.aborted ? `no answer in ${PEER_TIMEOUT_MS} ms` : `unreachable: ${err.message}`);
   }).catch(() => {});
@@ -654,6 +741,7 @@ async function runFromVolunteer(run, want, out, signal, keep) {
     stats.blocksSent += hashes.length;
     const resp = await fetch(`${peer}/grits/v1/blocks/${hashes.join(',')}`, { mode: 'cors', cache: 'no-store', signal: ctl.signal });
     t1 = performance.now();
+    noteVolunteerRoot(peer, resp);
     if (!resp.ok) {
       scores.recordError(peer, 'status');
       return;
@@ -716,34 +804,6 @@ async function runFromVolunteer(run, want, out, signal, keep) {
   }
 }
 
-const TYPES = {
-  html: 'text/html; charset=utf-8', css: 'text/css; charset=utf-8', js: 'text/javascript; charset=utf-8',
-  mjs: 'text/javascript; charset=utf-8', json: 'application/json', svg: 'image/svg+xml', png: 'image/png',
-  jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', avif: 'image/avif',
-  ico: 'image/x-icon', woff: 'font/woff', woff2: 'font/woff2', webm: 'video/webm', mp4: 'video/mp4',
-  mp3: 'audio/mpeg', ogg: 'audio/ogg', txt: 'text/plain; charset=utf-8', wasm: 'application/wasm',
-};
-
-function contentType(path) {
-  const ext = path.slice(path.lastIndexOf('.') + 1).toLowerCase();
-  return TYPES[ext] || 'application/octet-stream';
-}
-
-function parseRange(h, size) {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(h || '');
-  if (!m || (m[1] === '' && m[2] === '')) return null;
-  let start, end;
-  if (m[1] === '') {
-    start = Math.max(0, size - Number(m[2]));
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  }
-  if (start > end || start >= size) return 'unsatisfiable';
-  return { start, end };
-}
-
 // served counts one response to the page: from the cache if no byte of
 // it (lookup included) needed the network, else from the volunteers
 // (the odd block the origin had to supply is counted as its bytes).
@@ -758,70 +818,145 @@ function countBytes(source, n) {
   else stats.bytesFromVolunteers += n;
 }
 
+// Proven is thrown by fromSwarm for a path the verified tree shows is no
+// file to serve (absent, a directory, a symlink, a refused name); plan
+// is the origin's answer for it (js/respond.js), given when the origin
+// cannot be asked.
+class Proven extends Error {
+  constructor(message, plan) {
+    super(message);
+    this.plan = plan;
+  }
+}
+
+// planResponse answers req with a plan; body defaults to the plan's
+// literal parts (an error text), none for a plan without a body or HEAD.
+function planResponse(req, plan, body) {
+  if (req.method === 'HEAD') body = undefined;
+  else if (body === undefined && plan.body.length > 0) body = concat(plan.body.map((b) => b.bytes));
+  return new Response(body === undefined ? null : body, { status: plan.status, headers: plan.headers });
+}
+
+// fromSwarm answers a GET or HEAD for a site path from the tree, as the
+// origin would (js/respond.js): Range (one, several, suffixes),
+// If-None-Match, If-Range, ETag, Last-Modified, the stored type. A HEAD
+// costs the lookup only.
 async function fromSwarm(req, url) {
   const r = await currentRoot();
   const path = sitePath(url);
-  const { v, net: lookupNet } = await lookup(r, path);
-  if (v.status !== 'found' || v.entry.kind !== 'file') throw new Error(`${path}: ${v.status}`);
+  let found;
+  try {
+    found = await lookup(r, path);
+  } catch (err) {
+    if (err instanceof g.GritsError && err.code === 'bad_name') throw new Proven(err.message, textError(400, 'bad request path'));
+    throw err;
+  }
+  const { v, net: lookupNet } = found;
+  if (v.status !== 'found' || v.entry.kind !== 'file') {
+    const dir = v.status === 'found' && v.entry.kind === 'dir' && !url.pathname.endsWith('/');
+    throw new Proven(`${path}: ${v.status} ${v.entry ? v.entry.kind : ''}`, planNotFile(dir ? 'dir-no-slash' : 'absent', url.pathname, url.search));
+  }
   const f = v.node;
   const size = f.size;
-  const headers = new Headers({ 'Content-Type': contentType(path), 'Accept-Ranges': 'bytes', 'X-Grits-Verified': g.formatHash(v.entry.hash) });
-  const range = parseRange(req.headers.get('Range'), size);
-  if (range === 'unsatisfiable') {
-    headers.set('Content-Range', `bytes */${size}`);
-    return new Response(null, { status: 416, headers });
-  }
-  const start = range ? range.start : 0;
-  const end = range ? range.end + 1 : size;
-  const status = range ? 206 : 200;
-  if (range) headers.set('Content-Range', `bytes ${start}-${end - 1}/${size}`);
-  headers.set('Content-Length', String(end - start));
-  if (v.inline) {
-    countBytes('volunteers', end - start);
-    served(true);
-    return new Response(v.inline.slice(start, end), { status, headers });
-  }
-  let net = lookupNet;
-  const chunks = await g.listChunks(f, start, end - start, async (h) => {
-    const b = await block(h);
-    if (b.source !== 'cache') net = true;
-    return b.data;
+  // The type the tree stores (decided at import), as the origin sends it.
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  const mtime = v.entry.mtimeNs;
+  const plan = planFile({
+    method: req.method, range: req.headers.get('Range'), ifRange: req.headers.get('If-Range'), ifNoneMatch: req.headers.get('If-None-Match'),
+  }, {
+    size, etag: `"${g.formatHash(v.entry.hash)}"`, type: serveType(v.entry.type, name),
+    lastModified: mtime === null ? '' : httpDate(Number(mtime / 1_000_000n)),
   });
+  plan.headers['X-Grits-Verified'] = g.formatHash(v.entry.hash);
+  const ranges = plan.body.filter((b) => !b.bytes);
+  if (ranges.length === 0) {
+    // HEAD, 304, 416, an empty file: nothing to fetch.
+    served(lookupNet);
+    return planResponse(req, plan);
+  }
+  if (v.inline) {
+    const parts = plan.body.map((b) => b.bytes || v.inline.subarray(b.start, b.start + b.length));
+    countBytes('volunteers', ranges.reduce((n, b) => n + b.length, 0));
+    served(true);
+    return planResponse(req, plan, concat(parts));
+  }
+  const track = { net: lookupNet };
+  // Every range's chunk list first (index nodes of very large files are
+  // fetched here): a failure now still lets the origin answer.
+  const lists = await Promise.all(ranges.map((b) => g.listChunks(f, b.start, b.length, async (h) => {
+    const got = await block(h);
+    if (got.source !== 'cache') track.net = true;
+    return got.data;
+  })));
   const abort = new AbortController();
   // Blocks of big files (long videos, archives) are not kept: writing
   // them to Cache Storage costs more than fetching them, and they would
   // push a site's pages and pictures out of the cache.
   const keep = size <= CACHE_FILE_MAX;
+  const parts = (async function* () {
+    let k = 0;
+    for (const b of plan.body) {
+      if (b.bytes) {
+        yield b.bytes;
+        continue;
+      }
+      yield* fileRange(lists[k++], b.start, b.start + b.length, abort.signal, keep, track);
+    }
+  })();
+  const body = new ReadableStream({
+    async pull(ctrl) {
+      const { done, value } = await parts.next();
+      if (done) {
+        served(track.net);
+        ctrl.close();
+        return;
+      }
+      ctrl.enqueue(value);
+    },
+    cancel() {
+      abort.abort();
+      parts.return();
+    },
+  }, { highWaterMark: 0 });
+  return planResponse(req, plan, body);
+}
+
+// fileRange yields bytes [start, end) of a file, given the chunks that
+// cover them, each chunk verified before a byte of it is given out:
+// runs of blocks from volunteers, at most PREFETCH blocks ahead of what
+// has been read.
+async function* fileRange(chunks, start, end, signal, keep, track) {
   let next = 0;
   const inflight = [];
   const fill = () => {
     while (inflight.length < PREFETCH && next < chunks.length) {
       const run = chunks.slice(next, next + RUN_BLOCKS);
       next += run.length;
-      fetchRun(run, abort.signal, keep).forEach((p, i) => {
+      fetchRun(run, signal, keep).forEach((p, i) => {
         const q = p.then((b) => ({ c: run[i], ...b }));
-        q.catch(() => {}); // rejections surface in pull; this one may never be awaited
+        q.catch(() => {}); // rejections surface below; this one may never be awaited
         inflight.push(q);
       });
     }
   };
-  const body = new ReadableStream({
-    async pull(ctrl) {
-      fill();
-      if (inflight.length === 0) {
-        served(net);
-        ctrl.close();
-        return;
-      }
-      const { c, data, source } = await inflight.shift();
-      const from = Math.max(start, c.offset) - c.offset;
-      const to = Math.min(end, c.offset + c.size) - c.offset;
-      if (source !== 'cache') net = true;
-      countBytes(source, to - from);
-      ctrl.enqueue(data.subarray(from, to));
-      fill();
-    },
-    cancel() { abort.abort(); },
-  }, { highWaterMark: 0 });
-  return new Response(body, { status, headers });
+  fill();
+  while (inflight.length > 0) {
+    const { c, data, source } = await inflight.shift();
+    const from = Math.max(start, c.offset) - c.offset;
+    const to = Math.min(end, c.offset + c.size) - c.offset;
+    if (source !== 'cache') track.net = true;
+    countBytes(source, to - from);
+    yield data.subarray(from, to);
+    fill();
+  }
+}
+
+function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }

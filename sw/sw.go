@@ -11,13 +11,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
-//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js
+//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js js/types.js js/respond.js
 var files embed.FS
 
 // modules are the worker's ES modules, served under ModulePath.
-var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js"}
+var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js", "types.js", "respond.js"}
 
 // Paths the origin serves the scripts at. The worker's path decides its
 // maximum scope: at the root it may control the whole site.
@@ -25,7 +26,7 @@ const (
 	WorkerPath   = "/grits-sw.js"
 	RegisterPath = "/grits/v1/register.js"
 	// ModulePath is where the worker's modules (BLAKE3, verification,
-	// peer scoring, block cache) are served from; the worker imports
+	// peer scoring, block cache, media types) are served from; the worker imports
 	// them by these paths.
 	ModulePath = "/grits/v1/js/"
 )
@@ -36,6 +37,14 @@ const (
 	MinCacheBytes     = 1 << 20
 	MaxCacheBytes     = 64 << 30
 	MaxPaths          = 64
+
+	// DefaultRootCheck is how long an open page may keep reading an old
+	// root: a worker that has heard nothing newer from the origin for
+	// that long asks (one conditional request, a 304 when nothing
+	// changed); volunteers' answers bring newer roots for free.
+	DefaultRootCheck = 10 * time.Second
+	MinRootCheck     = time.Second
+	MaxRootCheck     = 24 * time.Hour
 )
 
 // Settings are written into the worker the origin serves.
@@ -53,6 +62,9 @@ type Settings struct {
 	// CacheBytes bounds the worker's cache of verified blocks (default
 	// DefaultCacheBytes).
 	CacheBytes int64
+	// RootCheck is how often the worker asks the origin for a newer root
+	// while pages are open (default DefaultRootCheck).
+	RootCheck time.Duration
 }
 
 // unsafeChars may not appear in the values written into the scripts.
@@ -75,6 +87,9 @@ func (s Settings) Validate() error {
 			return fmt.Errorf("service worker path prefix %q: want a URL path starting with /", p)
 		}
 	}
+	if s.RootCheck != 0 && (s.RootCheck < MinRootCheck || s.RootCheck > MaxRootCheck) {
+		return fmt.Errorf("service worker root check every %v: want %v to %v", s.RootCheck, MinRootCheck, MaxRootCheck)
+	}
 	if s.CacheBytes != 0 && (s.CacheBytes < MinCacheBytes || s.CacheBytes > MaxCacheBytes) {
 		return fmt.Errorf("service worker cache of %d bytes: want %d MiB to %d GiB", s.CacheBytes, MinCacheBytes>>20, MaxCacheBytes>>30)
 	}
@@ -88,6 +103,8 @@ type config struct {
 	Paths      []string `json:"paths"`
 	Navigate   bool     `json:"navigate"`
 	CacheBytes int64    `json:"cacheBytes"`
+	// RootCheckMs is Settings.RootCheck in milliseconds.
+	RootCheckMs int64 `json:"rootCheckMs"`
 	// Version names the embedded scripts and these settings: any change
 	// to either changes the worker's bytes, so browsers install the new
 	// worker, and the worker can say which one it is.
@@ -131,6 +148,9 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	if s.CacheBytes == 0 {
 		s.CacheBytes = DefaultCacheBytes
 	}
+	if s.RootCheck == 0 {
+		s.RootCheck = DefaultRootCheck
+	}
 	w, err := files.ReadFile("grits-sw.js")
 	if err != nil {
 		return nil, err
@@ -140,7 +160,8 @@ func Scripts(s Settings) (map[string][]byte, error) {
 		return nil, err
 	}
 	// JSON is a JavaScript expression (json.Marshal escapes <, > and &).
-	cf := config{SiteKey: s.SiteKey, Scope: s.Scope, Paths: s.Paths, Navigate: s.Navigate, CacheBytes: s.CacheBytes}
+	cf := config{SiteKey: s.SiteKey, Scope: s.Scope, Paths: s.Paths, Navigate: s.Navigate, CacheBytes: s.CacheBytes,
+		RootCheckMs: s.RootCheck.Milliseconds()}
 	settings, err := json.Marshal(cf)
 	if err != nil {
 		return nil, err

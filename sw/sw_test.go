@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestScriptsCarryTheSettings(t *testing.T) {
@@ -12,7 +13,7 @@ func TestScriptsCarryTheSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, r := string(s[WorkerPath]), string(s[RegisterPath])
-	if !strings.HasPrefix(w, `const GRITS_CONFIG = {"siteKey":"ed25519-00ff","scope":"/app/","paths":["/"],"navigate":false,"cacheBytes":268435456,"version":"`) {
+	if !strings.HasPrefix(w, `const GRITS_CONFIG = {"siteKey":"ed25519-00ff","scope":"/app/","paths":["/"],"navigate":false,"cacheBytes":268435456,"rootCheckMs":10000,"version":"`) {
 		t.Fatalf("worker does not start with its settings: %.200q", w)
 	}
 	if !strings.Contains(r, `scope: '/app/'`) || strings.Contains(r, "__GRITS_SCOPE__") {
@@ -20,6 +21,21 @@ func TestScriptsCarryTheSettings(t *testing.T) {
 	}
 	if !strings.Contains(r, WorkerPath) {
 		t.Fatal("register script does not name the worker's path")
+	}
+}
+
+func TestScriptsRootCheck(t *testing.T) {
+	s, err := Scripts(Settings{SiteKey: "ed25519-00ff", RootCheck: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(s[WorkerPath]), `"rootCheckMs":3000,`) {
+		t.Fatalf("the worker does not carry the root check interval: %.200q", s[WorkerPath])
+	}
+	for _, d := range []time.Duration{time.Millisecond, -time.Second, 25 * time.Hour} {
+		if _, err := Scripts(Settings{SiteKey: "ed25519-00ff", RootCheck: d}); err == nil {
+			t.Errorf("root check every %v accepted", d)
+		}
 	}
 }
 
@@ -37,7 +53,7 @@ func TestScriptsServeTheWorkersModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := string(s[WorkerPath])
-	for _, m := range []string{"grits.js", "blake3.js", "peers.js", "cache.js"} {
+	for _, m := range []string{"grits.js", "blake3.js", "peers.js", "cache.js", "types.js"} {
 		if len(s[ModulePath+m]) == 0 {
 			t.Errorf("module %s not served", m)
 		}
@@ -46,7 +62,7 @@ func TestScriptsServeTheWorkersModules(t *testing.T) {
 	if !strings.Contains(w, "from '"+ModulePath+"grits.js'") {
 		t.Error("the worker does not import the served grits.js")
 	}
-	for _, m := range []string{"peers.js", "cache.js"} {
+	for _, m := range []string{"peers.js", "cache.js", "types.js"} {
 		if !strings.Contains(w, "from '"+ModulePath+m+"'") {
 			t.Errorf("the worker does not import the served %s", m)
 		}

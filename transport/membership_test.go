@@ -938,3 +938,45 @@ func rawCertWith(t *testing.T, key ed25519.PrivateKey, ext pkix.Extension) []byt
 	}
 	return der
 }
+
+// TestTLSCert: GetTLSCert reaches the hook with the peer the handshake
+// proved and its request; the hook's chain comes back; refusals keep
+// their codes; a server without the hook answers BadRequest.
+func TestTLSCert(t *testing.T) {
+	s := newSite(t, map[string][]byte{"a.txt": []byte("a")})
+	cred := []byte("a site-signed node certificate, opaque to the transport")
+	memberID, memberCrt := memberCert(t, cred)
+	_, addr := startServer(t, ServerConfig{Store: s.store, Roots: &rootList{s.root},
+		TLSCert: func(ctx context.Context, p Peer, req []byte) ([]byte, error) {
+			if fromCtx, ok := PeerFromContext(ctx); !ok || fromCtx.ID != p.ID {
+				return nil, errors.New("no peer in the request context")
+			}
+			switch {
+			case !p.HasID || p.ID != memberID || !bytes.Equal(p.Credential, cred):
+				return nil, fmt.Errorf("%w: not a member", proto.ErrUnauthorized)
+			case string(req) == "huge":
+				return make([]byte, proto.MaxTLSCertSize+1), nil
+			}
+			return []byte("chain for " + string(req)), nil
+		},
+	})
+	member := newClient(t, s.pub, func(cfg *ClientConfig) { cfg.Identity = &memberCrt })
+	_, strangerCrt := memberCert(t, nil)
+	stranger := newClient(t, s.pub, func(cfg *ClientConfig) { cfg.Identity = &strangerCrt })
+	ctx := context.Background()
+	chain, err := member.TLSCert(ctx, addr, []byte("csr"))
+	if err != nil || string(chain) != "chain for csr" {
+		t.Fatalf("TLSCert: %q, %v", chain, err)
+	}
+	_, err = stranger.TLSCert(ctx, addr, []byte("csr"))
+	checkHonestFailure(t, err, addr, proto.ErrUnauthorized)
+	_, err = member.TLSCert(ctx, addr, []byte("huge"))
+	checkHonestFailure(t, err, addr, proto.ErrInternal)
+	if _, err := member.TLSCert(ctx, addr, make([]byte, proto.MaxTLSCertRequestSize+1)); err == nil || !strings.Contains(err.Error(), "MaxTLSCertRequestSize") {
+		t.Errorf("a request over the limit: %v", err)
+	}
+
+	_, bare := startServer(t, ServerConfig{Store: s.store, Roots: &rootList{s.root}})
+	_, err = member.TLSCert(ctx, bare, []byte("csr"))
+	checkHonestFailure(t, err, bare, proto.ErrBadRequest)
+}

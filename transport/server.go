@@ -105,6 +105,11 @@ type ServerConfig struct {
 	// proto.MaxSwarmKeysSize bytes), with errors as for Enroll. nil
 	// answers ErrBadRequest: this node does not hand out swarm keys.
 	SwarmKeys func(ctx context.Context, p Peer) ([]byte, error)
+	// TLSCert answers a GetTLSCert request from p (its body, a
+	// certificate request) with the certificate chain to send (1..
+	// proto.MaxTLSCertSize bytes), with errors as for Enroll. nil answers
+	// ErrBadRequest: this node issues no TLS certificates.
+	TLSCert func(ctx context.Context, p Peer, request []byte) ([]byte, error)
 
 	MaxStreamsPerConn int64         // concurrent requests per connection; default 100
 	MaxConnsPerIP     int           // default 32
@@ -603,6 +608,20 @@ func (s *Server) answer(ctx context.Context, req proto.Message, w *bufio.Writer)
 			return fmt.Errorf("%w: swarm keys of %d bytes", proto.ErrInternal, len(body))
 		}
 		return proto.WriteMessage(w, &proto.SwarmKeys{Body: body})
+	case *proto.GetTLSCert:
+		if s.cfg.TLSCert == nil {
+			return fmt.Errorf("%w: this node issues no TLS certificates", proto.ErrBadRequest)
+		}
+		p, _ := PeerFromContext(ctx)
+		body, err := s.cfg.TLSCert(ctx, p, req.Body)
+		if err != nil {
+			return err
+		}
+		if len(body) < 1 || len(body) > proto.MaxTLSCertSize {
+			s.cfg.Logger.Error("TLSCert hook returned a chain outside 1..proto.MaxTLSCertSize", "bytes", len(body))
+			return fmt.Errorf("%w: certificate of %d bytes", proto.ErrInternal, len(body))
+		}
+		return proto.WriteMessage(w, &proto.TLSCert{Body: body})
 	}
 	return fmt.Errorf("%w: %v is not a request this server answers", proto.ErrBadRequest, req.Type())
 }

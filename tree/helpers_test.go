@@ -41,6 +41,13 @@ func fixtureEntry(t testing.TB, b *Builder, content string) Entry {
 // order.
 func buildIncremental(t testing.TB, b *Builder, fx fixture) blockstore.Hash {
 	t.Helper()
+	return buildIncrementalTyped(t, b, fx, nil)
+}
+
+// buildIncrementalTyped is buildIncremental with media types for some
+// of the files (path -> type).
+func buildIncrementalTyped(t testing.TB, b *Builder, fx fixture, types map[string]string) blockstore.Hash {
+	t.Helper()
 	ctx := context.Background()
 	root, err := b.EmptyDir(ctx)
 	if err != nil {
@@ -61,6 +68,7 @@ func buildIncremental(t testing.TB, b *Builder, fx fixture) blockstore.Hash {
 			e = Entry{Kind: KindDir, Mode: 0o755, Hash: empty}
 		} else {
 			e = fixtureEntry(t, b, fx[k])
+			e.Type = types[k]
 		}
 		root, err = b.Set(ctx, root, MustParsePath(k), e)
 		if err != nil {

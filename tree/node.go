@@ -74,7 +74,8 @@ func (k Kind) String() string {
 // entry flag bits
 const (
 	flagMTime   = 0x01
-	knownFlags  = flagMTime
+	flagType    = 0x02
+	knownFlags  = flagMTime | flagType
 	maxModeBits = 0o777
 )
 
@@ -91,6 +92,9 @@ type Entry struct {
 	// zero Time means none is stored, so by default content alone decides
 	// the hash.
 	MTime time.Time
+	// Type is a file's media type (ValidMediaType), decided by whoever
+	// wrote the entry; "" means none is stored. Only files carry one.
+	Type string
 	// Hash is the file node (files) or the top directory node (dirs).
 	Hash blockstore.Hash
 	// Target is a symlink's target. Lookups never follow it.
@@ -101,6 +105,9 @@ func (e *Entry) encodedLen() int {
 	n := wire.UvarintLen(uint64(len(e.Name))) + len(e.Name) + 2 + wire.UvarintLen(uint64(e.Mode)) + wire.UvarintLen(e.Size)
 	if !e.MTime.IsZero() {
 		n += wire.VarintLen(e.MTime.UnixNano())
+	}
+	if e.Type != "" {
+		n += wire.UvarintLen(uint64(len(e.Type))) + len(e.Type)
 	}
 	if e.Kind == KindSymlink {
 		n += wire.UvarintLen(uint64(len(e.Target))) + len(e.Target)
@@ -117,11 +124,18 @@ func (e *Entry) appendTo(b []byte) []byte {
 	if !e.MTime.IsZero() {
 		flags |= flagMTime
 	}
+	if e.Type != "" {
+		flags |= flagType
+	}
 	b = append(b, byte(e.Kind), flags)
 	b = binary.AppendUvarint(b, uint64(e.Mode))
 	b = binary.AppendUvarint(b, e.Size)
 	if flags&flagMTime != 0 {
 		b = binary.AppendVarint(b, e.MTime.UnixNano())
+	}
+	if flags&flagType != 0 {
+		b = binary.AppendUvarint(b, uint64(len(e.Type)))
+		b = append(b, e.Type...)
 	}
 	if e.Kind == KindSymlink {
 		b = binary.AppendUvarint(b, uint64(len(e.Target)))
@@ -144,6 +158,14 @@ func (e *Entry) validate() error {
 	if !e.MTime.IsZero() {
 		if y := e.MTime.Year(); y < 1678 || y > 2261 || e.MTime.UnixNano() == 0 {
 			return fmt.Errorf("entry %q: mtime %v cannot be stored (range 1678..2261, not the epoch)", e.Name, e.MTime)
+		}
+	}
+	if e.Type != "" {
+		if e.Kind != KindFile {
+			return fmt.Errorf("entry %q: a %s with a media type", e.Name, e.Kind)
+		}
+		if err := ValidMediaType(e.Type); err != nil {
+			return fmt.Errorf("entry %q: %w", e.Name, err)
 		}
 	}
 	switch e.Kind {
@@ -189,6 +211,14 @@ func readEntry(r *wire.Reader) Entry {
 	if flags&flagMTime != 0 {
 		ns := r.Varint()
 		e.MTime = time.Unix(0, ns).UTC()
+	}
+	if flags&flagType != 0 {
+		tl := r.Uvarint()
+		if tl == 0 || tl > MaxMediaTypeLen {
+			r.Fail("media type length %d outside 1..%d", tl, MaxMediaTypeLen)
+			return e
+		}
+		e.Type = string(r.Bytes(tl))
 	}
 	switch e.Kind {
 	case KindFile, KindDir:

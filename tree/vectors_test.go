@@ -28,6 +28,9 @@ type vectorFile struct {
 	Text    string `json:"text,omitempty"`
 	Pattern int    `json:"pattern_length,omitempty"`
 	Target  string `json:"target,omitempty"`
+	// Type is the media type stored in a file's entry; files without
+	// one are entries of trees written before types existed.
+	Type string `json:"type,omitempty"`
 }
 
 type vectorNode struct {
@@ -42,6 +45,7 @@ type vectorLookup struct {
 	Kind      string `json:"kind,omitempty"`
 	Size      uint64 `json:"size"`
 	Hash      string `json:"hash,omitempty"`
+	Type      string `json:"type,omitempty"`
 	ProofHex  string `json:"proof_hex"`
 	ProofSize int    `json:"proof_size"`
 }
@@ -67,11 +71,11 @@ func patternBytes(n int) []byte {
 }
 
 var vectorFiles = []vectorFile{
-	{Path: "index.html", Kind: "file", Text: "<!doctype html>\n<title>grits</title>\n<h1>Hello from the swarm</h1>\n"},
-	{Path: "css/site.css", Kind: "file", Text: "body { font-family: sans-serif }\n"},
-	{Path: "empty.txt", Kind: "file", Text: ""},
-	{Path: "media/big.bin", Kind: "file", Pattern: 2*DefaultChunkSize + 1000},
-	{Path: "docs/guide/intro.md", Kind: "file", Text: "# Intro\n"},
+	{Path: "index.html", Kind: "file", Text: "<!doctype html>\n<title>grits</title>\n<h1>Hello from the swarm</h1>\n", Type: "text/html; charset=utf-8"},
+	{Path: "css/site.css", Kind: "file", Text: "body { font-family: sans-serif }\n", Type: "text/css; charset=utf-8"},
+	{Path: "empty.txt", Kind: "file", Text: "", Type: "text/plain; charset=utf-8"},
+	{Path: "media/big.bin", Kind: "file", Pattern: 2*DefaultChunkSize + 1000, Type: "application/octet-stream"},
+	{Path: "docs/guide/intro.md", Kind: "file", Text: "# Intro\n", Type: "text/markdown; charset=utf-8"},
 	{Path: "docs/latest", Kind: "symlink", Target: "guide/intro.md"},
 	{Path: "docs/drafts", Kind: "dir"},
 	{Path: "ünïcode/名前.txt", Kind: "file", Text: "names are UTF-8\n"},
@@ -98,7 +102,11 @@ func buildVectors(t *testing.T) vectors {
 	store := blockstore.NewMem(-1)
 	b := &Builder{Store: store, ChunkSize: DefaultChunkSize}
 	fx := fixture{}
+	types := map[string]string{}
 	for _, f := range vectorFiles {
+		if f.Type != "" {
+			types[f.Path] = f.Type
+		}
 		switch f.Kind {
 		case "file":
 			if f.Pattern > 0 {
@@ -112,7 +120,7 @@ func buildVectors(t *testing.T) vectors {
 			fx[f.Path+"/"] = ""
 		}
 	}
-	root := buildIncremental(t, b, fx)
+	root := buildIncrementalTyped(t, b, fx, types)
 	v := vectors{
 		Description: "grits tree format v1 test vectors: see docs/design.md. Rebuild the files, import them with chunk_size, and every node, proof and the root must match.",
 		PatternRule: "byte i = i mod 251",
@@ -167,7 +175,7 @@ func buildVectors(t *testing.T) vectors {
 		l := vectorLookup{Path: p, Status: strings.ReplaceAll(r.Status.String(), " ", "_"), Depth: r.Depth,
 			ProofHex: hex.EncodeToString(proof.Encode()), ProofSize: proof.Size()}
 		if r.Status == Found {
-			l.Kind, l.Size = r.Entry.Kind.String(), r.Entry.Size
+			l.Kind, l.Size, l.Type = r.Entry.Kind.String(), r.Entry.Size, r.Entry.Type
 			if r.Entry.Kind != KindSymlink {
 				l.Hash = r.Entry.Hash.String()
 			}
@@ -217,6 +225,9 @@ func TestGoldenVectorsVerify(t *testing.T) {
 		}
 		if got := strings.ReplaceAll(r.Status.String(), " ", "_"); got != l.Status || r.Depth != l.Depth {
 			t.Fatalf("%s: %s/%d, vectors say %s/%d", l.Path, got, r.Depth, l.Status, l.Depth)
+		}
+		if r.Status == Found && r.Entry.Type != l.Type {
+			t.Fatalf("%s: type %q, vectors say %q", l.Path, r.Entry.Type, l.Type)
 		}
 	}
 }

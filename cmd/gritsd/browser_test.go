@@ -34,10 +34,10 @@ func TestDemoInChromium(t *testing.T) {
 	// finish installing the worker within a visit.
 	dir, port := startDemo(t)
 	origin := fmt.Sprintf("https://127.0.0.1:%d", port)
-	leaf := demoLeaf(t, dir)
+	ca := demoCA(t, dir)
 
 	page, log := chromiumDump(t, t.TempDir(), []string{
-		"--ignore-certificate-errors-spki-list=" + gateway.SPKIHash(leaf),
+		"--ignore-certificate-errors-spki-list=" + gateway.SPKIHash(ca),
 		fmt.Sprintf("--origin-to-force-quic-on=127.0.0.1:%d", port),
 	}, origin+"/")
 	if !strings.Contains(page, "Welcome to the grits demo") {
@@ -67,10 +67,10 @@ func TestServiceWorkerFetchesFromVolunteers(t *testing.T) {
 	// finish installing the worker within a visit.
 	dir, port := startDemo(t)
 	origin := fmt.Sprintf("https://127.0.0.1:%d", port)
-	leaf := demoLeaf(t, dir)
+	ca := demoCA(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := chromium.Start(ctx, chromium.Options{Profile: t.TempDir(), SPKI: gateway.SPKIHash(leaf),
+	b, err := chromium.Start(ctx, chromium.Options{Profile: t.TempDir(), SPKI: gateway.SPKIHash(ca),
 		ForceQUIC: []string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port+1), fmt.Sprintf("127.0.0.1:%d", port+2)}})
 	if err != nil {
 		t.Fatal(err)
@@ -175,20 +175,21 @@ func startDemo(t *testing.T) (dir string, port int) {
 	}
 }
 
-// demoLeaf is the certificate gritsd demo serves with, from its --dir.
-func demoLeaf(t *testing.T, dir string) *x509.Certificate {
+// demoCA is the origin's development CA of gritsd demo --dir: every
+// node's certificate comes from it, and demo --open pins its SPKI.
+func demoCA(t *testing.T, dir string) *x509.Certificate {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dir, "tls.pem"))
+	raw, err := os.ReadFile(filepath.Join(dir, "origin", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	blk, _ := pem.Decode(raw)
 	if blk == nil {
-		t.Fatalf("%s: no PEM block", filepath.Join(dir, "tls.pem"))
+		t.Fatalf("%s: no PEM block", filepath.Join(dir, "origin", "ca.pem"))
 	}
-	leaf, err := x509.ParseCertificate(blk.Bytes)
+	ca, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return leaf
+	return ca
 }

@@ -48,6 +48,7 @@ func TestUsageErrors(t *testing.T) {
 		{"serve --sw-paths relative", []string{"serve", "--sw-paths", "static/"}, false, []string{"--sw-", "static/"}},
 		{"serve --sw-scope relative", []string{"serve", "--sw-scope", "app/"}, false, []string{"--sw-", "scope", "app/"}},
 		{"serve --sw-cache-mb negative", []string{"serve", "--sw-cache-mb", "-5"}, false, []string{"--sw-cache-mb -5"}},
+		{"serve --sw-root-check too short", []string{"serve", "--sw-root-check", "10ms"}, false, []string{"--sw-root-check 10ms"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,6 +35,7 @@ type swSite struct {
 	pool      *x509.CertPool
 	tlsFlags  []string
 	profile   string
+	siteKey   string
 }
 
 func newSWSite(t *testing.T, files map[string][]byte, originFlags ...string) *swSite {
@@ -48,7 +49,7 @@ func newSWSite(t *testing.T, files map[string][]byte, originFlags ...string) *sw
 		os.WriteFile(filepath.Join(src, p), b, 0o644)
 	}
 	s := &swSite{t: t, profile: t.TempDir(), pool: x509.NewCertPool()}
-	s.o, _ = newOriginWithKey(t)
+	s.o, s.siteKey = newOriginWithKey(t)
 	s.o.must(t, "import", src)
 	ca, err := gateway.LoadDevCA(string(s.o))
 	if err != nil {

@@ -282,6 +282,8 @@ func TestServiceWorkerSiteFromVolunteers(t *testing.T) {
 		t.Errorf("no request of the worker to volunteers went over h3: %v", st.Protocols)
 	}
 	checkThroughWorker(t, b, files)
+	// A healthy run: nothing to report about anyone.
+	s.noReports()
 }
 
 // swStats is part of what the worker answers to {type: 'grits-stats'}.
@@ -295,6 +297,8 @@ type swStats struct {
 	HedgesSent          int64            `json:"hedgesSent"`
 	ReportsSent         int64            `json:"reportsSent"`
 	RootSeq             int64            `json:"rootSeq"`
+	RootChecks          int64            `json:"rootChecks"`
+	RootsFromVolunteers int64            `json:"rootsFromVolunteers"`
 	Protocols           map[string]int64 `json:"protocols"`
 }
 
@@ -340,6 +344,7 @@ func TestServiceWorkerPathsAndNavigations(t *testing.T) {
 		t.Errorf("volunteers answered %d lookups; want at least 3 (/about.html and two images)", lookups)
 	}
 	checkThroughWorker(t, b, map[string][]byte{"/images/rings.png": files["/images/rings.png"], "/css/site.css": files["/css/site.css"]})
+	s.noReports()
 }
 
 // importNewCSS imports the site again on the origin with a style sheet
@@ -385,6 +390,7 @@ func TestServiceWorkerSeesNewImports(t *testing.T) {
 	}
 	files["/css/site.css"] = css
 	checkThroughWorker(t, b, map[string][]byte{"/css/site.css": css})
+	s.noReports()
 }
 
 // waitReport waits until the origin lists a browser's report about the
@@ -662,6 +668,7 @@ func TestServiceWorkerOffline(t *testing.T) {
 	b := s.browser()
 	s.open(b, "/")
 	checkThroughWorker(t, b, files) // every file once through the worker
+	workerStats(t, b)               // answers once the worker's cache writes are done
 	b.Close()
 
 	for _, srv := range []*server{s.origin, vs[0].srv, vs[1].srv} {

@@ -46,14 +46,27 @@ func TestServeWatchReimports(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(src, "new", "deep"), 0o755)
 	os.WriteFile(filepath.Join(src, "new", "deep", "page.html"), []byte("deep"), 0o644)
+	// Types are decided by the watched import too: by name, else by
+	// content.
+	os.WriteFile(filepath.Join(src, "notes.md"), []byte("# notes"), 0o644)
+	os.WriteFile(filepath.Join(src, "badge"), gwPNG(t), 0o644)
 	eventually(t, 30*time.Second, 50*time.Millisecond, func() error {
-		for _, p := range []string{"/post-00.html", "/post-19.html", "/new/deep/page.html"} {
+		for _, p := range []string{"/post-00.html", "/post-19.html", "/new/deep/page.html", "/badge"} {
 			if code, _ := fetch(p); code != http.StatusOK {
 				return fmt.Errorf("%s: %d", p, code)
 			}
 		}
 		return nil
 	})
+	for p, want := range map[string]string{"/notes.md": "text/markdown; charset=utf-8", "/badge": "image/png", "/new/deep/page.html": "text/html; charset=utf-8"} {
+		resp, _, err := c.try("GET", base+p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.Header.Get("Content-Type"); got != want {
+			t.Errorf("%s after a watched import: Content-Type %q, want %q", p, got, want)
+		}
+	}
 	if seq := d.mustStatus(t).Root.Seq; seq-seq0 > 3 {
 		t.Errorf("a burst of 21 writes made %d roots; the quiet period should batch them", seq-seq0)
 	}

@@ -59,6 +59,9 @@ type ServeConfig struct {
 	SWPaths    []string `json:"sw_paths,omitempty"`
 	SWNavigate bool     `json:"sw_navigate,omitempty"`
 	SWCacheMB  int64    `json:"sw_cache_mb,omitempty"`
+	// SWRootCheck is how long an open page may read an old root before
+	// its worker asks the origin for a newer one.
+	SWRootCheck Duration `json:"sw_root_check,omitzero"`
 
 	LogLevel  string `json:"log_level,omitempty"`
 	LogFormat string `json:"log_format,omitempty"`

@@ -73,8 +73,10 @@ func sample() Config {
 	c.WatchQuiet = Duration{3 * time.Second}
 	c.HTTPWriteTimeout, c.HTTPBodyTimeout, c.HTTPBodyMinRate = Duration{time.Minute}, Duration{2 * time.Minute}, 100
 	c.Grits1RateLimit = 50
-	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB = "/app/", []string{"/static/", "/media/"}, true, 64
+	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck = "/app/", []string{"/static/", "/media/"}, true, 64, Duration{30 * time.Second}
 	c.LogLevel, c.LogFormat = "debug", "json"
+	c.StoreMax, c.OffloadReplicas = 1<<30, 3
+	c.AuditInterval, c.AuditTimeout, c.OffloadGrace = Duration{10 * time.Second}, Duration{2 * time.Second}, Duration{time.Hour}
 	return c
 }
 

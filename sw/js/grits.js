@@ -40,6 +40,7 @@ export const MAX_FILE_LEVEL = 4;
 export const MIN_CHUNK_SIZE = 4 << 10;
 export const MAX_CHUNK_SIZE = 1 << 20;
 export const MAX_SYMLINK_LEN = 4096;
+export const MAX_MEDIA_TYPE_LEN = 255;
 export const MAX_NAME_LEN = 255;
 export const MAX_PATH_LEN = 4096;
 export const MAX_PATH_DEPTH = 256;
@@ -283,6 +284,26 @@ function validNameBytes(b) {
 
 // ---- tree nodes (tree/node.go) ----
 
+// A media type in its one stored spelling (tree.ValidMediaType): a
+// lower-case type and subtype, then "; name=value" parameters sorted by
+// lower-case name, each once; values are tokens.
+const LOWER_TOKEN = "[a-z0-9!#$%&'*+.^_`|~-]+";
+const MEDIA_TYPE_RE = new RegExp(`^${LOWER_TOKEN}/${LOWER_TOKEN}((?:; ${LOWER_TOKEN}=[A-Za-z0-9!#$%&'*+.^_\`|~-]+)*)$`);
+
+/** validMediaType reports whether s is a media type as tree.ValidMediaType accepts it. */
+export function validMediaType(s) {
+  if (typeof s !== 'string' || s.length === 0 || s.length > MAX_MEDIA_TYPE_LEN) return false;
+  const m = MEDIA_TYPE_RE.exec(s);
+  if (!m) return false;
+  let last = '';
+  for (const p of m[1].split('; ').slice(1)) {
+    const name = p.slice(0, p.indexOf('='));
+    if (name <= last) return false;
+    last = name;
+  }
+  return true;
+}
+
 // mtimes must lie in the years 1678..2261 (UTC) and not be the epoch.
 const MTIME_MIN_NS = BigInt(Date.UTC(1678, 0, 1)) * 1000000n;
 const MTIME_END_NS = BigInt(Date.UTC(2262, 0, 1)) * 1000000n;
@@ -295,12 +316,18 @@ function readEntry(r) {
   const nameBytes = r.bytes(n);
   const kindByte = r.u8();
   const flags = r.u8();
-  if (flags & ~0x01) r.fail(`unknown entry flags 0x${flags.toString(16)}`);
+  if (flags & ~0x03) r.fail(`unknown entry flags 0x${flags.toString(16)}`);
   const mode = r.uvarint();
   if (mode > 0o777) r.fail(`mode ${mode.toString(8)} exceeds 777`);
   const size = r.uvarint();
   let mtimeNs = null;
   if (flags & 0x01) mtimeNs = r.varintBig();
+  let type = null;
+  if (flags & 0x02) {
+    const tl = r.uvarint();
+    if (tl === 0 || tl > MAX_MEDIA_TYPE_LEN) r.fail(`media type length ${tl} outside 1..${MAX_MEDIA_TYPE_LEN}`);
+    type = String.fromCharCode(...r.bytes(tl));
+  }
   let hash = null;
   let targetBytes = null;
   if (kindByte === 1 || kindByte === 2) {
@@ -320,6 +347,10 @@ function readEntry(r) {
   if (mtimeNs !== null && (mtimeNs < MTIME_MIN_NS || mtimeNs >= MTIME_END_NS || mtimeNs === 0n)) {
     r.fail(`entry ${JSON.stringify(name)}: mtime ${mtimeNs} cannot be stored (range 1678..2261, not the epoch)`);
   }
+  if (type !== null) {
+    if (kindByte !== 1) r.fail(`entry ${JSON.stringify(name)}: a ${KINDS[kindByte] || 'Kind(' + kindByte + ')'} with a media type`);
+    if (!validMediaType(type)) r.fail(`entry ${JSON.stringify(name)}: media type ${JSON.stringify(type)} is not in its one valid spelling`);
+  }
   const kind = KINDS[kindByte] || null;
   if (kind === null) r.fail(`entry ${JSON.stringify(name)}: unknown kind ${kindByte}`);
   if (kind === 'symlink') {
@@ -335,6 +366,7 @@ function readEntry(r) {
     mode,
     size,
     mtimeNs,
+    type,
     hash,
     target: targetBytes === null ? null : utf8Lossy.decode(targetBytes),
     targetBytes,
@@ -409,7 +441,8 @@ function decodeFile(r) {
 /**
  * decodeNode parses one encoded tree node (tree.Decode): structure and
  * canonical form, not links. Returns
- *   {type: 'dir', entries: [{name, nameBytes, kind: 'file'|'dir'|'symlink', mode, size, mtimeNs, hash, target, targetBytes}]}
+ *   {type: 'dir', entries: [{name, nameBytes, kind: 'file'|'dir'|'symlink', mode, size, mtimeNs, type, hash, target, targetBytes}]}
+ *   (an entry's type is its media type, or null when the tree stores none)
  *   {type: 'shard', depth, children: [{index, hash, count, bytes}]}
  *   {type: 'file', level, chunkSize, size, hashes: [Uint8Array(32)]}
  * and throws GritsError('malformed') for anything else.
@@ -646,6 +679,7 @@ export function verifyProof(treeHash, path, proof) {
     mode: 0o755,
     size: 0,
     mtimeNs: null,
+    type: null,
     hash: root,
     target: null,
     targetBytes: null,
@@ -878,7 +912,7 @@ export function checkSuccessor(root, last) {
 
 // ---- LookupResult (proto/SPEC.md 4.11, 8a) ----
 
-const KNOWN_TYPES = new Set([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x7f]);
+const KNOWN_TYPES = new Set([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x7f]);
 
 /**
  * decodeLookupResult parses a LookupResult payload (no frame header):

@@ -13,10 +13,10 @@
 //   backoff     a timeout or network error benches the peer for
 //               BACKOFF_BASE_MS, doubling on each failure in a row up to
 //               BACKOFF_MAX_MS; a success ends the streak
-//   silent      hedges the peer lost without sending even its headers,
-//               in a row: a peer that hangs is always out-raced by a
-//               hedge and so never times out; SILENT_LIMIT of these count
-//               as a timeout (backoff, and the worker reports it)
+//   silent      a hedge the peer lost without sending even its headers
+//               raises its latency average (the wait is a lower bound of
+//               it), so a slow peer is demoted; it is no fault: whether
+//               the peer hangs, the worker asks a probe (grits-sw.js)
 //   load        what the peer advertises in /grits/v1/peers, 0..100
 //   dropped     it sent bad data: never asked again
 //
@@ -56,7 +56,6 @@ export const UNKNOWN_LATENCY_MS = 200;
 // Reports to the origin: at most REPORT_MAX per REPORT_WINDOW_MS.
 export const REPORT_MAX = 5;
 export const REPORT_WINDOW_MS = 60_000;
-export const SILENT_LIMIT = 3;
 
 const enc = new TextEncoder();
 
@@ -91,7 +90,7 @@ export class PeerScores {
   stats(url) {
     let s = this.peers.get(url);
     if (!s) {
-      s = { url, listed: true, load: 0, region: '', latency: null, throughput: null, err: 0, errAt: 0, streak: 0, silent: 0, backoffUntil: 0, dropped: false, ok: 0, fail: 0 };
+      s = { url, listed: true, load: 0, region: '', latency: null, throughput: null, err: 0, errAt: 0, streak: 0, backoffUntil: 0, dropped: false, ok: 0, fail: 0 };
       this.peers.set(url, s);
     }
     return s;
@@ -140,7 +139,6 @@ export class PeerScores {
     if (!(ms >= 0)) return;
     const s = this.stats(url);
     s.latency = ewma(s.latency, ms);
-    s.silent = 0;
     if (this.samples.length < LATENCY_SAMPLES) this.samples.push(ms);
     else this.samples[this.sampleAt] = ms;
     this.sampleAt = (this.sampleAt + 1) % LATENCY_SAMPLES;
@@ -150,18 +148,13 @@ export class PeerScores {
    * recordSilent: a request to the peer was abandoned (a hedge won) after
    * ms without response headers. The wait is a lower bound of its
    * latency, so it raises the peer's latency average (not the shared
-   * p95); SILENT_LIMIT in a row count as a timeout. Returns true when
-   * they just did.
+   * p95). Losing a race is not a failure: a healthy peer that is a
+   * little slower than another loses most of them.
    */
   recordSilent(url, ms) {
     const s = this.stats(url);
     if (ms >= 0 && s.latency != null && ms > s.latency) s.latency = ewma(s.latency, ms);
     else if (ms >= 0 && s.latency == null) s.latency = ms;
-    s.silent = (s.silent || 0) + 1;
-    if (s.silent < SILENT_LIMIT) return false;
-    s.silent = 0;
-    this.recordError(url, 'timeout');
-    return true;
   }
 
   /** recordThroughput notes a body's transfer (after the headers); small bodies say nothing and are ignored. */

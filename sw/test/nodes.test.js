@@ -32,6 +32,7 @@ function summarize(n) {
       s.entries = n.entries.map((e) => {
         const o = { name_hex: toHex(e.nameBytes), kind: e.kind, mode: e.mode, size: String(e.size) };
         if (e.mtimeNs !== null) o.mtime_ns = String(e.mtimeNs);
+        if (e.type !== null) o.type = e.type;
         if (e.kind === 'symlink') o.target_hex = toHex(e.targetBytes);
         else o.hash = formatHash(e.hash);
         return o;

@@ -78,6 +78,7 @@ test('every proof of tree/testdata/vectors.json verifies with its status, depth 
     if (l.status === 'found') {
       assert.equal(r.entry.kind, l.kind, l.path);
       assert.equal(r.entry.size, l.size, l.path);
+      assert.equal(r.entry.type, l.type || null, l.path);
       if (l.kind === 'symlink') assert.equal(r.node, null);
       else {
         assert.equal(formatHash(r.entry.hash), l.hash, l.path);

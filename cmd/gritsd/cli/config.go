@@ -189,7 +189,7 @@ func checkServeSettings(cfg *datadir.Config) []error {
 			}
 		}
 	}
-	s := sw.Settings{Scope: cfg.SWScope, Paths: cfg.SWPaths, Navigate: cfg.SWNavigate, CacheBytes: cfg.SWCacheMB << 20}
+	s := sw.Settings{Scope: cfg.SWScope, Paths: cfg.SWPaths, Navigate: cfg.SWNavigate, CacheBytes: cfg.SWCacheMB << 20, RootCheck: cfg.SWRootCheck.Duration}
 	if cfg.SWCacheMB > sw.MaxCacheBytes>>20 {
 		bad("sw_cache_mb", "%d: at most %d", cfg.SWCacheMB, sw.MaxCacheBytes>>20)
 	} else if err := s.Validate(); err != nil {

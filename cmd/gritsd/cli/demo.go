@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -54,10 +53,20 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 		return err
 	}
 	o, v1, v2 := filepath.Join(base, "origin"), filepath.Join(base, "volunteer1"), filepath.Join(base, "volunteer2")
+	// A --dir that holds a whole demo from before is run again as it is
+	// (its keys, certificates and browser profile too); anything else in
+	// the way is an error.
+	existing := 0
 	for _, d := range []string{o, v1, v2} {
-		if _, err := os.Stat(d); err == nil {
-			return fmt.Errorf("%s exists: give --dir an empty or new directory", d)
+		if _, err := os.Stat(filepath.Join(d, "node.cert")); err == nil || d == o && (existsFile(filepath.Join(d, "gritsd.toml")) || existsFile(filepath.Join(d, "config.json"))) {
+			existing++
+		} else if existsFile(d) {
+			return fmt.Errorf("%s exists but is not a demo's node: give --dir an empty or new directory, or one a demo ran in", d)
 		}
+	}
+	resume := existing == 3
+	if existing > 0 && !resume {
+		return fmt.Errorf("%s holds part of a demo: give --dir an empty or new directory, or one a whole demo ran in", base)
 	}
 	sub := func(args ...string) (string, error) {
 		var out, errb bytes.Buffer
@@ -68,28 +77,16 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	}
 
 	site := filepath.Join(base, "site")
-	if err := copyFS(site, demosite.FS()); err != nil {
-		return fmt.Errorf("write the sample site: %w", err)
-	}
-	if _, err := sub("--data", o, "init", "--origin"); err != nil {
-		return err
-	}
-	if _, err := sub("--data", o, "import", site); err != nil {
-		return err
-	}
-	// One certificate for all three nodes, from the origin's development
-	// CA: one thing to trust (and one SPKI hash for --open).
-	ca, err := gateway.LoadDevCA(o)
-	if err != nil {
-		return err
-	}
-	leaf, err := ca.Issue([]string{"localhost", "127.0.0.1", "::1"}, 30*24*time.Hour)
-	if err != nil {
-		return err
-	}
-	certPath, keyPath := filepath.Join(base, "tls.pem"), filepath.Join(base, "tls.key")
-	if err := writeTLSPair(certPath, keyPath, leaf.Certificate, leaf.PrivateKey); err != nil {
-		return err
+	if !resume {
+		if err := copyFS(site, demosite.FS()); err != nil {
+			return fmt.Errorf("write the sample site: %w", err)
+		}
+		if _, err := sub("--data", o, "init", "--origin"); err != nil {
+			return err
+		}
+		if _, err := sub("--data", o, "import", site); err != nil {
+			return err
+		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -100,17 +97,22 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	names := []string{"origin", "volunteer1", "volunteer2"}
 	dirs := []string{o, v1, v2}
 	urls := make([]string, 3)
+	var originGossip string           // the last node's gossip address; the origin's after serve(0)
 	dashboard := make(chan string, 1) // the origin's "admin on ADDR (URL)"
 	serve := func(i int) (string, error) {
 		// 127.0.0.1, not localhost: the nodes listen on IPv4 loopback,
 		// and a browser told to use HTTP/3 for "localhost" tries ::1
 		// over UDP with no fallback to IPv4.
 		urls[i] = "https://127.0.0.1:" + strconv.Itoa(*port+i)
-		ready := make(chan string, 1)
+		ready, gossip := make(chan string, 1), make(chan string, 1)
 		w := &lineWatch{prefix: "listening on ", found: ready}
+		gw := &lineWatch{prefix: "gossip on ", found: gossip}
+		// Each node serves a development certificate of its own key from
+		// the origin's CA (volunteers ask the origin for theirs): one CA
+		// to trust, one SPKI for --open, and both survive restarts.
 		args := []string{"--data", dirs[i], "serve", "--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--gossip-profile", "local",
-			"--https", "127.0.0.1:" + strconv.Itoa(*port+i), "--url", urls[i], "--tls-cert", certPath, "--tls-key", keyPath, "--log-level", "error"}
-		stderr := io.MultiWriter(w, prefixWriter(c.Stderr, names[i]+": "))
+			"--https", "127.0.0.1:" + strconv.Itoa(*port+i), "--url", urls[i], "--log-level", "error"}
+		stderr := io.MultiWriter(gw, w, prefixWriter(c.Stderr, names[i]+": "))
 		if i == 0 {
 			stderr = io.MultiWriter(&lineWatch{prefix: "admin on ", found: dashboard}, stderr)
 		}
@@ -121,6 +123,11 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 		})
 		select {
 		case a := <-ready:
+			select {
+			case g := <-gossip: // printed before "listening on"
+				originGossip = g
+			default:
+			}
 			return a, nil
 		case err := <-errs:
 			return "", err
@@ -129,25 +136,38 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 		}
 	}
 	originAddr, err := serve(0)
+	gossipAddr := originGossip
 	if err != nil {
 		return err
 	}
 	for i, d := range []string{v1, v2} {
-		tok, err := sub("--data", o, "token", "--origin-addr", originAddr)
-		if err != nil {
-			return err
-		}
-		if _, err := sub("--data", d, "join", tok); err != nil {
+		if !resume {
+			tok, err := sub("--data", o, "token", "--origin-addr", originAddr)
+			if err != nil {
+				return err
+			}
+			if _, err := sub("--data", d, "join", tok); err != nil {
+				return err
+			}
+		} else if err := setOrigin(ctx, d, originAddr, gossipAddr, c); err != nil {
 			return err
 		}
 		if _, err := serve(i + 1); err != nil {
 			return err
 		}
 	}
+	ca, err := gateway.LoadDevCA(o)
+	if err != nil {
+		return err
+	}
 	c.errorf("\ngrits demo: an origin and two volunteers on this machine, serving a sample site.\n\n")
 	c.errorf("  open %s/\n\n", urls[0])
-	c.errorf("The certificate comes from a development CA (%s). Either run gritsd demo --open,\nor trust it: %s\n", filepath.Join(o, "ca.pem"), ca.TrustHint(filepath.Join(o, "ca.pem")))
-	c.errorf("Volunteers: %s, %s. Data: %s. Ctrl-C stops everything.\n", urls[1], urls[2], base)
+	c.errorf("Every node's certificate comes from the origin's development CA (%s). Either run\ngritsd demo --open, or trust it: %s\n", filepath.Join(o, "ca.pem"), ca.TrustHint(filepath.Join(o, "ca.pem")))
+	c.errorf("Volunteers: %s, %s. Data: %s. Ctrl-C stops everything", urls[1], urls[2], base)
+	if *dirFlag != "" {
+		c.errorf("; gritsd demo --dir %s runs it again", base)
+	}
+	c.errorf(".\n")
 	select {
 	case a := <-dashboard:
 		if _, u, ok := strings.Cut(a, " ("); ok {
@@ -157,7 +177,7 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	}
 	c.errorf("\n")
 	if *open {
-		if err := launchBrowser(ctx, *browser, base, leaf.Leaf, urls); err != nil {
+		if err := launchBrowser(ctx, *browser, base, ca.Cert, urls); err != nil {
 			c.errorf("--open: %v\n", err)
 		}
 	}
@@ -207,7 +227,11 @@ func reportServed(ctx context.Context, c *cmdContext, names, dirs []string, errs
 	}
 }
 
-func launchBrowser(ctx context.Context, name, base string, leaf *x509.Certificate, urls []string) error {
+// launchBrowser starts a browser with a profile of the demo's own that
+// accepts every certificate the origin's development CA signed (pinned
+// by the CA's SPKI, which Chromium matches anywhere in the chain the
+// server sends): every node, across restarts and renewals.
+func launchBrowser(ctx context.Context, name, base string, ca *x509.Certificate, urls []string) error {
 	if name == "" {
 		for _, n := range []string{"chromium", "chromium-browser", "google-chrome"} {
 			if p, err := exec.LookPath(n); err == nil {
@@ -226,7 +250,7 @@ func launchBrowser(ctx context.Context, name, base string, leaf *x509.Certificat
 	cmd := exec.CommandContext(ctx, name,
 		"--user-data-dir="+filepath.Join(base, "browser-profile"),
 		"--no-first-run", "--no-default-browser-check",
-		"--ignore-certificate-errors-spki-list="+gateway.SPKIHash(leaf),
+		"--ignore-certificate-errors-spki-list="+gateway.SPKIHash(ca),
 		"--origin-to-force-quic-on="+strings.Join(hosts, ","),
 		urls[0]+"/")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
@@ -235,6 +259,26 @@ func launchBrowser(ctx context.Context, name, base string, leaf *x509.Certificat
 	}
 	go cmd.Wait()
 	return nil
+}
+
+func existsFile(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// setOrigin points a demo volunteer from before at the origin's grits/1
+// and gossip addresses of this run (random ports).
+func setOrigin(ctx context.Context, dir, addr, gossip string, c *cmdContext) error {
+	d, err := datadir.Open(ctx, dir, c.logger)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	d.Config.OriginAddr = addr
+	if gossip != "" {
+		d.Config.Seeds = []string{gossip}
+	}
+	return d.SaveConfig()
 }
 
 func copyFS(dst string, src fs.FS) error {
@@ -252,21 +296,6 @@ func copyFS(dst string, src fs.FS) error {
 		}
 		return os.WriteFile(target, b, 0o644)
 	})
-}
-
-func writeTLSPair(certPath, keyPath string, chain [][]byte, key any) error {
-	var cb bytes.Buffer
-	for _, der := range chain {
-		pem.Encode(&cb, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(certPath, cb.Bytes(), 0o644)
 }
 
 // lineWatch reports the rest of the first line that starts with prefix.

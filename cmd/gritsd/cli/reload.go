@@ -7,6 +7,7 @@ import (
 	"flag"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/internal/sdnotify"
@@ -106,7 +107,7 @@ func (r *reloader) reload() {
 
 // reloadableFrom is what a running node takes from the settings.
 func reloadableFrom(c *datadir.Config) (node.Reloadable, error) {
-	s, err := swSettingsOf(c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB)
+	s, err := swSettingsOf(c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck.Duration)
 	if err != nil {
 		return node.Reloadable{}, err
 	}
@@ -115,8 +116,11 @@ func reloadableFrom(c *datadir.Config) (node.Reloadable, error) {
 }
 
 // swSettingsOf checks the service worker's settings.
-func swSettingsOf(scope string, paths []string, navigate bool, cacheMB int64) (sw.Settings, error) {
-	s := sw.Settings{Scope: scope, Navigate: navigate}
+func swSettingsOf(scope string, paths []string, navigate bool, cacheMB int64, rootCheck time.Duration) (sw.Settings, error) {
+	s := sw.Settings{Scope: scope, Navigate: navigate, RootCheck: rootCheck}
+	if rootCheck < 0 || rootCheck != 0 && (rootCheck < sw.MinRootCheck || rootCheck > sw.MaxRootCheck) {
+		return s, usagef("--sw-root-check %v: want %v to %v", rootCheck, sw.MinRootCheck, sw.MaxRootCheck)
+	}
 	for _, p := range paths {
 		if p != "" {
 			s.Paths = append(s.Paths, p)

@@ -27,6 +27,7 @@ type webFlags struct {
 	swPaths    *string
 	swNavigate *bool
 	swCacheMB  *int64
+	swRoot     *time.Duration
 }
 
 func addWebFlags(c *cmdContext) *webFlags {
@@ -47,6 +48,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 	w.swScope = c.flags.String("sw-scope", "", "origin: the URL path the service worker controls (default /, the whole site)")
 	w.swPaths = c.flags.String("sw-paths", "", "origin: comma-separated URL path prefixes the service worker serves from volunteers (default /); other requests go to the network untouched")
 	w.swNavigate = c.flags.Bool("sw-navigate", false, "origin: the service worker serves pages (navigations) from volunteers too, the origin only when they cannot (default: pages from the origin, volunteers when it is unreachable)")
+	w.swRoot = c.flags.Duration("sw-root-check", 0, fmt.Sprintf("origin: how long a page left open may read an old root before its service worker asks for a newer one (default %v; volunteers' answers bring newer roots sooner)", sw.DefaultRootCheck))
 	w.swCacheMB = c.flags.Int64("sw-cache-mb", 0, fmt.Sprintf("origin: MiB of verified blocks the service worker keeps in each browser (default %d)", sw.DefaultCacheBytes>>20))
 	c.flags.Var(&w.trustedProxies, "trusted-proxy", "address or CIDR of a reverse proxy in front of this node whose X-Forwarded-For is believed for rate limits (repeatable); others' is ignored")
 	c.flags.Var(&w.proxyPrefixes, "proxy-prefix", "origin with --upstream: always proxy paths under this prefix (repeatable), e.g. /api/")
@@ -62,5 +64,5 @@ func (w *webFlags) swSettings() (sw.Settings, error) {
 			paths[i] = strings.TrimSpace(paths[i])
 		}
 	}
-	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB)
+	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB, *w.swRoot)
 }

@@ -50,7 +50,10 @@ type Config struct {
 	// changes, once it has been quiet for WatchQuiet.
 	Watch      string
 	WatchQuiet time.Duration
-	Logger     *slog.Logger
+	// Mount, if its Dir is set, mounts the tree: read-write on the
+	// origin, read-only and lazy elsewhere.
+	Mount  MountConfig
+	Logger *slog.Logger
 }
 
 // WebConfig is the browser-facing side.

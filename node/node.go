@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grits-cdn/grits/admin"
+	"github.com/grits-cdn/grits/fuse"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/offload"
@@ -39,6 +40,7 @@ type Node struct {
 	web       *web                  // nil with HTTPS off
 	devTLS    *devTLS               // nil unless a development certificate serves
 	admin     *adminServer
+	mount     *fuse.Mount    // nil without --mount
 	metrics   *admin.Metrics // the admin listener's instruments, fed by the hot paths
 	adminHTTP *admin.Server  // nil when off
 	started   time.Time
@@ -257,6 +259,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if cfg.Watch != "" {
 		n.Go(func(ctx context.Context) { n.watchImport(ctx, cfg.Watch, cfg.WatchQuiet) })
+	}
+	if cfg.Mount.Dir != "" {
+		if err := n.mountTree(cfg.Mount); err != nil {
+			return nil, err
+		}
 	}
 	if n.admin, err = n.serveAdmin(); err != nil {
 		return nil, err

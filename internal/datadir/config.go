@@ -65,6 +65,14 @@ type ServeConfig struct {
 
 	LogLevel  string `json:"log_level,omitempty"`
 	LogFormat string `json:"log_format,omitempty"`
+
+	// The tree as a file system (gritsd serve --mount).
+	Mount         string   `json:"mount,omitempty"`
+	MountAt       string   `json:"mount_at,omitempty"`
+	MountQuiet    Duration `json:"mount_quiet,omitzero"`
+	MountOwner    string   `json:"mount_owner,omitempty"`
+	Publish       string   `json:"publish,omitempty"`
+	NoReadDirPlus bool     `json:"no_readdirplus,omitempty"`
 }
 
 // Values of ServeConfig.HTTP2.
@@ -672,6 +680,15 @@ func (s *ServeConfig) validate(role string) error {
 		return keyErrorf("watch_quiet", "%v: must not be negative", s.WatchQuiet)
 	case s.SWCacheMB < 0:
 		return keyErrorf("sw_cache_mb", "%d: must not be negative", s.SWCacheMB)
+	case s.MountQuiet.Duration < 0:
+		return keyErrorf("mount_quiet", "%v: must not be negative", s.MountQuiet)
+	case s.Publish != "" && s.Publish != "world-readable" && s.Publish != "all":
+		return keyErrorf("publish", "%q: want world-readable or all", s.Publish)
+	}
+	if s.MountAt != "" {
+		if _, err := tree.ParsePath(s.MountAt); err != nil {
+			return keyErrorf("mount_at", "%v", err)
+		}
 	}
 	if s.LogLevel != "" {
 		var lv slog.Level

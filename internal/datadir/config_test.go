@@ -75,6 +75,7 @@ func sample() Config {
 	c.Grits1RateLimit = 50
 	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck = "/app/", []string{"/static/", "/media/"}, true, 64, Duration{30 * time.Second}
 	c.LogLevel, c.LogFormat = "debug", "json"
+	c.Mount, c.MountAt, c.MountQuiet, c.MountOwner, c.Publish, c.NoReadDirPlus = "/mnt/site", "/system", Duration{2 * time.Second}, "www-data", "all", true
 	c.StoreMax, c.OffloadReplicas = 1<<30, 3
 	c.AuditInterval, c.AuditTimeout, c.OffloadGrace = Duration{10 * time.Second}, Duration{2 * time.Second}, Duration{time.Hour}
 	return c

@@ -29,6 +29,7 @@ const (
 	groupWorker  = "Service worker (origin)"
 	groupApp     = "The site's app (origin)"
 	groupLogging = "Logging"
+	groupMount   = "The tree as a file system (gritsd serve --mount)"
 )
 
 // Settings lists every setting of gritsd.toml in file order.
@@ -138,6 +139,19 @@ func Settings() []Setting {
 			Doc: "With upstream: add the service worker's registration script to the app's HTML pages."},
 		{Key: "proxy_prefixes", Group: groupApp, Default: "[]", Flag: "proxy-prefix", Reload: true,
 			Doc: "With upstream: paths under these prefixes always go to the app, e.g. [\"/api/\"]."},
+
+		{Key: "mount", Group: groupMount, Default: `""`, Flag: "mount",
+			Doc: "Mount the tree at this directory: read-write on the origin (changes become signed roots), read-only and lazy elsewhere (blocks fetched from the swarm on first read). Needs root and /dev/fuse."},
+		{Key: "mount_at", Group: groupMount, Default: `"/"`, Flag: "mount-at",
+			Doc: "Origin: the tree path the mount shows, e.g. \"/system\" for Mastodon's public/system."},
+		{Key: "mount_quiet", Group: groupMount, Default: `"1s"`, Flag: "mount-quiet",
+			Doc: "Origin: how long the mount must be quiet before its changes are committed as one root (at most 10s after the first change)."},
+		{Key: "mount_owner", Group: groupMount, Default: `""`, Flag: "mount-owner",
+			Doc: "USER[:GROUP] every entry of the mount belongs to, e.g. the application that writes there. Default: the user gritsd runs as."},
+		{Key: "publish", Group: groupMount, Default: `"world-readable"`, Flag: "publish",
+			Doc: "Origin: which entries of the mount are published: world-readable (what a web server would serve: o+r files in o+rx directories) or all. The rest is kept but held back; gritsd status counts it."},
+		{Key: "no_readdirplus", Group: groupMount, Default: "false", Flag: "no-readdirplus",
+			Doc: "Read-only mount: list directories by name only (no attributes with the listing): for directories of hundreds of thousands of entries."},
 
 		{Key: "log_level", Group: groupLogging, Default: `"info"`, Flag: "log-level", Reload: true,
 			Doc: "debug, info, warn or error. Commands other than serve log warnings and errors unless --log-level says otherwise."},

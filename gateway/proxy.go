@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,7 +61,7 @@ func NewProxy(cfg ProxyConfig) (http.Handler, error) {
 		FlushInterval: -1, // stream: server-sent events, long polls
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			switch {
-			case errors.Is(err, errSlowBody):
+			case bodyTooSlow(r, err):
 				// The client's fault: the app saw its request cut.
 				cfg.Logger.Debug("request body too slow; request to the app dropped", "path", clipForLog(r.URL.Path), "err", err)
 				http.Error(w, "408 request timeout: the request body came too slowly", http.StatusRequestTimeout)

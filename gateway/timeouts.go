@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +50,7 @@ func (s *Server) withTimeouts(next http.Handler) http.Handler {
 			b := &slowBodyGuard{body: r.Body, rc: http.NewResponseController(w), start: time.Now(),
 				grace: cfg.BodyTimeout, rate: cfg.BodyMinRate}
 			b.extend()
+			r = r.WithContext(context.WithValue(r.Context(), slowBodyKey{}, b))
 			r.Body = b
 		}
 		if r.ProtoMajor == 3 {
@@ -68,6 +71,30 @@ type slowBodyGuard struct {
 	n     int64
 	set   time.Time // the deadline last set
 	done  bool
+	// deadline (Unix ns) and finished mirror set and done for other
+	// goroutines (the proxy's error handler).
+	deadline atomic.Int64
+	finished atomic.Bool
+}
+
+// overdue reports whether the body's deadline passed before it was
+// whole: the proxy's error handler asks, since on HTTP/1.1 the request
+// is cancelled by the same timeout, and that error can reach it first.
+func (b *slowBodyGuard) overdue(now time.Time) bool {
+	return !b.finished.Load() && now.UnixNano() >= b.deadline.Load()
+}
+
+// slowBodyKey finds a request's slowBodyGuard in its context, which
+// survives what wraps the body (the proxy's outgoing request does).
+type slowBodyKey struct{}
+
+// bodyTooSlow reports whether r's body was cut for coming too slowly.
+func bodyTooSlow(r *http.Request, err error) bool {
+	if errors.Is(err, errSlowBody) {
+		return true
+	}
+	g, ok := r.Context().Value(slowBodyKey{}).(*slowBodyGuard)
+	return ok && g.overdue(time.Now())
 }
 
 func (b *slowBodyGuard) due() time.Time {
@@ -81,6 +108,7 @@ func (b *slowBodyGuard) extend() {
 	if due := b.due(); b.set.IsZero() || due.Sub(b.set) >= time.Second {
 		if b.rc.SetReadDeadline(due) == nil {
 			b.set = due
+			b.deadline.Store(due.UnixNano())
 		}
 	}
 }
@@ -97,6 +125,7 @@ func (b *slowBodyGuard) Read(p []byte) (int, error) {
 			// (net/http watches an idle HTTP/1.1 connection with reads
 			// that the deadline would fail, cancelling the request).
 			b.done = true
+			b.finished.Store(true)
 			b.rc.SetReadDeadline(time.Time{})
 		}
 	case errors.Is(err, os.ErrDeadlineExceeded):

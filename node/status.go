@@ -51,11 +51,14 @@ type StatusHeld struct {
 
 // StatusReport sums the reports about one volunteer.
 type StatusReport struct {
-	Peer   string    `json:"peer"`
-	Count  int       `json:"count"`
-	Last   time.Time `json:"last"`
-	Reason string    `json:"reason"`
-	Hash   string    `json:"hash,omitempty"`
+	Peer  string `json:"peer"`
+	Count int    `json:"count"`
+	// Reporters is how many address classes (gateway.ReportClass) sent
+	// them: one client can file only a few.
+	Reporters int       `json:"reporters"`
+	Last      time.Time `json:"last"`
+	Reason    string    `json:"reason"`
+	Hash      string    `json:"hash,omitempty"`
 }
 
 // StatusRoot is the current root.

@@ -40,8 +40,16 @@ type ServeConfig struct {
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// HTTP2 picks the HTTP/2 server: HTTP2Grits (default) or HTTP2Go.
 	HTTP2 string `json:"http2,omitempty"`
+	// What a slow client may hold: see gateway.ServerConfig.
+	HTTPWriteTimeout Duration `json:"http_write_timeout,omitzero"`
+	HTTPBodyTimeout  Duration `json:"http_body_timeout,omitzero"`
+	HTTPBodyMinRate  int64    `json:"http_body_min_rate,omitempty"`
+	// Grits1RateLimit is grits/1 requests per second per client that is
+	// not a member (0: the default, negative: none).
+	Grits1RateLimit float64 `json:"grits1_rate_limit,omitempty"`
 
 	Upstream      string   `json:"upstream,omitempty"`
+	UpstreamHost  string   `json:"upstream_host,omitempty"`
 	InjectSW      bool     `json:"inject_sw,omitempty"`
 	ProxyPrefixes []string `json:"proxy_prefixes,omitempty"`
 	Watch         string   `json:"watch,omitempty"`

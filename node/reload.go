@@ -15,8 +15,9 @@ import (
 // settings datadir.Settings marks Reload, but log_level, which the
 // command's logger owns).
 type Reloadable struct {
-	// Web: RateLimit, TrustedProxies, SW, Upstream, ProxyPrefixes,
-	// InjectSW and the TLS files are taken; the rest stays.
+	// Web: RateLimit, TrustedProxies, SW, Upstream, UpstreamHost,
+	// ProxyPrefixes, InjectSW and the TLS files are taken; the rest
+	// stays.
 	Web WebConfig
 	// Seeds are joined through if they are new.
 	Seeds []string
@@ -68,6 +69,7 @@ func (n *Node) Reload(r Reloadable) error {
 		w := old
 		w.RateLimit, w.TrustedProxies, w.SW = r.Web.RateLimit, r.Web.TrustedProxies, r.Web.SW
 		w.Upstream, w.ProxyPrefixes, w.InjectSW = r.Web.Upstream, r.Web.ProxyPrefixes, r.Web.InjectSW
+		w.UpstreamHost = r.Web.UpstreamHost
 		var fc *fileCerts
 		switch {
 		case (r.Web.TLSCert == "") != (old.TLSCert == ""):

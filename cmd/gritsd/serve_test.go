@@ -83,8 +83,15 @@ func (s *server) String() string {
 // killed when the test ends, if it is still running.
 func startServe(t *testing.T, d dataDir, extra ...string) *server {
 	t.Helper()
+	return startServeBin(t, gritsdBin, d, extra...)
+}
+
+// startServeBin is startServe with another build of gritsd (a previous
+// release, for upgrade tests).
+func startServeBin(t *testing.T, bin string, d dataDir, extra ...string) *server {
+	t.Helper()
 	s := &server{args: append([]string{"serve", "--listen", "127.0.0.1:0", "--data", string(d)}, extra...), exited: make(chan struct{})}
-	s.cmd = exec.Command(gritsdBin, s.args...)
+	s.cmd = exec.Command(bin, s.args...)
 	s.cmd.Env = baseEnv()
 	s.cmd.Stdout = &s.stdout
 	pipe, err := s.cmd.StderrPipe()

@@ -98,7 +98,9 @@ type Config struct {
 	Fallback http.Handler
 	// Scripts are extra static routes, path → JavaScript (such as the
 	// service worker at /grits-sw.js), served as text/javascript with
-	// Cache-Control: no-cache. NewHandler copies the map.
+	// Cache-Control: no-cache; a path ending in .d.ts (the worker
+	// library's TypeScript declarations) as application/typescript.
+	// NewHandler copies the map.
 	Scripts map[string][]byte
 	// MaxInline caps the inline file data in lookups; 0 means
 	// proto.InlineMax, which is also the most allowed. A negative value
@@ -465,7 +467,11 @@ func (h *Handler) servePeers(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, s staticScript) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", "text/javascript; charset=utf-8")
+	if strings.HasSuffix(r.URL.Path, ".d.ts") {
+		hdr.Set("Content-Type", "application/typescript; charset=utf-8")
+	} else {
+		hdr.Set("Content-Type", "text/javascript; charset=utf-8")
+	}
 	hdr.Set("Cache-Control", cacheNoCache)
 	hdr.Set("ETag", s.etag)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(s.body))

@@ -59,6 +59,11 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request, root tree.Ro
 		// From the directory's own node: the path above is proven.
 		res, err = tree.Lookup(ctx, h.cfg.Store, res.Entry.Hash, tree.Path{siteIndex})
 		switch {
+		case (errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrNotDir)) && h.cfg.Fallback != nil:
+			// A directory without an index (an app's "/" when the tree
+			// holds only its static files): the app's page.
+			h.cfg.Fallback.ServeHTTP(w, r)
+			return
 		case errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrSymlink) || errors.Is(err, tree.ErrNotDir):
 			h.fail(w, http.StatusNotFound, "404 page not found") // no listings
 			return

@@ -137,7 +137,7 @@ func TestSite(t *testing.T) {
 			"/style.css/x":        true,
 			"/a//b":               true, // not a tree path; the app may know it
 			"/":                   false,
-			"/nohtml/":            false, // a directory of the tree: 404
+			"/nohtml/":            true, // a directory without an index: the app's (an app's "/")
 			"/link":               false,
 			"/grits/v1/nothing":   false,
 			"/grits/v1/block/bad": false,

@@ -1,6 +1,9 @@
 // Package sw holds the service worker that browsers run for a grits
 // site, and the small script a page includes to register it. Both are
-// plain JavaScript embedded in gritsd; the origin serves them.
+// plain JavaScript embedded in gritsd; the origin serves them. The
+// worker's logic is one ES module (sw-lib.js, LibPath) that grits' own
+// worker and an app's own worker import alike; its public API is typed
+// in types/sw-lib.d.ts (LibTypesPath).
 package sw
 
 import (
@@ -14,7 +17,7 @@ import (
 	"time"
 )
 
-//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js js/types.js js/respond.js
+//go:embed grits-sw.js sw-lib.js types/sw-lib.d.ts register.js js/blake3.js js/grits.js js/peers.js js/cache.js js/types.js js/respond.js
 var files embed.FS
 
 // modules are the worker's ES modules, served under ModulePath.
@@ -25,6 +28,12 @@ var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js", "types.j
 const (
 	WorkerPath   = "/grits-sw.js"
 	RegisterPath = "/grits/v1/register.js"
+	// LibPath is the worker's logic as an ES module, the origin's
+	// settings written in: /grits-sw.js imports it, and so does an app's
+	// own module worker (docs/integrations/mastodon.md).
+	LibPath = "/grits/v1/sw-lib.js"
+	// LibTypesPath is LibPath's TypeScript declarations.
+	LibTypesPath = "/grits/v1/sw-lib.d.ts"
 	// ModulePath is where the worker's modules (BLAKE3, verification,
 	// peer scoring, block cache, media types) are served from; the worker imports
 	// them by these paths.
@@ -114,7 +123,7 @@ type config struct {
 // Version is a hash of every embedded script, the worker's version.
 func Version() string {
 	h := sha256.New()
-	for _, name := range append([]string{"grits-sw.js", "register.js"}, prefixed(modules)...) {
+	for _, name := range append([]string{"grits-sw.js", "sw-lib.js", "types/sw-lib.d.ts", "register.js"}, prefixed(modules)...) {
 		b, err := files.ReadFile(name)
 		if err != nil {
 			panic(err) // embedded: cannot happen
@@ -133,8 +142,11 @@ func prefixed(ms []string) []string {
 	return out
 }
 
-// Scripts returns the routes and bodies to serve: the worker with the
-// settings written in, the registration script, and the worker's modules.
+// Scripts returns the routes and bodies to serve: the worker library
+// with the settings written in, the standalone worker (which names the
+// same version, so a change of settings changes its bytes too and
+// browsers update it), the registration script, the library's types and
+// the worker's modules.
 func Scripts(s Settings) (map[string][]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -152,6 +164,14 @@ func Scripts(s Settings) (map[string][]byte, error) {
 		s.RootCheck = DefaultRootCheck
 	}
 	w, err := files.ReadFile("grits-sw.js")
+	if err != nil {
+		return nil, err
+	}
+	lib, err := files.ReadFile("sw-lib.js")
+	if err != nil {
+		return nil, err
+	}
+	types, err := files.ReadFile("types/sw-lib.d.ts")
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +194,12 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	}
 	cfg := fmt.Appendf(nil, "const GRITS_CONFIG = %s;\n", c)
 	r = bytes.ReplaceAll(r, []byte("__GRITS_SCOPE__"), []byte(s.Scope))
-	out := map[string][]byte{WorkerPath: append(cfg, w...), RegisterPath: r}
+	out := map[string][]byte{
+		WorkerPath:   append(fmt.Appendf(nil, "// grits service worker, version %s\n", cf.Version), w...),
+		LibPath:      append(cfg, lib...),
+		LibTypesPath: types,
+		RegisterPath: r,
+	}
 	for _, m := range modules {
 		b, err := files.ReadFile("js/" + m)
 		if err != nil {

@@ -62,6 +62,7 @@ export class BlockCache {
     this.bytes = 0;
     this.stats = { hits: 0, misses: 0, corrupt: 0, evicted: 0 };
     this.ready = null;
+    /** @type {Promise<unknown>} */
     this.queue = Promise.resolve(); // serialises puts and evictions
   }
 

@@ -96,6 +96,12 @@ type Config struct {
 	// method other than GET, HEAD or OPTIONS): typically a reverse proxy
 	// to the site's application.
 	Fallback http.Handler
+	// InjectScript, if set, is inserted into the HTML pages the site
+	// serves from the tree (as ProxyConfig.InjectScript into the app's),
+	// so a site generator's output registers the service worker
+	// unchanged. Pages that already name it, and pages over
+	// MaxInjectBody, are served as stored.
+	InjectScript string
 	// Scripts are extra static routes, path → JavaScript (such as the
 	// service worker at /grits-sw.js), served as text/javascript with
 	// Cache-Control: no-cache; a path ending in .d.ts (the worker

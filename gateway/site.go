@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -103,10 +105,26 @@ func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name str
 	// The type the tree says (decided once, at import), never one this
 	// host's MIME database or a sniff would give: every node and the
 	// service worker send the same.
-	hdr.Set("Content-Type", mediatype.Serve(res.Entry.Type, name))
+	ctype := mediatype.Serve(res.Entry.Type, name)
+	hdr.Set("Content-Type", ctype)
 	rd := newTreeFileReader(r.Context(), h.cfg.Store, f)
+	var body io.ReadSeeker = rd
+	if h.cfg.InjectScript != "" && strings.HasPrefix(ctype, "text/html") && f.Size <= DefaultMaxInjectBody {
+		page, err := io.ReadAll(rd)
+		if err != nil {
+			h.storeFailed(w, r.Context(), "site page", err)
+			return
+		}
+		if injected := injectHTML(page, h.cfg.InjectScript); len(injected) != len(page) {
+			// Another representation than the tree's bytes: its own
+			// validator, so a cache never mixes the two.
+			hdr.Set("ETag", `"`+res.Entry.Hash.String()+`+sw"`)
+			page = injected
+		}
+		body = bytes.NewReader(page)
+	}
 	cw := &countingResponseWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, name, res.Entry.MTime, rd)
+	http.ServeContent(cw, r, name, res.Entry.MTime, body)
 	if err := rd.Err(); err != nil && r.Context().Err() == nil {
 		// The status line is gone; the client sees a short body.
 		h.log.Error("site: reading file failed mid-response", "name", name, "err", err)

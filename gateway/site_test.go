@@ -322,3 +322,46 @@ func testSitePaths(t *testing.T, s *gwSite, g *gwServer, log *gwServeLog) {
 		t.Errorf("OnServe site: %d calls, %d bytes", n, b)
 	}
 }
+
+// TestSiteInjectsTheScript: with InjectScript, the tree's HTML pages get
+// the script before </head> (else at the end), with their own ETag;
+// other types, and pages that hold the script already, are served as
+// stored; ranges and conditional requests apply to what is served.
+func TestSiteInjectsTheScript(t *testing.T) {
+	const tag = `<script src="/grits/v1/register.js" defer></script>`
+	s := newGWSite(t)
+	cfg := s.config()
+	cfg.InjectScript = tag
+	g := startGW(t, cfg)
+	stored := s.files["index.html"]
+	want := append(append([]byte(nil), stored...), tag...) // no </head>, no </body>: at the end
+	resp, body := g.get(t, "/")
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("/: status %d, %q; want %q", resp.StatusCode, body, want)
+	}
+	etag := resp.Header.Get("ETag")
+	if plain := `"` + s.lookup(t, "index.html").Entry.Hash.String() + `"`; etag == plain || etag == "" {
+		t.Errorf("ETag %s: want one of its own, not the stored file's %s", etag, plain)
+	}
+	if resp, body := g.do(t, http.MethodGet, "/", map[string]string{"If-None-Match": etag}); resp.StatusCode != 304 || len(body) != 0 {
+		t.Errorf("If-None-Match its ETag: status %d", resp.StatusCode)
+	}
+	if resp, body := g.do(t, http.MethodGet, "/", map[string]string{"Range": fmt.Sprintf("bytes=%d-", len(stored))}); resp.StatusCode != 206 || string(body) != tag {
+		t.Errorf("range over the script: status %d, %q", resp.StatusCode, body)
+	}
+	if _, body := g.get(t, "/style.css"); !bytes.Equal(body, s.files["style.css"]) {
+		t.Error("a style sheet was changed")
+	}
+
+	for name, tc := range map[string]struct{ page, want string }{
+		"head":    {"<html><head><title>x</title></HEAD><body>b</body></html>", "<html><head><title>x</title>" + tag + "</HEAD><body>b</body></html>"},
+		"body":    {"<p>x</p></body>", "<p>x</p>" + tag + "</body>"},
+		"already": {"<head>" + tag + "</head>", "<head>" + tag + "</head>"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := string(injectHTML([]byte(tc.page), tag)); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

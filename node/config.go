@@ -67,6 +67,9 @@ type WebConfig struct {
 	Upstream      string
 	ProxyPrefixes []string
 	InjectSW      bool
+	// InjectSWTree, on the origin, adds the registration script to the
+	// HTML pages it serves from the tree.
+	InjectSWTree bool
 	// TrustedProxies are addresses or CIDRs whose X-Forwarded-For is
 	// believed for rate limits.
 	TrustedProxies []string

@@ -16,7 +16,7 @@ import (
 // command's logger owns).
 type Reloadable struct {
 	// Web: RateLimit, TrustedProxies, SW, Upstream, ProxyPrefixes,
-	// InjectSW and the TLS files are taken; the rest stays.
+	// InjectSW, InjectSWTree and the TLS files are taken; the rest stays.
 	Web WebConfig
 	// Seeds are joined through if they are new.
 	Seeds []string
@@ -68,6 +68,7 @@ func (n *Node) Reload(r Reloadable) error {
 		w := old
 		w.RateLimit, w.TrustedProxies, w.SW = r.Web.RateLimit, r.Web.TrustedProxies, r.Web.SW
 		w.Upstream, w.ProxyPrefixes, w.InjectSW = r.Web.Upstream, r.Web.ProxyPrefixes, r.Web.InjectSW
+		w.InjectSWTree = r.Web.InjectSWTree
 		var fc *fileCerts
 		switch {
 		case (r.Web.TLSCert == "") != (old.TLSCert == ""):

@@ -67,6 +67,9 @@ func DevCA(d *datadir.Dir) (*gateway.DevCA, error) {
 	return gateway.CreateDevCA(d.Path, tree.PublicKeyOf(d.NodeKey).String()[:16])
 }
 
+// registerTag is the registration script as it is inserted into pages.
+const registerTag = `<script src="` + sw.RegisterPath + `" defer></script>`
+
 // lateHandler lets the HTTPS sockets be bound (so the URL is known when
 // the swarm starts) before the handler that needs the swarm exists.
 type lateHandler struct{ h atomic.Pointer[http.Handler] }
@@ -226,6 +229,9 @@ func (wb *web) start(n *Node) error {
 			return err
 		}
 		cfg.Scripts = scripts
+		if w.InjectSWTree {
+			cfg.InjectScript = registerTag
+		}
 	}
 	var proxy http.Handler
 	if w.Upstream != "" {
@@ -238,7 +244,7 @@ func (wb *web) start(n *Node) error {
 		}
 		inject := ""
 		if w.InjectSW {
-			inject = `<script src="` + sw.RegisterPath + `" defer></script>`
+			inject = registerTag
 		}
 		if proxy, err = gateway.NewProxy(gateway.ProxyConfig{Upstream: u, InjectScript: inject, Logger: n.log.With("component", "proxy")}); err != nil {
 			return configErrorf("--upstream: %v", err)

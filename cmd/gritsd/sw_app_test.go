@@ -185,3 +185,32 @@ func TestServiceWorkerInsideAnAppsWorker(t *testing.T) {
 	}
 	s.noReports()
 }
+
+// TestServiceWorkerRegisteredByTheOrigin: a site generator's output,
+// whose pages do not mention grits, served by an origin with
+// --inject-sw-tree: the pages the origin serves carry the registration
+// script once, the worker takes the page over, and the site's files then
+// come from volunteers.
+func TestServiceWorkerRegisteredByTheOrigin(t *testing.T) {
+	files := map[string][]byte{
+		"/index.html":   []byte(`<!doctype html><html><head><meta charset="utf-8"><title>generated</title><link rel="stylesheet" href="/css/site.css"></head><body><img src="/img/logo.png"></body></html>`),
+		"/about.html":   []byte(`<!doctype html><html><head><meta charset="utf-8"><title>about</title></head><body>about</body></html>`),
+		"/css/site.css": bytes.Repeat([]byte("body { margin: 1px }\n"), 100),
+		"/img/logo.png": gwPNG(t),
+	}
+	s, vs := newSWSwarm(t, files, "--inject-sw-tree")
+	b := s.browser()
+	s.open(b, "/") // waits for the worker to control the page
+	s.open(b, "/about.html")
+	var scripts int
+	eval(t, b, 10*time.Second, `document.querySelectorAll('script[src="/grits/v1/register.js"]').length`, &scripts)
+	if scripts != 1 {
+		t.Errorf("the page the origin served holds %d registration scripts; want 1", scripts)
+	}
+	before := served(t, vs, "lookup").Requests + served(t, vs, "block").Requests
+	checkThroughWorker(t, b, map[string][]byte{"/css/site.css": files["/css/site.css"], "/img/logo.png": files["/img/logo.png"]})
+	if n := served(t, vs, "lookup").Requests + served(t, vs, "block").Requests - before; n == 0 {
+		t.Error("the volunteers answered nothing: the files did not come from the swarm")
+	}
+	s.noReports()
+}

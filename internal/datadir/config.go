@@ -43,6 +43,9 @@ type ServeConfig struct {
 
 	Upstream      string   `json:"upstream,omitempty"`
 	InjectSW      bool     `json:"inject_sw,omitempty"`
+	// InjectSWTree adds the registration script to the HTML pages the
+	// origin serves from the tree.
+	InjectSWTree bool `json:"inject_sw_tree,omitempty"`
 	ProxyPrefixes []string `json:"proxy_prefixes,omitempty"`
 	Watch         string   `json:"watch,omitempty"`
 	WatchQuiet    Duration `json:"watch_quiet,omitzero"`
@@ -672,7 +675,7 @@ func (s *ServeConfig) validate(role string) error {
 		}
 	}
 	if role != RoleOrigin {
-		for key, set := range map[string]bool{"upstream": s.Upstream != "", "watch": s.Watch != "", "inject_sw": s.InjectSW,
+		for key, set := range map[string]bool{"upstream": s.Upstream != "", "watch": s.Watch != "", "inject_sw": s.InjectSW, "inject_sw_tree": s.InjectSWTree,
 			"proxy_prefixes": len(s.ProxyPrefixes) > 0} {
 			if set {
 				return keyErrorf(key, "only an origin has it (this node is a %s)", role)

@@ -92,7 +92,7 @@ func TestConfigRoundTrip(t *testing.T) {
 		// Every field set away from its default is written as a setting.
 		if c.Role == RoleStorage {
 			for _, k := range ConfigKeys() {
-				if k != "version" && KeyLine(b, k) == 0 && !slices.Contains([]string{"acme_domains", "upstream", "inject_sw", "proxy_prefixes", "watch"}, k) {
+				if k != "version" && KeyLine(b, k) == 0 && !slices.Contains([]string{"acme_domains", "upstream", "inject_sw", "inject_sw_tree", "proxy_prefixes", "watch"}, k) {
 					t.Errorf("%s is not set in the written file", k)
 				}
 			}

@@ -19,7 +19,7 @@ type webFlags struct {
 	https, tlsCert, tlsKey, acmeDomains, acmeEmail, upstream, watch *string
 	http2                                                           *string
 	proxyPrefixes, trustedProxies                                   stringList
-	injectSW                                                        *bool
+	injectSW, injectSWTree                                          *bool
 	watchQuiet                                                      *time.Duration
 	rateLimit                                                       *float64
 	// The service worker the origin serves.
@@ -32,17 +32,18 @@ type webFlags struct {
 
 func addWebFlags(c *cmdContext) *webFlags {
 	w := &webFlags{
-		https:       c.flags.String("https", "", "address for browsers: HTTPS on TCP and HTTP/3 on UDP, same port (default: config https_listen, else "+DefaultHTTPS+"); off disables"),
-		tlsCert:     c.flags.String("tls-cert", "", "certificate chain PEM for HTTPS (reloaded when it changes); with --tls-key"),
-		tlsKey:      c.flags.String("tls-key", "", "private key PEM for --tls-cert"),
-		acmeDomains: c.flags.String("acme-domain", "", "get certificates from Let's Encrypt for these comma-separated names (needs TCP 443 reachable)"),
-		acmeEmail:   c.flags.String("acme-email", "", "contact address for ACME"),
-		upstream:    c.flags.String("upstream", "", "origin: the site's app server (http://HOST:PORT); paths not in the tree are proxied to it"),
-		injectSW:    c.flags.Bool("inject-sw", false, "origin with --upstream: add the service worker's registration script to the app's HTML pages"),
-		watch:       c.flags.String("watch", "", "origin: re-import this directory into the tree whenever it changes"),
-		watchQuiet:  c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
-		http2:       c.flags.String("http2", "", "HTTP/2 server: grits (the gateway's own, default) or go (Go's net/http server)"),
-		rateLimit:   c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
+		https:        c.flags.String("https", "", "address for browsers: HTTPS on TCP and HTTP/3 on UDP, same port (default: config https_listen, else "+DefaultHTTPS+"); off disables"),
+		tlsCert:      c.flags.String("tls-cert", "", "certificate chain PEM for HTTPS (reloaded when it changes); with --tls-key"),
+		tlsKey:       c.flags.String("tls-key", "", "private key PEM for --tls-cert"),
+		acmeDomains:  c.flags.String("acme-domain", "", "get certificates from Let's Encrypt for these comma-separated names (needs TCP 443 reachable)"),
+		acmeEmail:    c.flags.String("acme-email", "", "contact address for ACME"),
+		upstream:     c.flags.String("upstream", "", "origin: the site's app server (http://HOST:PORT); paths not in the tree are proxied to it"),
+		injectSW:     c.flags.Bool("inject-sw", false, "origin with --upstream: add the service worker's registration script to the app's HTML pages"),
+		injectSWTree: c.flags.Bool("inject-sw-tree", false, "origin: add the service worker's registration script to the HTML pages served from the tree"),
+		watch:        c.flags.String("watch", "", "origin: re-import this directory into the tree whenever it changes"),
+		watchQuiet:   c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
+		http2:        c.flags.String("http2", "", "HTTP/2 server: grits (the gateway's own, default) or go (Go's net/http server)"),
+		rateLimit:    c.flags.Float64("rate-limit", 0, fmt.Sprintf("HTTP requests per second per client address (burst twice that; default %d; negative: no limit)", gateway.DefaultRateLimit)),
 	}
 	w.swScope = c.flags.String("sw-scope", "", "origin: the URL path the service worker controls (default /, the whole site)")
 	w.swPaths = c.flags.String("sw-paths", "", "origin: comma-separated URL path prefixes the service worker serves from volunteers (default /); other requests go to the network untouched")

@@ -41,11 +41,11 @@ type ServeConfig struct {
 	// HTTP2 picks the HTTP/2 server: HTTP2Grits (default) or HTTP2Go.
 	HTTP2 string `json:"http2,omitempty"`
 
-	Upstream      string   `json:"upstream,omitempty"`
-	InjectSW      bool     `json:"inject_sw,omitempty"`
+	Upstream string `json:"upstream,omitempty"`
+	InjectSW bool   `json:"inject_sw,omitempty"`
 	// InjectSWTree adds the registration script to the HTML pages the
 	// origin serves from the tree.
-	InjectSWTree bool `json:"inject_sw_tree,omitempty"`
+	InjectSWTree  bool     `json:"inject_sw_tree,omitempty"`
 	ProxyPrefixes []string `json:"proxy_prefixes,omitempty"`
 	Watch         string   `json:"watch,omitempty"`
 	WatchQuiet    Duration `json:"watch_quiet,omitzero"`

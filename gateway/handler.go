@@ -102,6 +102,14 @@ type Config struct {
 	// unchanged. Pages that already name it, and pages over
 	// MaxInjectBody, are served as stored.
 	InjectScript string
+	// Hosts are other names the site's tree is served under, each from
+	// a tree path: a media host ("files.example.org" → "/system") whose
+	// URLs name files below that path. Keys are Host header values (host,
+	// or host:port when not the default), lower case; values are tree
+	// paths starting with /. Their answers are CORS-readable by any
+	// origin (public files, for crossorigin images and the worker), and a
+	// path the tree lacks is a 404, never the app's.
+	Hosts map[string]string
 	// Scripts are extra static routes, path → JavaScript (such as the
 	// service worker at /grits-sw.js), served as text/javascript with
 	// Cache-Control: no-cache; a path ending in .d.ts (the worker
@@ -328,6 +336,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case api:
 		h.serveAPI(w, r, root, hasRoot)
 	default:
+		if prefix, ok := h.mediaHost(r.Host); ok {
+			setCORSHeaders(hdr)
+			h.serveMedia(w, r, root, hasRoot, prefix)
+			return
+		}
 		h.serveSite(w, r, root, hasRoot)
 	}
 }

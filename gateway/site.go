@@ -90,6 +90,44 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request, root tree.Ro
 	h.serveSiteFile(w, r, name, res)
 }
 
+// mediaHost reports whether host is one of Config.Hosts, and its tree
+// path.
+func (h *Handler) mediaHost(host string) (string, bool) {
+	if len(h.cfg.Hosts) == 0 {
+		return "", false
+	}
+	p, ok := h.cfg.Hosts[strings.ToLower(strings.TrimSuffix(host, ":443"))]
+	return p, ok
+}
+
+// serveMedia answers a path on a media host: the file at prefix + path
+// in the tree, else 404 (no index pages, no redirects, no app).
+func (h *Handler) serveMedia(w http.ResponseWriter, r *http.Request, root tree.Root, hasRoot bool, prefix string) {
+	if !h.cfg.Site || !hasRoot {
+		h.fail(w, http.StatusNotFound, "404 page not found")
+		return
+	}
+	p, err := tree.ParsePath(strings.TrimSuffix(prefix, "/") + r.URL.Path)
+	if err != nil {
+		h.fail(w, http.StatusBadRequest, "bad request path")
+		return
+	}
+	res, err := tree.Lookup(r.Context(), h.cfg.Store, root.Tree, p)
+	switch {
+	case errors.Is(err, tree.ErrSymlink) || errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrNotDir):
+		h.fail(w, http.StatusNotFound, "404 page not found")
+		return
+	case err != nil:
+		h.storeFailed(w, r.Context(), "media lookup", err)
+		return
+	}
+	if res.Entry.Kind != tree.KindFile || strings.HasSuffix(r.URL.Path, "/") {
+		h.fail(w, http.StatusNotFound, "404 page not found")
+		return
+	}
+	h.serveSiteFile(w, r, p[len(p)-1], res)
+}
+
 // serveSiteFile sends a file found in the tree.
 func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name string, res tree.Result) {
 	f, ok := res.Node.(*tree.FileNode)

@@ -232,6 +232,12 @@ func (wb *web) start(n *Node) error {
 		if w.InjectSWTree {
 			cfg.InjectScript = registerTag
 		}
+		for _, h := range settings.Hosts {
+			if cfg.Hosts == nil {
+				cfg.Hosts = map[string]string{}
+			}
+			cfg.Hosts[h.HostName()] = h.Prefix
+		}
 	}
 	var proxy http.Handler
 	if w.Upstream != "" {

@@ -56,6 +56,10 @@ const cfg = {
   cacheBytes: GRITS_CONFIG.cacheBytes > 0 ? GRITS_CONFIG.cacheBytes : DEFAULT_CACHE_BYTES,
   rootCheckMs: Number(GRITS_CONFIG.rootCheckMs) > 0 ? Number(GRITS_CONFIG.rootCheckMs) : 10_000,
 };
+// Media hosts (sw.Host): origin → the tree path their URL paths start
+// from, '' for the tree's top.
+const HOSTS = new Map((Array.isArray(GRITS_CONFIG.hosts) ? GRITS_CONFIG.hosts : [])
+  .map((h) => [h.origin, h.prefix === '/' ? '' : h.prefix.replace(/\/$/, '')]));
 const SITE_KEY = g.parsePublicKey(GRITS_CONFIG.siteKey);
 const VERSION = GRITS_CONFIG.version || '';
 
@@ -281,6 +285,15 @@ export function handleFetch(event) {
   const req = event.request;
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   const url = new URL(req.url);
+  const media = HOSTS.get(url.origin);
+  if (media !== undefined) {
+    // A media host's file (an <img>, crossorigin or not, a <video>'s
+    // ranges, a fetch): answered from volunteers like the site's, with
+    // the origin's answer (opaque for a no-cors request) as the fallback.
+    event.stopImmediatePropagation();
+    event.respondWith(serve(req, url, media));
+    return true;
+  }
   if (url.origin !== ORIGIN || url.pathname.startsWith('/grits/') || url.pathname === '/grits-sw.js') return false;
   // Outside the configured prefixes (an app's dynamic routes): the app's
   // worker, or the network, untouched.
@@ -384,10 +397,18 @@ function noteVolunteerRoot(peer, resp) {
   });
 }
 
-async function serve(req, url) {
+/**
+ * serve answers a request for a file of the tree (prefix: a media host's
+ * tree path, '' for the site) from the swarm, else from the network.
+ * @param {Request} req
+ * @param {URL} url
+ * @param {string} [prefix]
+ * @returns {Promise<Response>}
+ */
+async function serve(req, url, prefix = '') {
   let proven = null;
   try {
-    return await fromSwarm(req, url);
+    return await fromSwarm(req, url, prefix);
   } catch (err) {
     // Not a file to serve, or the swarm could not serve it: the origin
     // answers (it may have an app for paths the tree lacks).
@@ -914,9 +935,12 @@ function planResponse(req, plan, body) {
 // origin would (js/respond.js): Range (one, several, suffixes),
 // If-None-Match, If-Range, ETag, Last-Modified, the stored type. A HEAD
 // costs the lookup only.
-async function fromSwarm(req, url) {
+async function fromSwarm(req, url, prefix = '') {
   const r = await currentRoot();
-  const path = sitePath(url);
+  // A media host serves files only (no index pages, no redirects), as
+  // the origin does for it (gateway's serveMedia).
+  if (prefix && url.pathname.endsWith('/')) throw new Proven(`${url.pathname}: a directory on a media host`, textError(404, '404 page not found'));
+  const path = prefix + sitePath(url);
   let found;
   try {
     found = await lookup(r, path);
@@ -926,7 +950,7 @@ async function fromSwarm(req, url) {
   }
   const { v, net: lookupNet } = found;
   if (v.status !== 'found' || v.entry.kind !== 'file') {
-    const dir = v.status === 'found' && v.entry.kind === 'dir' && !url.pathname.endsWith('/');
+    const dir = !prefix && v.status === 'found' && v.entry.kind === 'dir' && !url.pathname.endsWith('/');
     throw new Proven(`${path}: ${v.status} ${v.entry ? v.entry.kind : ''}`, planNotFile(dir ? 'dir-no-slash' : 'absent', url.pathname, url.search));
   }
   const f = v.node;

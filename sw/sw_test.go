@@ -167,3 +167,34 @@ func TestVersionNamesScriptsAndSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestMediaHosts(t *testing.T) {
+	for in, want := range map[string]Host{
+		"https://files.example.org":            {"https://files.example.org", "/"},
+		"https://files.example.org=/system":    {"https://files.example.org", "/system"},
+		"https://Files.Example.org:8443=/m/":   {"https://Files.Example.org:8443", "/m/"},
+		" https://files.example.org = /system": {"https://files.example.org", "/system"},
+	} {
+		h, err := ParseHost(in)
+		if err != nil || h != want {
+			t.Errorf("ParseHost(%q) = %+v, %v; want %+v", in, h, err, want)
+		}
+	}
+	for _, bad := range []string{"files.example.org", "http://files.example.org", "https://files.example.org/x", "https://files.example.org?q",
+		"https://", "https://a'b.org", "https://files.example.org=system", "https://files.example.org=/a/../b", "https://u@files.example.org"} {
+		if _, err := ParseHost(bad); err == nil {
+			t.Errorf("ParseHost(%q) accepted", bad)
+		}
+	}
+	s, err := Scripts(Settings{SiteKey: "ed25519-00", Hosts: []Host{{"https://Files.Example.org:443", "/system"}, {"https://m.example:8443", "/"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the worker compares them with URL.origin.
+	if want := `"hosts":[{"origin":"https://files.example.org","prefix":"/system"},{"origin":"https://m.example:8443","prefix":"/"}]`; !strings.Contains(string(s[LibPath]), want) {
+		t.Errorf("GRITS_CONFIG lacks %s: %.400s", want, s[LibPath])
+	}
+	if h := (Host{Origin: "https://Files.Example.org:443"}); h.HostName() != "files.example.org" {
+		t.Errorf("HostName %q", h.HostName())
+	}
+}

@@ -53,6 +53,9 @@ type ServeConfig struct {
 	SWScope    string   `json:"sw_scope,omitempty"`
 	SWPaths    []string `json:"sw_paths,omitempty"`
 	SWNavigate bool     `json:"sw_navigate,omitempty"`
+	// MediaHosts are other names the tree is served under,
+	// "https://HOST[:PORT]=/TREE/PATH" (sw.ParseHost).
+	MediaHosts []string `json:"media_hosts,omitempty"`
 	SWCacheMB  int64    `json:"sw_cache_mb,omitempty"`
 	// SWRootCheck is how long an open page may read an old root before
 	// its worker asks the origin for a newer one.

@@ -72,6 +72,7 @@ func sample() Config {
 	c.RateLimit, c.TrustedProxies, c.HTTP2 = 12.5, []string{"10.0.0.0/8"}, HTTP2Go
 	c.WatchQuiet = Duration{3 * time.Second}
 	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck = "/app/", []string{"/static/", "/media/"}, true, 64, Duration{30 * time.Second}
+	c.MediaHosts = []string{"https://files.example.org=/system"}
 	c.LogLevel, c.LogFormat = "debug", "json"
 	return c
 }

@@ -7,5 +7,6 @@ declare const GRITS_CONFIG: {
   navigate: boolean;
   cacheBytes: number;
   rootCheckMs: number;
+  hosts?: { origin: string; prefix: string }[];
   version?: string;
 };

@@ -107,7 +107,7 @@ func (r *reloader) reload() {
 
 // reloadableFrom is what a running node takes from the settings.
 func reloadableFrom(c *datadir.Config) (node.Reloadable, error) {
-	s, err := swSettingsOf(c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck.Duration)
+	s, err := swSettingsOf(c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck.Duration, c.MediaHosts)
 	if err != nil {
 		return node.Reloadable{}, err
 	}
@@ -116,8 +116,15 @@ func reloadableFrom(c *datadir.Config) (node.Reloadable, error) {
 }
 
 // swSettingsOf checks the service worker's settings.
-func swSettingsOf(scope string, paths []string, navigate bool, cacheMB int64, rootCheck time.Duration) (sw.Settings, error) {
+func swSettingsOf(scope string, paths []string, navigate bool, cacheMB int64, rootCheck time.Duration, hosts []string) (sw.Settings, error) {
 	s := sw.Settings{Scope: scope, Navigate: navigate, RootCheck: rootCheck}
+	for _, v := range hosts {
+		h, err := sw.ParseHost(v)
+		if err != nil {
+			return s, usagef("--media-host: %v", err)
+		}
+		s.Hosts = append(s.Hosts, h)
+	}
 	if rootCheck < 0 || rootCheck != 0 && (rootCheck < sw.MinRootCheck || rootCheck > sw.MaxRootCheck) {
 		return s, usagef("--sw-root-check %v: want %v to %v", rootCheck, sw.MinRootCheck, sw.MaxRootCheck)
 	}

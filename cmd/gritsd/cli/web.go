@@ -18,7 +18,7 @@ const DefaultHTTPS = node.DefaultHTTPS
 type webFlags struct {
 	https, tlsCert, tlsKey, acmeDomains, acmeEmail, upstream, watch *string
 	http2                                                           *string
-	proxyPrefixes, trustedProxies                                   stringList
+	proxyPrefixes, trustedProxies, mediaHosts                       stringList
 	injectSW, injectSWTree                                          *bool
 	watchQuiet                                                      *time.Duration
 	rateLimit                                                       *float64
@@ -51,6 +51,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 	w.swRoot = c.flags.Duration("sw-root-check", 0, fmt.Sprintf("origin: how long a page left open may read an old root before its service worker asks for a newer one (default %v; volunteers' answers bring newer roots sooner)", sw.DefaultRootCheck))
 	w.swCacheMB = c.flags.Int64("sw-cache-mb", 0, fmt.Sprintf("origin: MiB of verified blocks the service worker keeps in each browser (default %d)", sw.DefaultCacheBytes>>20))
 	c.flags.Var(&w.trustedProxies, "trusted-proxy", "address or CIDR of a reverse proxy in front of this node whose X-Forwarded-For is believed for rate limits (repeatable); others' is ignored")
+	c.flags.Var(&w.mediaHosts, "media-host", "origin: another host name the tree is served under, https://HOST[:PORT]=/TREE/PATH (repeatable); the worker serves its URLs from volunteers")
 	c.flags.Var(&w.proxyPrefixes, "proxy-prefix", "origin with --upstream: always proxy paths under this prefix (repeatable), e.g. /api/")
 	return w
 }
@@ -64,5 +65,5 @@ func (w *webFlags) swSettings() (sw.Settings, error) {
 			paths[i] = strings.TrimSpace(paths[i])
 		}
 	}
-	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB, *w.swRoot)
+	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB, *w.swRoot, w.mediaHosts)
 }

@@ -89,7 +89,7 @@ func TestServiceWorkerServesAMediaHost(t *testing.T) {
 
 	var got struct {
 		Sum, Verified, RangeSum, NoCORSType string
-		RangeStatus, NoCORSStatus            int
+		RangeStatus, NoCORSStatus           int
 	}
 	eval(t, b, 60*time.Second, `(async (base) => {
   const hex = async (r) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', await r.arrayBuffer()))].map((x) => x.toString(16).padStart(2, '0')).join('');

@@ -12,6 +12,11 @@
 // processes: round trips per operation over a delayed link, one peer
 // against a raw quic-go stream, one file from 1, 2 and 4 peers.
 //
+// Offload (offload.go): an origin keeping 30% of its site with two
+// storage nodes: time to first byte of an offloaded file against a local
+// one, the origin's disk against the site, audit bandwidth per storage
+// node per hour.
+//
 // Gateway: block GETs over HTTP/2 from gritsd and from nginx serving the
 // same bytes as files from disk, with the same load generator (h2load,
 // from Debian's nghttp2-client) in the same run, in turn, three rounds,
@@ -72,6 +77,7 @@ var suites = []suite{
 	{"gateway", gatewaySuite, printGateway},
 	{"browser", browserSuite, printBrowser},
 	{"protocol", protocolSuite, ratioTable("protocol", "a Go client against gritsd serve processes")},
+	{"offload", offloadSuite, ratioTable("offload", "an origin with store_max at 30% of its site and two storage nodes")},
 }
 
 func main() {

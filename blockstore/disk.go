@@ -94,6 +94,11 @@ type Disk struct {
 	// Lock order: a stripe before mu, never the other way round.
 	locks [numStripes]sync.RWMutex
 
+	// quota is cfg.Quota until SetQuota changes it; keep is the
+	// Evictable hook (nil: every cached block may go).
+	quota atomic.Int64
+	keep  atomic.Pointer[func(Hash) bool]
+
 	mu  sync.Mutex
 	idx index
 	// unsynced holds blocks written or moved with Deferred since the last
@@ -135,6 +140,7 @@ func OpenDisk(ctx context.Context, dir string, cfg DiskConfig) (*Disk, error) {
 		idx:      newIndex(),
 		unsynced: make(map[Hash]struct{}),
 	}
+	d.quota.Store(cfg.Quota)
 	d.tree[Pinned] = filepath.Join(dir, pinnedDir)
 	d.tree[Cached] = filepath.Join(dir, cachedDir)
 	if err := d.makeDirs(); err != nil {
@@ -188,8 +194,30 @@ func (d *Disk) Stats(ctx context.Context) (Stats, error) {
 	d.mu.Lock()
 	s := d.idx.stats
 	d.mu.Unlock()
-	s.Quota = d.cfg.Quota
+	s.Quota = d.quota.Load()
 	return s, nil
+}
+
+// SetQuota changes the byte limit for cached blocks (<0: unlimited) and
+// enforces it at once. An origin that offloads content moves it as its
+// pinned content grows and shrinks.
+func (d *Disk) SetQuota(q int64) {
+	d.quota.Store(q)
+	d.evict(Hash{}, false)
+}
+
+// SetEvictable installs a check that every cached block must pass before
+// eviction removes it (nil removes the check). A block it refuses stays,
+// even over the quota, until a later eviction finds it allowed: an
+// origin uses it so that no block leaves while too few other nodes are
+// known to hold it. ok is called with the store's lock held: it must be
+// fast, must not block and must not call the store.
+func (d *Disk) SetEvictable(ok func(Hash) bool) {
+	if ok == nil {
+		d.keep.Store(nil)
+		return
+	}
+	d.keep.Store(&ok)
 }
 
 // used records a use of the block found at p with residency r, and reports
@@ -232,13 +260,21 @@ func (d *Disk) markUnsynced(h Hash) {
 // sparing keep (the block just written or read: see doc.go) and any block
 // whose stripe is busy. The caller must hold no stripe lock.
 func (d *Disk) evict(keep Hash, hasKeep bool) {
-	if d.cfg.Quota < 0 {
+	quota := d.quota.Load()
+	if quota < 0 {
 		return
+	}
+	var allowed func(Hash) bool
+	if p := d.keep.Load(); p != nil {
+		allowed = *p
 	}
 	var held [numStripes]bool
 	d.mu.Lock()
-	victims := d.idx.evict(d.cfg.Quota, func(e *entry) bool {
+	victims := d.idx.evict(quota, func(e *entry) bool {
 		if hasKeep && e.hash == keep {
+			return false
+		}
+		if allowed != nil && !allowed(e.hash) {
 			return false
 		}
 		i := e.hash[0]

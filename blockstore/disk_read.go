@@ -17,6 +17,17 @@ import (
 
 // Get implements Store.
 func (d *Disk) Get(ctx context.Context, h Hash) ([]byte, error) {
+	return d.get(ctx, h, true)
+}
+
+// Peek is Get without counting as a use of the block: for audits and
+// scrubs, which read every block and must not change which ones eviction
+// keeps. A block that fails verification is handled as by Get.
+func (d *Disk) Peek(ctx context.Context, h Hash) ([]byte, error) {
+	return d.get(ctx, h, false)
+}
+
+func (d *Disk) get(ctx context.Context, h Hash, use bool) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("blockstore: get %s: %w", h.Short(), err)
 	}
@@ -34,7 +45,7 @@ func (d *Disk) Get(ctx context.Context, h Hash) ([]byte, error) {
 		}
 	}
 	var grew bool
-	if err == nil {
+	if err == nil && use {
 		grew = d.used(h, int64(len(data)), r, p)
 	}
 	lk.RUnlock()

@@ -519,3 +519,120 @@ func TestOpenDiskErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskSetQuotaAndEvictable: lowering the quota evicts at once, least
+// recently used first, and a block the Evictable check refuses stays
+// whatever the quota says, until the check allows it.
+func TestDiskSetQuotaAndEvictable(t *testing.T) {
+	ctx := t.Context()
+	d := openDisk(t, t.TempDir(), blockstore.DiskConfig{Quota: -1})
+	var hs []blockstore.Hash
+	for i := range 4 {
+		h, err := d.Put(ctx, storetest.Block(uint64(i), 1000), blockstore.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	var mu sync.Mutex
+	protected := map[blockstore.Hash]bool{hs[0]: true}
+	d.SetEvictable(func(h blockstore.Hash) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !protected[h]
+	})
+	d.SetQuota(2000)
+	has := func(h blockstore.Hash) bool {
+		ok, err := d.Has(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// hs[0] is the oldest but protected: hs[1] and hs[2] go instead, even
+	// though 3000 bytes then remain over a 2000-byte quota.
+	if !has(hs[0]) || has(hs[1]) || has(hs[2]) || !has(hs[3]) {
+		t.Errorf("after SetQuota(2000) with the oldest block protected: have %v %v %v %v, want true false false true",
+			has(hs[0]), has(hs[1]), has(hs[2]), has(hs[3]))
+	}
+	if st, _ := d.Stats(ctx); st.Quota != 2000 || st.CachedBytes != 2000 {
+		t.Errorf("Stats: quota %d, cached %d bytes; want 2000 and 2000", st.Quota, st.CachedBytes)
+	}
+	mu.Lock()
+	protected = map[blockstore.Hash]bool{}
+	mu.Unlock()
+	d.SetQuota(1000)
+	if has(hs[0]) || !has(hs[3]) {
+		t.Errorf("after the check allows it and the quota drops to 1000: have hs[0] %v, hs[3] %v; want false, true", has(hs[0]), has(hs[3]))
+	}
+	// Only a Put spares the block it stored; a quota of 0 set from
+	// outside empties the cache.
+	d.SetEvictable(nil)
+	d.SetQuota(0)
+	if has(hs[3]) {
+		t.Errorf("after SetQuota(0): want every cached block gone, %s is still there", hs[3].Short())
+	}
+}
+
+// TestDiskPeekIsNotAUse: Peek reads and verifies like Get, but leaves the
+// LRU order alone, so an audit reading every block evicts nothing new.
+func TestDiskPeekIsNotAUse(t *testing.T) {
+	ctx := t.Context()
+	d := openDisk(t, t.TempDir(), blockstore.DiskConfig{Quota: -1})
+	a, _ := d.Put(ctx, storetest.Block(1, 1000), blockstore.PutOptions{})
+	b, _ := d.Put(ctx, storetest.Block(2, 1000), blockstore.PutOptions{})
+	data, err := d.Peek(ctx, a)
+	if err != nil || !bytes.Equal(data, storetest.Block(1, 1000)) {
+		t.Fatalf("Peek: %v", err)
+	}
+	d.SetQuota(1000)
+	if ok, _ := d.Has(ctx, a); ok {
+		t.Errorf("the peeked block survived eviction: Peek counted as a use")
+	}
+	if ok, _ := d.Has(ctx, b); !ok {
+		t.Errorf("the newer block was evicted")
+	}
+	flipByte(t, d, b)
+	if _, err := d.Peek(ctx, b); !errors.Is(err, blockstore.ErrCorrupt) {
+		t.Errorf("Peek of a damaged block: want ErrCorrupt, got %v", err)
+	}
+}
+
+// TestDiskUnpinKeepsUseOrder: blocks unpinned in a batch keep the order
+// of their last uses among the cached blocks, so the quota evicts the
+// least recently used of them, wherever they came from.
+func TestDiskUnpinKeepsUseOrder(t *testing.T) {
+	ctx := t.Context()
+	d := openDisk(t, t.TempDir(), blockstore.DiskConfig{Quota: -1, TouchInterval: time.Nanosecond})
+	var hs []blockstore.Hash
+	for i := range 4 {
+		res := blockstore.Pinned
+		if i == 1 {
+			res = blockstore.Cached
+		}
+		h, err := d.Put(ctx, storetest.Block(uint64(i), 1000), blockstore.PutOptions{Residency: res})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	// Use order, oldest first: 1 (cached), 2, 0, 3.
+	for _, i := range []int{2, 0, 3} {
+		if _, err := d.Get(ctx, hs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := d.Unpin(ctx, []blockstore.Hash{hs[3], hs[0], hs[2], blockstore.Sum(storetest.Block(9, 10))})
+	if err != nil || n != 3 {
+		t.Fatalf("Unpin: %d, %v; want 3 moved (the unknown block skipped)", n, err)
+	}
+	d.SetQuota(2000)
+	for i, want := range []bool{true, false, false, true} {
+		if ok, _ := d.Has(ctx, hs[i]); ok != want {
+			t.Errorf("block %d (use order 1, 2, 0, 3) after quota 2000: present %v, want %v", i, ok, want)
+		}
+	}
+	if info, _ := d.Stat(ctx, hs[0]); info.Residency != blockstore.Cached {
+		t.Errorf("unpinned block: residency %v, want cached", info.Residency)
+	}
+}

@@ -239,6 +239,41 @@ func (d *Disk) SetResidency(ctx context.Context, h Hash, r Residency) error {
 	return nil
 }
 
+// Unpin makes pinned blocks cached in one batch and returns how many it
+// moved; blocks not stored are skipped. Unlike SetResidency, which puts an
+// unpinned block last in the LRU order (nothing needs it any more), each
+// block takes the place its last use gives it: an origin hands over blocks
+// still in use, whose order eviction must respect. The quota is enforced
+// once, at the end. The change is durable when it returns.
+func (d *Disk) Unpin(ctx context.Context, hs []Hash) (int, error) {
+	var sy syncer
+	n := 0
+	for _, h := range hs {
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("blockstore: unpin: %w", err)
+		}
+		lk := &d.locks[h[0]]
+		lk.Lock()
+		err := d.setResidency(h, Cached, &sy)
+		lk.Unlock()
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue
+		case err != nil:
+			return n, fmt.Errorf("blockstore: unpin %s: %w", h.Short(), err)
+		}
+		n++
+	}
+	if err := d.runSync(&sy); err != nil {
+		return n, fmt.Errorf("blockstore: unpin: %w", err)
+	}
+	d.mu.Lock()
+	d.idx.sortLRU()
+	d.mu.Unlock()
+	d.evict(Hash{}, false)
+	return n, nil
+}
+
 func (d *Disk) setResidency(h Hash, r Residency, sy *syncer) error {
 	pp, cp := d.path(Pinned, h), d.path(Cached, h)
 	src, dst := pp, cp

@@ -28,6 +28,13 @@
 // Residency only goes up by itself: putting a pinned block again as
 // cached leaves it pinned. SetResidency moves it either way.
 //
+// A Disk also lets its owner steer eviction while it runs: SetQuota moves
+// the quota, SetEvictable installs a check every block must pass before
+// it is evicted, Unpin hands over a batch of pinned blocks to the cache
+// in the order of their last uses, and Peek reads a block without
+// counting as a use. An origin that keeps only part of its content
+// locally (package offload) drives its store with these.
+//
 // # Deferred writes
 //
 // A Put returns once the block is durable, which on disk costs an fsync of

@@ -3,6 +3,7 @@ package blockstore
 import (
 	"container/list"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -96,6 +97,20 @@ func (x *index) setResidency(e *entry, r Residency) {
 	e.res = r
 	x.account(e, +1)
 	if r == Cached {
+		e.elem = x.lru.PushBack(e)
+	}
+}
+
+// sortLRU restores the LRU order from the entries' last uses, for after
+// a batch of changes that put entries out of place.
+func (x *index) sortLRU() {
+	es := make([]*entry, 0, x.lru.Len())
+	for el := x.lru.Front(); el != nil; el = el.Next() {
+		es = append(es, el.Value.(*entry))
+	}
+	slices.SortStableFunc(es, func(a, b *entry) int { return b.lastUsed.Compare(a.lastUsed) })
+	x.lru.Init()
+	for _, e := range es {
 		e.elem = x.lru.PushBack(e)
 	}
 }

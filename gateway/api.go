@@ -308,6 +308,11 @@ func (h *Handler) storeFailed(w http.ResponseWriter, ctx context.Context, what s
 	case errors.Is(err, context.DeadlineExceeded):
 		h.log.Warn(what+" timed out", "err", err)
 		h.fail(w, http.StatusGatewayTimeout, "timed out")
+	case errors.Is(err, blockstore.ErrNotFound):
+		// Content the tree names that this node cannot produce now: an
+		// origin whose storage nodes hold it are all away.
+		h.log.Warn(what+": content unavailable", "err", err)
+		h.fail(w, http.StatusServiceUnavailable, "content unavailable: "+err.Error())
 	default:
 		h.log.Error(what+" failed", "err", err)
 		h.fail(w, http.StatusInternalServerError, "internal error")

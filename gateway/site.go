@@ -146,6 +146,15 @@ func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name str
 	ctype := mediatype.Serve(res.Entry.Type, name)
 	hdr.Set("Content-Type", ctype)
 	rd := newTreeFileReader(r.Context(), h.cfg.Store, f)
+	if f.Size > 0 && r.Header.Get("Range") == "" {
+		// The first chunk before the status line: a file the store cannot
+		// produce (an origin's storage nodes all away) gets an error
+		// naming what is missing, not a 200 with a short body.
+		if err := rd.load(); err != nil {
+			h.storeFailed(w, r.Context(), "site file "+name, err)
+			return
+		}
+	}
 	var body io.ReadSeeker = rd
 	if h.cfg.InjectScript != "" && strings.HasPrefix(ctype, "text/html") && f.Size <= DefaultMaxInjectBody {
 		page, err := io.ReadAll(rd)

@@ -97,6 +97,12 @@ func (k *Keeper) Run(ctx context.Context) {
 		return
 	case <-k.cfg.Swarm.Joined():
 	}
+	if k.Pinning() {
+		// A restarted node that finished its last sync says so at once:
+		// syncTo publishes only when it has something to do, and the
+		// origin counts (and audits) only nodes that claim to be complete.
+		k.publish(k.complete.Load())
+	}
 	if r, ok := k.cfg.Swarm.cfg.Roots.Latest(); ok {
 		k.syncTo(ctx, r)
 	}

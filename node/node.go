@@ -14,6 +14,7 @@ import (
 	"github.com/grits-cdn/grits/admin"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
+	"github.com/grits-cdn/grits/offload"
 	"github.com/grits-cdn/grits/transport"
 	"github.com/grits-cdn/grits/tree"
 )
@@ -30,7 +31,8 @@ type Node struct {
 	swarm     *membership.Swarm
 	fetcher   *membership.Fetcher
 	keeper    *membership.Keeper
-	store     tree.Getter // what grits/1 and the gateway read
+	offload   *offload.Manager // origin only
+	store     tree.Getter      // what grits/1 and the gateway read
 	roots     transport.Roots
 	follower  *datadir.RootFollower // origin only
 	web       *web                  // nil with HTTPS off
@@ -161,10 +163,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.protoAddr = net.JoinHostPort(first(advertise, specificHost(listen)), strconv.Itoa(port))
 
 	var rootLog membership.RootLog
+	var or *originRoots
 	if n.origin {
 		n.follower = d.FollowRoots(n.ctx, 250*time.Millisecond)
 		n.bg.Go(func() { <-n.follower.Done() })
-		or := &originRoots{f: n.follower, path: d.FilePath("roots.log")}
+		or = &originRoots{f: n.follower, path: d.FilePath("roots.log")}
 		rootLog, n.roots = or, or
 	} else {
 		rootLog, n.roots = d.Log, d.Log
@@ -188,7 +191,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.fetcher = membership.NewFetcher(n.swarm, d.Store, n.client, 30*time.Second, n.log.With("component", "fetch"))
 	n.store = n.fetcher
 	if n.origin {
-		n.store = d.Store
+		if err := n.startOffload(or); err != nil {
+			return nil, err
+		}
 	}
 	scfg := transport.ServerConfig{Identity: ident, Store: n.store, Roots: n.roots,
 		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport"),
@@ -313,8 +318,9 @@ func (n *Node) Client() *transport.Client { return n.client }
 // Server is the node's grits/1 server.
 func (n *Node) Server() *transport.Server { return n.server }
 
-// Store is what the node serves from: the data directory's store on the
-// origin, the store with pull-through from the swarm elsewhere.
+// Store is what the node serves from: on the origin the data
+// directory's store with evicted blocks fetched back from storage nodes
+// (Offload), elsewhere the store with pull-through from the swarm.
 func (n *Node) Store() tree.Getter { return n.store }
 
 // Roots is the node's view of the latest root and the history.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/grits-cdn/grits/membership"
+	"github.com/grits-cdn/grits/offload"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -24,7 +25,8 @@ type Status struct {
 	Admin   string         `json:"admin,omitempty"`
 	Members []StatusMember `json:"members"`
 	// Replicas counts the nodes other than the origin that hold the
-	// whole current root (pinning "/" and complete at its seq).
+	// whole current root (pinning "/" and complete at its seq); on the
+	// origin, only those its audits verified at that seq.
 	Replicas int   `json:"replicas"`
 	Bans     int   `json:"banned"`
 	BanList  int64 `json:"ban_list_version"`
@@ -33,6 +35,8 @@ type Status struct {
 	Served   ServedStats           `json:"served"`
 	// Reports are browsers' complaints about volunteers (origin only).
 	Reports []StatusReport `json:"reports,omitempty"`
+	// Offload is the origin's budget and its audits of storage nodes.
+	Offload *offload.Stats `json:"offload,omitempty"`
 }
 
 // StatusReport sums the reports about one volunteer.
@@ -116,11 +120,15 @@ func (n *Node) Status() Status {
 		seq = r.Seq
 		st.Root = &StatusRoot{Seq: r.Seq, Hash: r.Hash().String(), Tree: r.Tree.String(), Expires: r.Expires}
 	}
+	if n.offload != nil {
+		o := n.offload.Stats()
+		st.Offload = &o
+	}
 	if b := s.Bans(); b != nil {
 		st.Bans, st.BanList = len(b.Nodes), int64(b.Version)
 	}
 	for _, m := range s.Members() {
-		if HoldsAll(m, seq) {
+		if HoldsAll(m, seq) && (st.Offload == nil || auditedAt(st.Offload, m.ID, seq)) {
 			st.Replicas++
 		}
 		st.Members = append(st.Members, StatusMember{ID: m.ID, Role: m.Role.String(), State: string(m.State), Since: m.Since,

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -714,6 +715,38 @@ func (c *Client) GetBlock(ctx context.Context, peer string, h blockstore.Hash) (
 		return nil, c.bad(peer, BadBlock, "%w", err)
 	}
 	return b.Data(), nil
+}
+
+// SpotCheck asks peer for bytes [off, off+n) of a block the caller holds
+// (block, whose hash names it) and compares them with the caller's copy:
+// proof that the peer holds the block, for the cost of n bytes on the
+// wire instead of the whole block. An honest peer's store re-hashes the
+// whole block before it sends any range of it, so a damaged copy fails
+// too. A peer that answers with other bytes, another size or another
+// range fails with a *PeerError matching ErrBadPeer; one that says it
+// does not have the block fails with an error matching proto.ErrNotFound.
+func (c *Client) SpotCheck(ctx context.Context, peer string, block []byte, off, n uint64) error {
+	h := blockstore.Sum(block)
+	size := uint64(len(block))
+	if off > size || n == 0 || n > size-off {
+		return fmt.Errorf("transport: spot check of %s: range %d+%d outside its %d bytes", h.Short(), off, n, size)
+	}
+	m, err := c.one(ctx, peer, &proto.GetBlock{Hash: h, Offset: off, Length: n})
+	if err != nil {
+		return err
+	}
+	b := m.(*proto.Block)
+	switch {
+	case b.Hash != h:
+		return c.bad(peer, BadBlock, "asked for block %s, got %s", h.Short(), b.Hash.Short())
+	case b.Total != size:
+		return c.bad(peer, BadBlock, "block %s: says it has %d bytes, it has %d", h.Short(), b.Total, size)
+	case b.Offset != off || uint64(len(b.Data())) != n:
+		return c.bad(peer, BadBlock, "block %s: asked for bytes %d+%d, got %d+%d", h.Short(), off, n, b.Offset, len(b.Data()))
+	case !bytes.Equal(b.Data(), block[off:off+n]):
+		return c.bad(peer, BadBlock, "block %s: bytes %d+%d differ from the block's", h.Short(), off, n)
+	}
+	return nil
 }
 
 // GetBlocks fetches many blocks in one request; fn receives each verified

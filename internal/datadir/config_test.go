@@ -74,6 +74,8 @@ func sample() Config {
 	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck = "/app/", []string{"/static/", "/media/"}, true, 64, Duration{30 * time.Second}
 	c.MediaHosts = []string{"https://files.example.org=/system"}
 	c.LogLevel, c.LogFormat = "debug", "json"
+	c.StoreMax, c.OffloadReplicas = 1<<30, 3
+	c.AuditInterval, c.AuditTimeout, c.OffloadGrace = Duration{10 * time.Second}, Duration{2 * time.Second}, Duration{time.Hour}
 	return c
 }
 

@@ -12,6 +12,7 @@
 //	blocks/       the block store (see package blockstore)
 //	roots.log     every signed root this node accepted (see tree.Log)
 //	import/       per-source state that lets re-imports skip unchanged files
+//	offload.ledger origin only: what audits showed of each storage node (package offload)
 //	lock          flock(2) target for commands that write
 package datadir
 
@@ -135,6 +136,18 @@ type Config struct {
 	// PinRateBytes bounds a storage node's sync bandwidth (0: unlimited).
 	PinRateBytes int64 `json:"pin_rate_bytes,omitempty"`
 
+	// Offload (origin): StoreMax bounds the file content kept on this
+	// disk, in bytes (0: keep everything); content past it leaves once
+	// OffloadReplicas (default 2) audited storage nodes hold it. Each
+	// storage node is audited every AuditInterval (default 1m), an audit
+	// timing out after AuditTimeout (default 30s); one gone longer than
+	// OffloadGrace (default 6h) stops counting as a copy.
+	StoreMax        int64    `json:"store_max,omitempty"`
+	OffloadReplicas int      `json:"offload_replicas,omitempty"`
+	AuditInterval   Duration `json:"audit_interval,omitzero"`
+	AuditTimeout    Duration `json:"audit_timeout,omitzero"`
+	OffloadGrace    Duration `json:"offload_grace,omitzero"`
+
 	ServeConfig
 }
 
@@ -158,6 +171,16 @@ func (c *Config) Validate() error {
 		return keyErrorf("replication", "%d: must be 1..16", c.Replication)
 	case c.GossipProfile != "" && c.GossipProfile != "lan" && c.GossipProfile != "wan" && c.GossipProfile != "local":
 		return keyErrorf("gossip_profile", "%q: want lan, wan or local", c.GossipProfile)
+	case c.StoreMax < 0:
+		return keyErrorf("store_max", "%d: 0 (keep everything) or a byte count", c.StoreMax)
+	case c.OffloadReplicas < 0 || c.OffloadReplicas > 16:
+		return keyErrorf("offload_replicas", "%d: must be 1..16", c.OffloadReplicas)
+	case c.AuditInterval.Duration < 0:
+		return keyErrorf("audit_interval", "%v: must not be negative", c.AuditInterval)
+	case c.AuditTimeout.Duration < 0:
+		return keyErrorf("audit_timeout", "%v: must not be negative", c.AuditTimeout)
+	case c.OffloadGrace.Duration < 0:
+		return keyErrorf("offload_grace", "%v: must not be negative", c.OffloadGrace)
 	}
 	for _, p := range c.Pins {
 		if _, err := tree.ParsePath(p); err != nil {
@@ -331,7 +354,14 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Dir, error) {
 			return nil, fmt.Errorf("%s does not match site_key in %s", d.path("site.key"), d.path(ConfigFile))
 		}
 	}
-	d.Store, err = blockstore.OpenDisk(ctx, d.path("blocks"), blockstore.DiskConfig{Quota: d.Config.CacheQuota, Logger: logger})
+	quota := d.Config.CacheQuota
+	if d.Config.Role == RoleOrigin {
+		// An origin's cache holds content that left for storage nodes'
+		// keeping; only its daemon (package offload) may evict it, never
+		// a command running beside it.
+		quota = -1
+	}
+	d.Store, err = blockstore.OpenDisk(ctx, d.path("blocks"), blockstore.DiskConfig{Quota: quota, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

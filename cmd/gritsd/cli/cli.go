@@ -53,7 +53,7 @@ var commands = []command{
 	{"cat", "PATH [--root HASH]", "write a file of the tree to stdout", runCat},
 	{"proof", "PATH [--root HASH] [-o FILE]", "build and verify the path proof, print its size and nodes", runProof},
 	{"log", "", "the history of signed roots, newest first", runLog},
-	{"fsck", "", "verify every block and that retained roots are complete", runFsck},
+	{"fsck", "[--remote]", "verify every block and that retained roots are complete; --remote: storage nodes prove what an origin offloaded", runFsck},
 	{"gc", "[--keep N] [--dry-run]", "remove blocks not reachable from the newest retained roots", runGC},
 	{"serve", "[--listen ADDR] [--gossip ADDR] [--advertise HOST]", "run the node: join the swarm, answer grits/1 (SIGINT/SIGTERM to stop)", runServe},
 	{"token", "[--ttl D] [--role volunteer|storage] [--origin-addr HOST:PORT]", "origin: print a one-time join token", runToken},

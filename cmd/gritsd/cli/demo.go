@@ -58,7 +58,7 @@ func runDemo(ctx context.Context, c *cmdContext) error {
 	// the way is an error.
 	existing := 0
 	for _, d := range []string{o, v1, v2} {
-		if _, err := os.Stat(filepath.Join(d, "node.cert")); err == nil || d == o && existsFile(filepath.Join(d, "config.json")) {
+		if _, err := os.Stat(filepath.Join(d, "node.cert")); err == nil || d == o && (existsFile(filepath.Join(d, "gritsd.toml")) || existsFile(filepath.Join(d, "config.json"))) {
 			existing++
 		} else if existsFile(d) {
 			return fmt.Errorf("%s exists but is not a demo's node: give --dir an empty or new directory, or one a demo ran in", d)

@@ -106,6 +106,9 @@ func runGet(ctx context.Context, c *cmdContext) error {
 		})
 		return err
 	})
+	if errors.Is(err, transport.ErrUnavailable) {
+		return fmt.Errorf("%s: %w", p, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ func describeVisit(v tree.Visit, seq uint64) string {
 }
 
 func runFsck(ctx context.Context, c *cmdContext) error {
+	remote := c.flags.Bool("remote", false, "origin: ask the storage nodes to prove they hold the blocks that are not on this disk")
 	if err := c.parse(0, 0); err != nil {
 		return err
 	}
@@ -40,8 +41,17 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 		c.printf(format+"\n", args...)
 	}
 
-	// 1. Every stored block still hashes to its name. Get verifies and
-	// moves a corrupt block aside.
+	ledger, offloads, err := offloading(d)
+	if err != nil {
+		return err
+	}
+	if *remote && !offloads {
+		return usagef("--remote is for an origin that offloads content to storage nodes (store_max, or an audit ledger)")
+	}
+
+	// 1. Every stored block still hashes to its name. Peek verifies and
+	// moves a corrupt block aside (without counting as a use, which
+	// would upset an origin's eviction order).
 	corrupt := map[blockstore.Hash]*blockstore.CorruptError{}
 	var blocks, bytes int64
 	prog := progress.New(ctx, c.Stderr, isTerminal(c.Stderr))
@@ -51,7 +61,7 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 		blocks++
 		bytes += info.Size
 		bar.Add(info.Size)
-		_, err := d.Store.Get(ctx, info.Hash)
+		_, err := d.Store.Peek(ctx, info.Hash)
 		var ce *blockstore.CorruptError
 		switch {
 		case errors.As(err, &ce):
@@ -79,6 +89,9 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	}
 	referenced := map[blockstore.Hash]bool{}
 	complete := d.Config.Role != datadir.RoleVolunteer
+	// On an origin that offloads, content missing here is held by
+	// storage nodes: reported, not a problem (--remote checks it).
+	elsewhere := map[blockstore.Hash]string{}
 	retained := d.Retained(d.Config.RetainRoots)
 	rootBar := prog.Count("fsck: roots", "roots", int64(len(retained)))
 	for _, r := range retained {
@@ -103,7 +116,10 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 				if err != nil {
 					return false, err
 				}
-				if !ok {
+				switch {
+				case !ok && offloads:
+					elsewhere[v.Hash] = describeVisit(v, r.Seq)
+				case !ok:
 					report("missing block %s: %s", v.Hash, describeVisit(v, r.Seq))
 				}
 			}
@@ -122,6 +138,15 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 		}
 	}
 	c.errorf("fsck: checked %d blocks (%s) and %d roots\n", blocks, humanBytes(bytes), d.Log.Len())
+	if len(elsewhere) > 0 {
+		if *remote {
+			if err := proveRemote(ctx, c, d, ledger, elsewhere, report); err != nil {
+				return err
+			}
+		} else {
+			c.errorf("fsck: %d blocks are held only by storage nodes (offloaded); gritsd fsck --remote asks them to prove it\n", len(elsewhere))
+		}
+	}
 	if problems > 0 {
 		return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d problems found", problems)}
 	}

@@ -132,10 +132,18 @@ func runCat(ctx context.Context, c *cmdContext) error {
 	case tree.KindSymlink:
 		return fmt.Errorf("%s is a symlink to %q; grits does not follow symlinks", p, r.Entry.Target)
 	}
+	g, done, err := reader(d)
+	if err != nil {
+		return err
+	}
+	defer done()
 	w := bufio.NewWriterSize(c.Stdout, 1<<20)
 	f := r.Node.(*tree.FileNode)
-	if err := tree.ReadFile(ctx, d.Store, f, 0, f.Size, w); err != nil {
-		return err
+	if err := tree.ReadFile(ctx, g, f, 0, f.Size, w); err != nil {
+		// What was written is verified; the rest is missing, and the
+		// exit status says so.
+		w.Flush()
+		return explainUnavailable(d, fmt.Errorf("%s: %w", p, err))
 	}
 	return w.Flush()
 }

@@ -125,6 +125,7 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", id, m.Role, m.State, m.Since.Format("15:04:05"), m.RootSeq, complete, lacking, m.Addr, m.URL)
 	}
 	tw.Flush()
+	printOffload(w, st.Offload)
 	for _, r := range st.Reports {
 		fmt.Fprintf(w, "REPORTED %s: %d times by browsers, last %s: %s %s\n", r.Peer, r.Count, r.Last.Format("15:04:05"), r.Reason, r.Hash)
 	}

@@ -224,7 +224,8 @@ export async function localLookup(treeHash, path, getNode) {
       const e = r.entry;
       if (e === null) break; // absent
       if (c === names.length - 1) {
-        if (e.kind === 'file' || e.kind === 'dir') {
+        // A direct file's hash is its chunk: no node to load.
+        if ((e.kind === 'file' && !e.direct) || e.kind === 'dir') {
           if ((await load(e.hash)) === null) return null;
         }
         done = true;

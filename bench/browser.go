@@ -45,6 +45,24 @@ import (
 	"github.com/grits-cdn/grits/tree"
 )
 
+// pageRTTs are the simulated networks of the page loads: round trips to
+// the origin and to the volunteers.
+var pageRTTs = []linkRTT{{50 * time.Millisecond, 10 * time.Millisecond}, {100 * time.Millisecond, 20 * time.Millisecond}}
+
+type linkRTT struct{ origin, volunteer time.Duration }
+
+// setRTT sets the relays' round trips (origin, volunteers).
+func (s *benchSite) setRTT(origin, volunteer time.Duration) {
+	if s.origin.relay != nil {
+		s.origin.relay.setRTT(origin)
+	}
+	for _, v := range s.vols {
+		if v.relay != nil {
+			v.relay.setRTT(volunteer)
+		}
+	}
+}
+
 const (
 	originRTT    = 50 * time.Millisecond
 	volunteerRTT = 10 * time.Millisecond
@@ -82,25 +100,34 @@ func browserSuite(ctx context.Context, work string, quick bool) ([]Result, error
 	var results []Result
 
 	// Suites 1 and 3: loopback, no relay, one volunteer.
-	fmt.Fprintln(os.Stderr, "browser: setting up the loopback site (50 MiB file)")
-	big := randomBytes(3, bigFileSize)
-	files := fixture()
-	files["big.bin"] = big
-	plain, err := newBenchSite(ctx, bin, filepath.Join(work, "plain"), files, 1, false)
-	if err != nil {
-		return nil, fmt.Errorf("loopback site: %w", err)
+	if browserParts["hash"] || browserParts["throughput"] {
+		fmt.Fprintln(os.Stderr, "browser: setting up the loopback site (50 MiB file)")
+		big := randomBytes(3, bigFileSize)
+		files := fixture()
+		files["big.bin"] = big
+		plain, err := newBenchSite(ctx, bin, filepath.Join(work, "plain"), files, 1, false)
+		if err != nil {
+			return nil, fmt.Errorf("loopback site: %w", err)
+		}
+		if browserParts["hash"] {
+			fmt.Fprintln(os.Stderr, "browser: BLAKE3 in the page")
+			var rs []Result
+			rs, err = blake3Bench(ctx, plain)
+			results = append(results, rs...)
+		}
+		if err == nil && browserParts["throughput"] {
+			fmt.Fprintln(os.Stderr, "browser: 50 MiB through the worker")
+			var rs []Result
+			rs, err = throughputBench(ctx, plain, big, min(reps, 3))
+			results = append(results, rs...)
+		}
+		plain.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
-	fmt.Fprintln(os.Stderr, "browser: BLAKE3 in the page")
-	rs, err := blake3Bench(ctx, plain)
-	if err == nil {
-		results = append(results, rs...)
-		fmt.Fprintln(os.Stderr, "browser: 50 MiB through the worker")
-		rs, err = throughputBench(ctx, plain, big, min(reps, 3))
-		results = append(results, rs...)
-	}
-	plain.Close()
-	if err != nil {
-		return nil, err
+	if !browserParts["pages"] {
+		return results, nil
 	}
 
 	// Suite 2: through relays, two volunteers.
@@ -110,11 +137,16 @@ func browserSuite(ctx context.Context, work string, quick bool) ([]Result, error
 		return nil, fmt.Errorf("relayed site: %w", err)
 	}
 	defer delayed.Close()
-	rs, err = pageLoadBench(ctx, delayed, reps)
-	if err != nil {
-		return nil, err
+	for _, rtt := range pageRTTs {
+		fmt.Fprintf(os.Stderr, "browser: page loads at %v to the origin, %v to volunteers\n", rtt.origin, rtt.volunteer)
+		delayed.setRTT(rtt.origin, rtt.volunteer)
+		rs, err := pageLoadBench(ctx, delayed, reps, rtt)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, rs...)
 	}
-	return append(results, rs...), nil
+	return results, nil
 }
 
 // ---- fixture ----
@@ -820,7 +852,7 @@ type loadSample struct {
 // blocksSent (grits-stats, reset before the load) say which volunteer
 // requests were lookups and which blocks. The relays' datagram and
 // connection counts show that the traffic did pass them, over UDP.
-func pageLoadBench(ctx context.Context, s *benchSite, reps int) ([]Result, error) {
+func pageLoadBench(ctx context.Context, s *benchSite, reps int, rtt linkRTT) ([]Result, error) {
 	type variant struct {
 		name, pre, page string
 		worker          bool
@@ -863,7 +895,7 @@ func pageLoadBench(ctx context.Context, s *benchSite, reps int) ([]Result, error
 		sw := samples["service worker "+phase]
 		bms := median(msOf(base))
 		wms := median(msOf(sw))
-		caseName := fmt.Sprintf("page load %s, RTT 50/10 ms", phase)
+		caseName := fmt.Sprintf("page load %s, RTT %d/%d ms", phase, rtt.origin.Milliseconds(), rtt.volunteer.Milliseconds())
 		results = append(results,
 			Result{Suite: "browser", Case: caseName, Server: "origin direct", Protocol: navProto(base), Unit: "ms", Value: bms,
 				Millis: bms, Baseline: "origin direct", BaselineValue: bms, Ratio: 1, Requests: len(base),
@@ -875,7 +907,7 @@ func pageLoadBench(ctx context.Context, s *benchSite, reps int) ([]Result, error
 		perAsset := func(x loadSample) float64 {
 			return float64(x.originReq+x.volReq-1) / float64(len(pageAssets))
 		}
-		caseRT := fmt.Sprintf("requests per asset %s", phase)
+		caseRT := fmt.Sprintf("requests per asset %s, RTT %d/%d ms", phase, rtt.origin.Milliseconds(), rtt.volunteer.Milliseconds())
 		results = append(results,
 			Result{Suite: "browser", Case: caseRT, Server: "origin direct", Protocol: navProto(base), Unit: "req/asset", Value: perAsset(bq),
 				Baseline: "origin direct", BaselineValue: perAsset(bq), Ratio: 1, Requests: int(bq.originReq + bq.volReq),

@@ -803,19 +803,28 @@ const loadJS = `(() => {
   const res = performance.getEntriesByType('resource');
   const protos = {};
   for (const e of res) { const p = e.nextHopProtocol || '(none)'; protos[p] = (protos[p] || 0) + 1; }
+  const r = (x) => Math.round(x);
+  const timeline = [['page', r(n.startTime), r(n.workerStart), r(n.fetchStart), r(n.responseStart), r(n.responseEnd)]]
+    .concat(res.map((e) => [e.name.replace(/^https?:\/\/[^/]+/, ''), r(e.startTime), r(e.workerStart), r(e.fetchStart), r(e.responseStart), r(e.responseEnd)]));
   return { ms: n.loadEventEnd - n.startTime, nav: n.nextHopProtocol, images: imgs.length,
     loaded: imgs.filter((i) => i.complete && i.naturalWidth > 0).length,
-    controlled: navigator.serviceWorker.controller !== null, resources: res.length, protocols: protos };
+    controlled: navigator.serviceWorker.controller !== null, resources: res.length, protocols: protos,
+    domContentLoaded: r(n.domContentLoadedEventEnd), timeline };
 })()`
 
 type pageLoad struct {
-	Ms         float64          `json:"ms"`
-	Nav        string           `json:"nav"`
-	Images     int              `json:"images"`
-	Loaded     int              `json:"loaded"`
-	Controlled bool             `json:"controlled"`
-	Resources  int              `json:"resources"`
-	Protocols  map[string]int64 `json:"protocols"`
+	// Timeline: the page and each resource as [name, start, workerStart,
+	// fetchStart, responseStart, responseEnd] in ms from the navigation's
+	// start, printed with GRITS_BENCH_TRACE=1.
+	Timeline         [][]any          `json:"timeline"`
+	DOMContentLoaded float64          `json:"domContentLoaded"`
+	Ms               float64          `json:"ms"`
+	Nav              string           `json:"nav"`
+	Images           int              `json:"images"`
+	Loaded           int              `json:"loaded"`
+	Controlled       bool             `json:"controlled"`
+	Resources        int              `json:"resources"`
+	Protocols        map[string]int64 `json:"protocols"`
 }
 
 // loadSample is one measured page load and what it cost the nodes.
@@ -959,6 +968,12 @@ func (s *benchSite) measureLoad(ctx context.Context, b *chromium.Browser, page s
 		return smp, err
 	}
 	smp.ms, smp.nav = pl.Ms, pl.Nav
+	if os.Getenv("GRITS_BENCH_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "  %s (worker %v): load %.0f ms, DOMContentLoaded %.0f; [name start workerStart fetchStart responseStart responseEnd]:\n", page, worker, pl.Ms, pl.DOMContentLoaded)
+		for _, e := range pl.Timeline {
+			fmt.Fprintf(os.Stderr, "    %v\n", e)
+		}
+	}
 	for i := range after.nodes {
 		// http3_requests counts every request that arrived over HTTP/3,
 		// whatever its path (the page, register.js, /grits/v1/peers...);

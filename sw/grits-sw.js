@@ -7,13 +7,16 @@ import { handleFetch, handleMessage, prepare, settings } from '/grits/v1/sw-lib.
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
 
 // A new version takes over at once: skipWaiting here, clients.claim on
-// activation (register.js asks for update checks). The volunteer list is
-// fetched on activation too, so the first page the worker serves does
-// not wait a round trip to the origin for it.
-sw.addEventListener('install', () => { sw.skipWaiting(); });
+// activation (register.js asks for update checks). What the first pages
+// need (volunteers, root, the tree's directories) is fetched at install,
+// where waiting delays no page; activation must be quick, since fetch
+// events wait for it.
+sw.addEventListener('install', (event) => {
+  sw.skipWaiting();
+  event.waitUntil(prepare());
+});
 sw.addEventListener('activate', (event) => event.waitUntil(Promise.all([
   sw.clients.claim(),
-  prepare(),
   setNavigationPreload(!settings().navigate),
 ])));
 sw.addEventListener('fetch', (event) => { handleFetch(event); });

@@ -94,7 +94,7 @@ function freshStats() {
   return {
     bytesFromVolunteers: 0, bytesFromCache: 0, bytesFromOrigin: 0,
     requestsFromVolunteers: 0, requestsFromCache: 0, requestsFromOrigin: 0,
-    lookupsSent: 0, localLookups: 0, blocksSent: 0, hedgesSent: 0,
+    lookupsSent: 0, localLookups: 0, blocksSent: 0, hedgesSent: 0, prefetchedNodes: 0, prefetchedBlocks: 0,
     verifyFailures: 0, droppedPeers: 0, reportsSent: 0, rootChecks: 0, rootsFromVolunteers: 0,
   };
 }
@@ -209,7 +209,14 @@ class CacheStorageStore {
   }
 }
 
-let cache = new BlockCache(new CacheStorageStore('grits-blocks-v1'), { maxBytes: cfg.cacheBytes });
+// MEMORY_BYTES of recently verified blocks stay in the worker's memory
+// too (BlockCache's hot layer): a page's files asked for again while the
+// worker lives cost no Cache Storage read and no re-hash.
+const MEMORY_BYTES = 32 << 20;
+function newCache() {
+  return new BlockCache(new CacheStorageStore('grits-blocks-v1'), { maxBytes: cfg.cacheBytes, memoryBytes: Math.min(MEMORY_BYTES, cfg.cacheBytes / 4) });
+}
+let cache = newCache();
 cache.init();
 // A worker starts for a page's requests. Its first BLAKE3 runs cold (the
 // engine compiles it): measured 20-30 ms on the first lookup's proof.
@@ -239,7 +246,7 @@ export function configure(opts) {
   if (opts.cacheBytes !== undefined) {
     if (!(opts.cacheBytes >= 1 << 20)) throw new TypeError('grits configure: cacheBytes below 1 MiB');
     cfg.cacheBytes = opts.cacheBytes;
-    cache = new BlockCache(new CacheStorageStore('grits-blocks-v1'), { maxBytes: cfg.cacheBytes });
+    cache = newCache();
   }
   if (opts.rootCheckMs !== undefined) {
     if (!(opts.rootCheckMs >= 1000)) throw new TypeError('grits configure: rootCheckMs below 1000');
@@ -257,15 +264,177 @@ export function settings() {
 }
 
 /**
- * prepare fetches what the first page will need (the kept state, the
- * volunteer list) so that it does not wait a round trip to the origin
- * for it: give it to the activate event's waitUntil. It never rejects.
+ * prepare fetches what the first pages will need, so that they do not
+ * wait for it: the volunteer list, the root, the tree's directory nodes
+ * (lookups then walk them locally), the registration script; and opens
+ * connections to the first volunteers. Give it to the install event's
+ * waitUntil: work done there delays no page (until the worker is active
+ * its pages are the network's), while work in activate holds back every
+ * fetch event. It never rejects.
  * @returns {Promise<void>}
  */
 export async function prepare() {
   cache.init();
   await refreshPeers().catch(() => {});
+  warmPeers();
+  await Promise.all([
+    currentRoot().then(prefetchTree).catch((err) => console.debug('grits: prepare', err.message)),
+    keepRegisterScript().catch(() => {}),
+  ]);
 }
+
+// ---- ahead of the page: warm connections, the tree's directories ----
+
+// warmPeers opens connections to the volunteers ranked first (a 186-byte
+// root from each, which may also bring a newer root), so that a page's
+// first lookups and blocks do not wait for a QUIC handshake. At most once
+// every WARM_EVERY_MS a volunteer; never waited for.
+const WARM_PEERS = 3;
+const WARM_EVERY_MS = 15_000;
+const warmedAt = new Map();
+function warmPeers() {
+  for (const peer of scores.rank('').slice(0, WARM_PEERS)) {
+    const last = warmedAt.get(peer);
+    if (last !== undefined && Date.now() - last < WARM_EVERY_MS) continue;
+    warmedAt.set(peer, Date.now());
+    fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: AbortSignal.timeout(PEER_TIMEOUT_MS) })
+      .then((resp) => { noteVolunteerRoot(peer, resp); return resp.arrayBuffer(); })
+      .catch(() => {}); // a dead volunteer shows when it is asked for something
+  }
+}
+
+// prefetchTree fetches the directory nodes of the root's tree, top down,
+// a level at a time (each level's nodes in parallel, from volunteers,
+// verified), within PREFETCH_NODES nodes and PREFETCH_BYTES bytes, so
+// that lookups become walks of cached nodes: a small file (a direct
+// entry names its block) then costs one request, its block. Nodes
+// already cached cost nothing, so after an import only the directories
+// that changed are fetched. Once per tree.
+const PREFETCH_NODES = 64;
+const PREFETCH_BYTES = 512 << 10;
+let prefetched = '';
+async function prefetchTree(r) {
+  const key = g.toHex(r.tree);
+  if (prefetched === key) return;
+  prefetched = key;
+  let level = [r.tree];
+  let nodes = 0;
+  let bytes = 0;
+  while (level.length > 0 && nodes < PREFETCH_NODES && bytes < PREFETCH_BYTES) {
+    const take = level.slice(0, PREFETCH_NODES - nodes);
+    nodes += take.length;
+    const got = await Promise.all(take.map((h) => block(h).then((b) => b.data, () => null)));
+    const next = [];
+    for (const raw of got) {
+      if (!raw) continue;
+      bytes += raw.length;
+      let n;
+      try {
+        n = g.decodeNode(raw);
+      } catch {
+        continue; // not a node: a lookup will say what it is
+      }
+      if (n.type === 'dir') {
+        for (const e of n.entries) if (e.kind === 'dir') next.push(e.hash);
+      } else if (n.type === 'shard') {
+        for (const c of n.children) next.push(c.hash);
+      }
+    }
+    level = next;
+  }
+  stats.prefetchedNodes += nodes;
+}
+
+// warmPage reads a page the origin sent (a clone of the response) for the
+// files it names (img, script, source, video and audio src; link href
+// for style sheets, preloads and icons) and fetches what a page's
+// requests will ask for: their lookups, and the blocks of files up to
+// PAGE_FILE_MAX, PAGE_BYTES in all. The browser asks for a page's
+// pictures only once its style sheets and scripts are in (it holds
+// back images while layout is blocked); by then they are here. The
+// page's own requests share what is in flight (pendingLookups,
+// prefetching).
+const PAGE_URLS = 64;
+const PAGE_FILE_MAX = 1 << 20;
+const PAGE_BYTES = 4 << 20;
+const PAGE_HTML_MAX = 1 << 20;
+const prefetching = new Map(); // block hex -> promise of {data, source}
+async function warmPage(resp, pageURL) {
+  const type = (resp.headers.get('Content-Type') || '').toLowerCase();
+  if (!resp.ok || resp.type === 'opaque' || !type.startsWith('text/html') || Number(resp.headers.get('Content-Length')) > PAGE_HTML_MAX) return;
+  const html = await resp.text();
+  if (html.length > PAGE_HTML_MAX) return;
+  const urls = new Map();
+  for (const tag of html.matchAll(/<(img|script|source|video|audio|link)\b[^>]*>/gi)) {
+    const t = tag[0];
+    let attr = 'src';
+    if (tag[1].toLowerCase() === 'link') {
+      if (!/\brel\s*=\s*["']?[^"'>]*\b(stylesheet|preload|modulepreload|icon)\b/i.test(t)) continue;
+      attr = 'href';
+    }
+    const m = new RegExp(`\\b${attr}\\s*=\\s*(?:"([^"]*)"|'([^']*)'|([^\\s>]+))`, 'i').exec(t);
+    if (!m) continue;
+    let u;
+    try {
+      u = new URL((m[1] ?? m[2] ?? m[3]).replace(/&amp;/g, '&'), pageURL);
+    } catch {
+      continue;
+    }
+    let prefix = '';
+    if (HOSTS.has(u.origin)) prefix = HOSTS.get(u.origin);
+    else if (u.origin !== ORIGIN || u.pathname.startsWith('/grits/') || !inPaths(u.pathname)) continue;
+    if (u.pathname.endsWith('/') || urls.size >= PAGE_URLS) continue;
+    urls.set(prefix + sitePath(u), true);
+  }
+  if (urls.size === 0) return;
+  const r = await currentRoot();
+  let budget = PAGE_BYTES;
+  await Promise.all([...urls.keys()].map(async (path) => {
+    const { v } = await lookup(r, path);
+    if (v.status !== 'found' || v.entry.kind !== 'file' || v.inline || !v.node || v.node.level !== 0) return;
+    const size = Number(v.node.size);
+    if (!(size <= PAGE_FILE_MAX) || size > budget) return;
+    budget -= size;
+    await Promise.all(v.node.hashes.map(async (h) => {
+      const hex = g.toHex(h);
+      if (prefetching.has(hex) || cache.has(h)) return;
+      const p = block(h).finally(() => prefetching.delete(hex));
+      prefetching.set(hex, p);
+      stats.prefetchedBlocks++;
+      await p;
+    }));
+  })).catch((err) => console.debug('grits: warming a page', err.message));
+}
+
+// registerScript answers /grits/v1/register.js from Cache Storage and
+// fetches it again in the background (stale while revalidate): a page
+// that includes it does not wait a round trip to the origin for a script
+// that only asks the browser to check for a new worker.
+// The script is also kept in memory, and asked for again at most once
+// every REGISTER_EVERY_MS.
+const REGISTER_KEY = '/grits-state/register.js';
+const REGISTER_EVERY_MS = 60_000;
+/** @type {{body: Uint8Array<ArrayBuffer>, type: string, at: number} | null} */
+let register = null;
+async function keepRegisterScript() {
+  const resp = await fetch(`${ORIGIN}/grits/v1/register.js`, { cache: 'no-cache' });
+  if (resp.ok) {
+    const body = new Uint8Array(await resp.clone().arrayBuffer());
+    register = { body, type: resp.headers.get('Content-Type') || 'text/javascript', at: Date.now() };
+    await (await caches.open(STATE)).put(REGISTER_KEY, resp);
+  }
+}
+async function registerScript(event) {
+  if (!register) {
+    const kept = await (await caches.open(STATE)).match(REGISTER_KEY).catch(() => undefined);
+    if (kept) register = { body: new Uint8Array(await kept.arrayBuffer()), type: kept.headers.get('Content-Type') || 'text/javascript', at: 0 };
+  }
+  if (!register) await keepRegisterScript().catch(() => {});
+  if (!register) return fetch(event.request); // the origin's answer, whatever it is
+  if (Date.now() - register.at > REGISTER_EVERY_MS) event.waitUntil(keepRegisterScript().catch(() => {}));
+  return new Response(register.body, { headers: { 'Content-Type': register.type, 'Cache-Control': 'no-cache' } });
+}
+
 
 function inPaths(pathname) {
   return cfg.paths.some((p) => pathname.startsWith(p));
@@ -294,6 +463,11 @@ export function handleFetch(event) {
     event.respondWith(serve(req, url, media));
     return true;
   }
+  if (url.origin === ORIGIN && url.pathname === '/grits/v1/register.js' && req.method === 'GET') {
+    event.stopImmediatePropagation();
+    event.respondWith(registerScript(event));
+    return true;
+  }
   if (url.origin !== ORIGIN || url.pathname.startsWith('/grits/') || url.pathname === '/grits-sw.js') return false;
   // Outside the configured prefixes (an app's dynamic routes): the app's
   // worker, or the network, untouched.
@@ -308,7 +482,17 @@ export function handleFetch(event) {
     // its style sheets and scripts, which follow, then look up the files
     // under that root, never under the one before an import.
     const page = Promise.resolve(event.preloadResponse).then((pre) => pre || fetch(req));
-    event.respondWith(page.then(async (resp) => { await noteRoot(resp); countOrigin(resp); return resp; }, async (err) => {
+    // While the page is on its way: connections to the volunteers.
+    warmPeers();
+    event.respondWith(page.then(async (resp) => {
+      await noteRoot(resp);
+      countOrigin(resp);
+      // A new tree (an import since the last page): its directories,
+      // while the page parses; and the files the page names.
+      if (root) event.waitUntil(prefetchTree(root).catch(() => {}));
+      event.waitUntil(warmPage(resp.clone(), url).catch(() => {}));
+      return resp;
+    }, async (err) => {
       await rootFromVolunteers().catch(() => {});
       try {
         return await fromSwarm(req, url);
@@ -500,6 +684,8 @@ function restore() {
 }
 
 async function acceptRoot(bytes, save = true) {
+  // The root held, again (every origin answer carries it): nothing to check.
+  if (root && g.bytesEqual(bytes, root.bytes)) return root;
   const r = await g.verifyRoot(g.decodeRoot(bytes), SITE_KEY, Date.now());
   if (root) {
     try {
@@ -707,10 +893,22 @@ function memo(key, v) {
 // walking the cached tree nodes (no round trip), else from volunteers,
 // whose proof nodes (and inline data, as blocks) then go to the cache.
 // Returns {v, net}: the verified lookup and whether the network was used.
-async function lookup(r, path) {
+// A lookup in flight is shared: a page's request for a file the worker
+// is already looking up (warmPage) waits for that answer.
+const pendingLookups = new Map(); // treeHex + path -> promise of {v, net}
+function lookup(r, path) {
   const key = g.toHex(r.tree) + path;
   const hit = lookups.get(key);
-  if (hit) return { v: hit, net: false }; // unchanged content: no round trip at all
+  if (hit) return Promise.resolve({ v: hit, net: false }); // unchanged content: no round trip at all
+  let p = pendingLookups.get(key);
+  if (!p) {
+    p = lookupOnce(r, path, key).finally(() => pendingLookups.delete(key));
+    pendingLookups.set(key, p);
+  }
+  return p;
+}
+
+async function lookupOnce(r, path, key) {
   const local = await localLookup(r.tree, path, (h) => cache.get(h));
   if (local) {
     stats.localLookups++;
@@ -798,7 +996,16 @@ function fetchRun(run, signal, keep) {
   (async () => {
     const cached = await Promise.all(run.map((c) => cache.get(c.hash)));
     const want = [];
-    run.forEach((c, i) => (cached[i] ? out[i].resolve({ data: cached[i], source: 'cache' }) : want.push(i)));
+    run.forEach((c, i) => {
+      if (cached[i]) {
+        out[i].resolve({ data: cached[i], source: 'cache' });
+        return;
+      }
+      // Fetched ahead of the page (warmPage): wait for that.
+      const ahead = prefetching.get(g.toHex(c.hash));
+      if (ahead) ahead.then(out[i].resolve, () => block(c.hash, signal, keep).then(out[i].resolve, out[i].reject));
+      else want.push(i);
+    });
     if (want.length > 1) await runFromVolunteer(run, want, out, signal, keep);
     for (const i of want) {
       if (!out[i].settled) block(run[i].hash, signal, keep).then(out[i].resolve, out[i].reject);
@@ -985,6 +1192,22 @@ async function fromSwarm(req, url, prefix = '') {
     if (got.source !== 'cache') track.net = true;
     return got.data;
   })));
+  // Every block in the worker's memory (a page seen moments ago, or
+  // fetched ahead by warmPage): the answer in one piece, no stream.
+  const mem = lists.map((cs) => cs.map((c) => cache.hot.get(g.toHex(c.hash))));
+  if (mem.every((bs) => bs.every((b) => b !== undefined))) {
+    let k = 0;
+    const parts = plan.body.map((b) => {
+      if (b.bytes) return b.bytes;
+      const cs = lists[k];
+      const bs = mem[k++];
+      const end = b.start + b.length;
+      return concat(cs.map((c, i) => bs[i].subarray(Math.max(b.start, c.offset) - c.offset, Math.min(end, c.offset + c.size) - c.offset)));
+    });
+    countBytes('cache', ranges.reduce((n, b) => n + b.length, 0));
+    served(track.net);
+    return planResponse(req, plan, concat(parts));
+  }
   const abort = new AbortController();
   // Blocks of big files (long videos, archives) are not kept: writing
   // them to Cache Storage costs more than fetching them, and they would

@@ -20,10 +20,10 @@ const appWorkerJS = `import { handleFetch, handleMessage, prepare, settings } fr
 const APP_CACHE = 'app-cache-v1';
 self.addEventListener('install', (event) => {
   self.skipWaiting();
-  event.waitUntil(caches.open(APP_CACHE).then((c) => c.put('/app/cached.json',
-    new Response('{"from":"the app cache"}', { headers: { 'Content-Type': 'application/json' } }))));
+  event.waitUntil(Promise.all([prepare(), caches.open(APP_CACHE).then((c) => c.put('/app/cached.json',
+    new Response('{"from":"the app cache"}', { headers: { 'Content-Type': 'application/json' } })))]));
 });
-self.addEventListener('activate', (event) => event.waitUntil(Promise.all([self.clients.claim(), prepare()])));
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 self.addEventListener('fetch', (event) => {
   if (handleFetch(event)) return;
   const url = new URL(event.request.url);

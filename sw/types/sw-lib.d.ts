@@ -43,8 +43,10 @@ declare module '*/grits/v1/sw-lib.js' {
   export function handleMessage(event: ExtendableMessageEvent): boolean;
 
   /**
-   * Loads what the first page needs (kept state, the volunteer list);
-   * give it to the activate event's waitUntil. Never rejects.
+   * Loads what the first pages need (the volunteer list, the root, the
+   * tree's directory nodes) and opens connections to volunteers; give it
+   * to the install event's waitUntil (work in activate would hold back
+   * every fetch event). Never rejects.
    */
   export function prepare(): Promise<void>;
 

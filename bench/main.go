@@ -1,7 +1,7 @@
 // Command bench runs grits' benchmark suite on this machine and writes
 // a table (stdout), JSON and an SVG chart:
 //
-//	go run ./bench [-out DIR] [-quick] [-suite NAME[,NAME...]|all]
+//	go run ./bench [-out DIR] [-quick] [-suite NAME[,NAME...]|all] [-gritsd BIN] [-browser-cases hash,throughput,pages]
 //
 // Browser (browser.go): the service worker in headless Chromium, beside
 // baselines from the same run: BLAKE3 against WebCrypto SHA-256, page

@@ -14,8 +14,9 @@
 // through a Uint32Array view when the platform is little-endian and the
 // block is 4-byte aligned, so hashing allocates nothing per block.
 //
-// This file has no imports and uses nothing beyond ECMAScript 2020: it
-// runs unchanged in a service worker, a page, or Node.
+// This file has no imports and uses nothing beyond ECMAScript 2020 (and
+// WebAssembly SIMD where the platform has it, below): it runs unchanged
+// in a service worker, a page, or Node.
 
 const IV0 = 0x6a09e667 | 0;
 const IV1 = 0xbb67ae85 | 0;

@@ -17,6 +17,10 @@
 // one, the origin's disk against the site, audit bandwidth per storage
 // node per hour.
 //
+// Fuse (fuse.go): gritsd mount against the disk under it: sequential
+// write and read, tar x, ls -lR and rm -rf of a source tree, and the
+// first read of a large file on a volunteer's mount against gritsd get.
+//
 // Gateway: block GETs over HTTP/2 from gritsd and from nginx serving the
 // same bytes as files from disk, with the same load generator (h2load,
 // from Debian's nghttp2-client) in the same run, in turn, three rounds,
@@ -78,6 +82,7 @@ var suites = []suite{
 	{"browser", browserSuite, printBrowser},
 	{"protocol", protocolSuite, ratioTable("protocol", "a Go client against gritsd serve processes")},
 	{"offload", offloadSuite, ratioTable("offload", "an origin with store_max at 30% of its site and two storage nodes")},
+	{"fuse", fuseSuite, ratioTable("fuse", "gritsd mount against the disk under it; for times the ratio is the baseline's time over ours")},
 }
 
 func main() {

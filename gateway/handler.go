@@ -110,6 +110,10 @@ type Config struct {
 	// origin (public files, for crossorigin images and the worker), and a
 	// path the tree lacks is a 404, never the app's.
 	Hosts map[string]string
+	// FallbackPrefixes are URL path prefixes that always go to Fallback
+	// (an app's API under /api/, say), before the tree or the grits API
+	// is consulted, but after the rate limit.
+	FallbackPrefixes []string
 	// Scripts are extra static routes, path → JavaScript (such as the
 	// service worker at /grits-sw.js), served as text/javascript with
 	// Cache-Control: no-cache; a path ending in .d.ts (the worker
@@ -137,8 +141,16 @@ type Config struct {
 	// body bytes written (0 for HEAD and 304). It must not block.
 	OnServe func(kind string, bytes int64)
 	// OnReport, if set, takes POST /grits/v1/report: a browser telling
-	// the origin a volunteer sent data that failed verification.
+	// the origin a volunteer sent data that failed verification. client
+	// is the reporter's address class (ReportClass), for quotas. Only
+	// reports with a token this handler issued (ReportTokenHeader, on
+	// pages and /grits/v1/root) to the same address class within the
+	// hour reach it.
 	OnReport func(client string, r Report)
+	// ReportKey, required with OnReport, is the secret report tokens
+	// are made with (at least 16 bytes). Keep it across reloads, or the
+	// tokens browsers hold stop working until their next page.
+	ReportKey []byte
 	// BlockCacheBytes bounds the memory the block endpoint keeps for
 	// recently served blocks, as read and verified by Store, so that a
 	// hot block is not read and hashed again on every request; 0 means
@@ -160,10 +172,21 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("gateway: script route %q shadows an API endpoint", p)
 		}
 	}
+	for _, p := range c.FallbackPrefixes {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("gateway: fallback prefix %q: want a URL path starting with /", p)
+		}
+	}
+	if len(c.FallbackPrefixes) > 0 && c.Fallback == nil {
+		return errors.New("gateway: fallback prefixes without a Fallback")
+	}
 	for _, pf := range c.TrustedProxies {
 		if !pf.IsValid() {
 			return fmt.Errorf("gateway: invalid trusted proxy prefix %v", pf)
 		}
+	}
+	if c.OnReport != nil && len(c.ReportKey) < 16 {
+		return errors.New("gateway: OnReport needs a ReportKey of at least 16 bytes")
 	}
 	if c.RateLimit != c.RateLimit { // NaN
 		return errors.New("gateway: RateLimit is NaN")
@@ -180,7 +203,8 @@ type Handler struct {
 	scripts   map[string]staticScript
 	limiter   *ipRateLimiter // nil: no rate limit
 	trusted   []netip.Prefix
-	blocks    *blockCache // nil: no block cache
+	blocks    *blockCache   // nil: no block cache
+	tokens    *reportTokens // nil: no reports taken
 	rootHdr   atomic.Pointer[rootHeader]
 
 	cacheHits, cacheMisses atomic.Int64
@@ -219,6 +243,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	for _, pf := range cfg.TrustedProxies {
 		h.trusted = append(h.trusted, pf.Masked())
+	}
+	if cfg.OnReport != nil {
+		h.tokens = &reportTokens{key: bytes.Clone(cfg.ReportKey), now: time.Now}
 	}
 	if cfg.RateLimit >= 0 && cfg.RateBurst >= 0 {
 		rate, burst := cfg.RateLimit, float64(cfg.RateBurst)
@@ -284,12 +311,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if api {
 		setCORSHeaders(hdr)
 	}
+	h.setReportToken(w, r, api)
 	if h.limiter != nil {
 		ip := h.rateLimitClientIP(r)
 		if ok, wait := h.limiter.allow(ip, time.Now()); !ok {
 			hdr.Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
 			h.log.Debug("rate limited", "client", ip, "path", clipForLog(upath))
 			h.fail(w, http.StatusTooManyRequests, "too many requests")
+			return
+		}
+	}
+	for _, p := range h.cfg.FallbackPrefixes {
+		if strings.HasPrefix(upath, p) {
+			h.toApp(w, r)
 			return
 		}
 	}
@@ -306,7 +340,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
 		if !api && !isScript && h.cfg.Fallback != nil {
-			h.cfg.Fallback.ServeHTTP(w, r)
+			h.toApp(w, r)
 			return
 		}
 		// Preflights for the API; a plain OPTIONS elsewhere just learns
@@ -323,7 +357,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !api && !isScript && h.cfg.Fallback != nil {
-			h.cfg.Fallback.ServeHTTP(w, r)
+			h.toApp(w, r)
 			return
 		}
 		hdr.Set("Allow", allowedMethods)
@@ -347,6 +381,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 const allowedMethods = "GET, HEAD, OPTIONS"
 
+// toApp hands a request to Fallback (the site's app). Its pages are the
+// app's, possibly private to a logged-in user: they do not get the
+// Timing-Allow-Origin the public, verified content has, which would let
+// any other site time them (and so learn what they hold) through the
+// Resource Timing API.
+func (h *Handler) toApp(w http.ResponseWriter, r *http.Request) {
+	delete(w.Header(), "Timing-Allow-Origin")
+	h.cfg.Fallback.ServeHTTP(w, r)
+}
+
 // ReportPath is where service workers report a volunteer that sent bad
 // data (POST, JSON Report).
 const ReportPath = APIPrefix + "report"
@@ -358,9 +402,16 @@ type Report struct {
 	Reason string `json:"reason"` // short text
 }
 
-// serveReport takes a report: small, JSON, passed to Config.OnReport
-// with the client's address (the rate limit above already applies).
+// serveReport takes a report: small, JSON, with a token this handler
+// issued to the client's address class, passed to Config.OnReport with
+// that class (the rate limit above already applies).
 func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
+	class := ReportClass(h.rateLimitClientIP(r))
+	if err := h.tokens.check(r.Header.Get(ReportTokenHeader), class); err != nil {
+		h.log.Debug("report refused", "client", class, "err", err)
+		h.fail(w, http.StatusForbidden, "a report needs the "+ReportTokenHeader+" of a recent visit")
+		return
+	}
 	var rep Report
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&rep); err != nil || rep.Peer == "" {
 		h.fail(w, http.StatusBadRequest, "want a JSON report with a peer")
@@ -372,7 +423,7 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 	if len(rep.Hash) > 80 {
 		rep.Hash = rep.Hash[:80]
 	}
-	h.cfg.OnReport(h.rateLimitClientIP(r).String(), rep)
+	h.cfg.OnReport(class.String(), rep)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -15,6 +15,11 @@ import (
 // ProxyConfig configures the reverse proxy to a site's app server.
 type ProxyConfig struct {
 	Upstream *url.URL
+	// Host is the Host header (and X-Forwarded-Host) the app receives:
+	// the site's name, never the one the client wrote, which anyone can
+	// set and an app may use to build links, password-reset mails or
+	// cache keys. "" sends the upstream's own host.
+	Host string
 	// InjectScript, if set, is inserted into HTML pages from the app
 	// (before </head>, else </body>, else at the end), so pages the app
 	// renders register the service worker without changing the app.
@@ -42,7 +47,12 @@ func NewProxy(cfg ProxyConfig) (http.Handler, error) {
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(cfg.Upstream)
 			r.SetXForwarded()
-			r.Out.Host = r.In.Host // the app sees the site's own name
+			r.Out.Host = cfg.Host
+			if cfg.Host != "" {
+				r.Out.Header.Set("X-Forwarded-Host", cfg.Host)
+			} else {
+				r.Out.Header.Del("X-Forwarded-Host")
+			}
 			if cfg.InjectScript != "" && r.Out.Header.Get("Upgrade") == "" {
 				// Uncompressed pages from the app (it is local), so
 				// the script can be inserted.
@@ -51,8 +61,18 @@ func NewProxy(cfg ProxyConfig) (http.Handler, error) {
 		},
 		FlushInterval: -1, // stream: server-sent events, long polls
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			cfg.Logger.Warn("app server unreachable", "upstream", cfg.Upstream.String(), "path", r.URL.Path, "err", err)
-			http.Error(w, "502 bad gateway: the site's app server did not answer", http.StatusBadGateway)
+			switch {
+			case bodyTooSlow(r, err):
+				// The client's fault: the app saw its request cut.
+				cfg.Logger.Debug("request body too slow; request to the app dropped", "path", clipForLog(r.URL.Path), "err", err)
+				http.Error(w, "408 request timeout: the request body came too slowly", http.StatusRequestTimeout)
+			case r.Context().Err() != nil:
+				cfg.Logger.Debug("client left before the app answered", "path", clipForLog(r.URL.Path), "err", err)
+				w.WriteHeader(http.StatusBadGateway) // nobody reads it
+			default:
+				cfg.Logger.Warn("app server unreachable", "upstream", cfg.Upstream.String(), "path", clipForLog(r.URL.Path), "err", err)
+				http.Error(w, "502 bad gateway: the site's app server did not answer", http.StatusBadGateway)
+			}
 		},
 	}
 	if cfg.InjectScript != "" {

@@ -63,6 +63,19 @@ type ServerConfig struct {
 	// own (internal/h2), or HTTP2Go, net/http's, for an operator who
 	// needs to rule ours out. Both pass the same tests and h2spec.
 	HTTP2 string
+	// WriteTimeout bounds each write to a client (default 30s): one that
+	// takes nothing for that long loses the connection (HTTP/1.1, HTTP/2)
+	// or the response (HTTP/3), and what it held (a handler, the app's
+	// response through the proxy) is released. It bounds stalls, not
+	// slow downloads: every write that completes starts it again.
+	WriteTimeout time.Duration
+	// BodyTimeout and BodyMinRate bound the sending of a request body:
+	// it must be complete within BodyTimeout (default 30s) plus one
+	// second for every BodyMinRate bytes (default 1024) received so far.
+	// A client that drips its body slower has its request fail (the
+	// proxy answers 408), so it cannot hold the app's upload handler.
+	BodyTimeout time.Duration
+	BodyMinRate int64
 }
 
 // HTTP/2 servers ServerConfig.HTTP2 can name.
@@ -108,6 +121,15 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = serverDefaultMaxConnsPerIP
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.BodyMinRate <= 0 {
+		cfg.BodyMinRate = DefaultBodyMinRate
+	}
 	switch cfg.HTTP2 {
 	case "":
 		cfg.HTTP2 = HTTP2Grits
@@ -144,7 +166,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	bound := tl.Addr().(*net.TCPAddr)
 	s := &Server{
 		cfg:    cfg,
-		tcp:    newIPLimitListener(tl, cfg.MaxConnsPerIP, cfg.Logger),
+		tcp:    newIPLimitListener(tl, cfg.MaxConnsPerIP, cfg.WriteTimeout, cfg.Logger),
 		udp:    uc,
 		addr:   net.JoinHostPort(bound.IP.String(), strconv.Itoa(bound.Port)),
 		altSvc: fmt.Sprintf(`%s=":%d"; ma=%d`, http3.NextProtoH3, bound.Port, altSvcMaxAge),
@@ -201,7 +223,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer s.Close()
 	cfg := s.cfg
 	log := cfg.Logger
-	handler := s.withAltSvc(cfg.Handler)
+	handler := s.withTimeouts(s.withAltSvc(cfg.Handler))
 	// Request contexts keep ctx's values but not its cancellation, so
 	// in-flight requests survive into the grace period.
 	baseCtx := context.WithoutCancel(ctx)
@@ -217,6 +239,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		MaxHeaderBytes:       cfg.MaxHeaderBytes,
 		PrefaceTimeout:       cfg.ReadHeaderTimeout,
 		IdleTimeout:          cfg.IdleTimeout,
+		WriteTimeout:         cfg.WriteTimeout,
 		BaseContext:          baseCtx,
 		Logger:               log,
 	}
@@ -258,7 +281,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if cfg.HTTP2 == HTTP2Go {
 		// net/http's own HTTP/2, with the limits ours has.
 		hs.TLSNextProto = nil
-		hs.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100, MaxReadFrameSize: 16 << 10}
+		hs.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100, MaxReadFrameSize: 16 << 10, WriteByteTimeout: cfg.WriteTimeout}
 		tcp = s.tcp
 	} else {
 		hs.RegisterOnShutdown(h2s.Shutdown)
@@ -331,18 +354,20 @@ func (s *Server) withAltSvc(next http.Handler) http.Handler {
 }
 
 // ipLimitListener caps concurrent connections per remote address: a
-// connection over the cap is closed at accept, before any TLS work.
+// connection over the cap is closed at accept, before any TLS work. Its
+// connections also bound each write by writeTimeout.
 type ipLimitListener struct {
 	net.Listener
-	max    int
-	logger *slog.Logger
+	max          int
+	writeTimeout time.Duration
+	logger       *slog.Logger
 
 	mu     sync.Mutex
 	counts map[netip.Prefix]int
 }
 
-func newIPLimitListener(l net.Listener, max int, logger *slog.Logger) *ipLimitListener {
-	return &ipLimitListener{Listener: l, max: max, logger: logger, counts: make(map[netip.Prefix]int)}
+func newIPLimitListener(l net.Listener, max int, writeTimeout time.Duration, logger *slog.Logger) *ipLimitListener {
+	return &ipLimitListener{Listener: l, max: max, writeTimeout: writeTimeout, logger: logger, counts: make(map[netip.Prefix]int)}
 }
 
 func (l *ipLimitListener) Accept() (net.Conn, error) {
@@ -409,6 +434,18 @@ type ipLimitConn struct {
 	l    *ipLimitListener
 	key  netip.Prefix
 	once sync.Once
+}
+
+// Write gives every write its own deadline. net/http sets none on
+// HTTP/1.1 writes (its WriteTimeout would bound a whole response, and so
+// every large download), and none at all once a WebSocket is hijacked:
+// a client that stops reading would hold the handler, and through the
+// proxy the app, for as long as it likes.
+func (c *ipLimitConn) Write(p []byte) (int, error) {
+	if d := c.l.writeTimeout; d > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(d))
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *ipLimitConn) Close() error {

@@ -342,7 +342,7 @@ func TestServerIPLimitCloseOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newIPLimitListener(inner, 10, slog.Default())
+	l := newIPLimitListener(inner, 10, 0, slog.Default())
 	defer l.Close()
 	var clients, servers []net.Conn
 	defer func() {

@@ -27,7 +27,7 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request, root tree.Ro
 	p, err := tree.ParsePath(upath)
 	if err != nil {
 		if h.cfg.Fallback != nil {
-			h.cfg.Fallback.ServeHTTP(w, r)
+			h.toApp(w, r)
 			return
 		}
 		h.log.Debug("site: bad path", "path", clipForLog(upath), "err", err)
@@ -206,7 +206,7 @@ func (h *Handler) redirectToDir(w http.ResponseWriter, r *http.Request, p tree.P
 // notInTree answers a site path the tree does not have.
 func (h *Handler) notInTree(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Fallback != nil {
-		h.cfg.Fallback.ServeHTTP(w, r)
+		h.toApp(w, r)
 		return
 	}
 	h.fail(w, http.StatusNotFound, "404 page not found")

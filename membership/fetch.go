@@ -33,6 +33,8 @@ type Fetcher struct {
 
 	mu    sync.Mutex
 	calls map[callKey]*fetchCall
+	// refs, once set, limits what strangers can make this node fetch.
+	refs atomic.Pointer[Refs]
 
 	upstream, fetched, coalesced, failed atomic.Int64
 }
@@ -89,8 +91,27 @@ func (f *Fetcher) Get(ctx context.Context, h blockstore.Hash) ([]byte, error) {
 		if f.swarm.Role() != RoleVolunteer || !f.IsHome(h) {
 			return nil, err
 		}
+	} else if refs := f.refs.Load(); refs != nil {
+		return f.getForStranger(ctx, refs, h)
 	}
 	return f.fetch(ctx, h, blockstore.Cached, forMember)
+}
+
+// SetRefs makes f pull blocks through for strangers (requests without a
+// member's credential) only if refs knows them, and answer a block no
+// source had "not found" for a while without asking again. Without it
+// (as before it existed) strangers can make f fetch any hash.
+func (f *Fetcher) SetRefs(refs *Refs) { f.refs.Store(refs) }
+
+func (f *Fetcher) getForStranger(ctx context.Context, refs *Refs, h blockstore.Hash) ([]byte, error) {
+	if err := refs.admit(ctx, h); err != nil {
+		return nil, err
+	}
+	data, err := f.fetch(ctx, h, blockstore.Cached, false)
+	if errors.Is(err, blockstore.ErrNotFound) {
+		refs.missed(h)
+	}
+	return data, err
 }
 
 // Fetch returns block h with residency r, from the store (changing the

@@ -18,6 +18,9 @@ const (
 	// DefaultHTTPS is where a node answers browsers (TCP for HTTPS, UDP
 	// for HTTP/3).
 	DefaultHTTPS = ":8443"
+	// DefaultGrits1RateLimit is grits/1 requests per second per client
+	// address outside the swarm, as the HTTP side's default.
+	DefaultGrits1RateLimit = 200
 )
 
 // Config is what Start needs beyond the data directory's own config.
@@ -47,7 +50,10 @@ type Config struct {
 	// changes, once it has been quiet for WatchQuiet.
 	Watch      string
 	WatchQuiet time.Duration
-	Logger     *slog.Logger
+	// Mount, if its Dir is set, mounts the tree: read-write on the
+	// origin, read-only and lazy elsewhere.
+	Mount  MountConfig
+	Logger *slog.Logger
 }
 
 // WebConfig is the browser-facing side.
@@ -66,7 +72,10 @@ type WebConfig struct {
 	// the worker's registration script to the app's HTML.
 	Upstream      string
 	ProxyPrefixes []string
-	InjectSW      bool
+	// UpstreamHost is the Host the app receives; "" is the host of the
+	// node's public URL.
+	UpstreamHost string
+	InjectSW     bool
 	// InjectSWTree, on the origin, adds the registration script to the
 	// HTML pages it serves from the tree.
 	InjectSWTree bool

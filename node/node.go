@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grits-cdn/grits/admin"
+	"github.com/grits-cdn/grits/fuse"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/offload"
@@ -30,6 +31,7 @@ type Node struct {
 	server    *transport.Server
 	swarm     *membership.Swarm
 	fetcher   *membership.Fetcher
+	refs      *membership.Refs // nil on the origin
 	keeper    *membership.Keeper
 	offload   *offload.Manager // origin only
 	store     tree.Getter      // what grits/1 and the gateway read
@@ -38,6 +40,7 @@ type Node struct {
 	web       *web                  // nil with HTTPS off
 	devTLS    *devTLS               // nil unless a development certificate serves
 	admin     *adminServer
+	mount     *fuse.Mount    // nil without --mount
 	metrics   *admin.Metrics // the admin listener's instruments, fed by the hot paths
 	adminHTTP *admin.Server  // nil when off
 	started   time.Time
@@ -194,10 +197,20 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if err := n.startOffload(or); err != nil {
 			return nil, err
 		}
+	} else {
+		// Strangers (browsers, gritsd get) make this node fetch only
+		// what its trees reference.
+		n.refs = membership.NewRefs(n.swarm, n.fetcher, n.log.With("component", "refs"))
+		n.fetcher.SetRefs(n.refs)
+		n.Go(n.refs.Run)
+	}
+	grits1Rate := dc.Grits1RateLimit
+	if grits1Rate == 0 {
+		grits1Rate = DefaultGrits1RateLimit
 	}
 	scfg := transport.ServerConfig{Identity: ident, Store: n.store, Roots: n.roots,
 		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, Logger: n.log.With("component", "transport"),
-		OnAnswer: n.metrics.Answer}
+		OnAnswer: n.metrics.Answer, RateLimit: grits1Rate, Exempt: membership.IsMemberPeer}
 	if n.origin {
 		enrol, err := membership.NewEnroller(d.SiteKey, n.swarm, d.FilePath(UsedFile), CertTTL(d), n.log.With("component", "enroll"))
 		if err != nil {
@@ -246,6 +259,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if cfg.Watch != "" {
 		n.Go(func(ctx context.Context) { n.watchImport(ctx, cfg.Watch, cfg.WatchQuiet) })
+	}
+	if cfg.Mount.Dir != "" {
+		if err := n.mountTree(cfg.Mount); err != nil {
+			return nil, err
+		}
 	}
 	if n.admin, err = n.serveAdmin(); err != nil {
 		return nil, err

@@ -15,8 +15,9 @@ import (
 // settings datadir.Settings marks Reload, but log_level, which the
 // command's logger owns).
 type Reloadable struct {
-	// Web: RateLimit, TrustedProxies, SW, Upstream, ProxyPrefixes,
-	// InjectSW, InjectSWTree and the TLS files are taken; the rest stays.
+	// Web: RateLimit, TrustedProxies, SW, Upstream, UpstreamHost,
+	// ProxyPrefixes, InjectSW, InjectSWTree and the TLS files are taken;
+	// the rest stays.
 	Web WebConfig
 	// Seeds are joined through if they are new.
 	Seeds []string
@@ -69,6 +70,7 @@ func (n *Node) Reload(r Reloadable) error {
 		w.RateLimit, w.TrustedProxies, w.SW = r.Web.RateLimit, r.Web.TrustedProxies, r.Web.SW
 		w.Upstream, w.ProxyPrefixes, w.InjectSW = r.Web.Upstream, r.Web.ProxyPrefixes, r.Web.InjectSW
 		w.InjectSWTree = r.Web.InjectSWTree
+		w.UpstreamHost = r.Web.UpstreamHost
 		var fc *fileCerts
 		switch {
 		case (r.Web.TLSCert == "") != (old.TLSCert == ""):

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/grits-cdn/grits/fuse"
 	"github.com/grits-cdn/grits/membership"
 	"github.com/grits-cdn/grits/offload"
 	"github.com/grits-cdn/grits/tree"
@@ -37,15 +38,27 @@ type Status struct {
 	Reports []StatusReport `json:"reports,omitempty"`
 	// Offload is the origin's budget and its audits of storage nodes.
 	Offload *offload.Stats `json:"offload,omitempty"`
+	// HeldBack counts what the origin's mounts keep but do not publish
+	// (files others may not read), as of their last commit.
+	HeldBack *StatusHeld `json:"held_back,omitempty"`
+}
+
+// StatusHeld is what the publish rule keeps out of the published tree.
+type StatusHeld struct {
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
 }
 
 // StatusReport sums the reports about one volunteer.
 type StatusReport struct {
-	Peer   string    `json:"peer"`
-	Count  int       `json:"count"`
-	Last   time.Time `json:"last"`
-	Reason string    `json:"reason"`
-	Hash   string    `json:"hash,omitempty"`
+	Peer  string `json:"peer"`
+	Count int    `json:"count"`
+	// Reporters is how many address classes (gateway.ReportClass) sent
+	// them: one client can file only a few.
+	Reporters int       `json:"reporters"`
+	Last      time.Time `json:"last"`
+	Reason    string    `json:"reason"`
+	Hash      string    `json:"hash,omitempty"`
 }
 
 // StatusRoot is the current root.
@@ -114,6 +127,11 @@ func (n *Node) Status() Status {
 		st.Served.HTTPRequests, st.Served.HTTPBytes, st.Served.HTTP3Requests = wb.requests.Load(), wb.bytes.Load(), wb.h3.Load()
 		st.Served.HTTPByKind = wb.byKind()
 		st.Reports = wb.reportList()
+	}
+	if n.origin {
+		if files, bytes, err := fuse.HeldBack(d.FilePath(MountStateDir)); err == nil && (files > 0 || bytes > 0) {
+			st.HeldBack = &StatusHeld{Files: files, Bytes: bytes}
+		}
 	}
 	var seq uint64
 	if r, ok := n.roots.Latest(); ok {

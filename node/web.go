@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -95,30 +96,36 @@ type web struct {
 	// an operator (and the tests) tell pages from swarm traffic.
 	kinds sync.Map // kind → *kindCount
 
-	mu      sync.Mutex
-	reports map[string]*StatusReport // by volunteer URL
+	reports   reportBook
+	reportKey []byte // signs the report tokens; one per process, kept across reloads
 }
 
-// maxReported bounds the volunteers the origin keeps reports about.
-const maxReported = 256
-
-func (wb *web) report(n *Node, client string, r gateway.Report) {
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	if wb.reports == nil {
-		wb.reports = map[string]*StatusReport{}
-	}
-	rep, ok := wb.reports[r.Peer]
-	if !ok {
-		if len(wb.reports) >= maxReported {
-			return
+// report takes a browser's report (its token already checked): kept, and
+// logged, only about a volunteer of the swarm and within the reporter's
+// quota.
+func (wb *web) report(n *Node, client string, r gateway.Report) bool {
+	isPeer := func(url string) bool {
+		for _, m := range n.swarm.Members() {
+			if m.Role != membership.RoleOrigin && m.Meta.URL == url {
+				return true
+			}
 		}
-		rep = &StatusReport{Peer: r.Peer}
-		wb.reports[r.Peer] = rep
+		return false
 	}
-	rep.Count++
-	rep.Last, rep.Reason, rep.Hash = time.Now(), r.Reason, r.Hash
+	if !wb.reports.add(time.Now(), client, r, isPeer) {
+		n.log.Debug("a browser's report dropped: not a volunteer's URL, or its reporter's quota is spent", "peer", clip(r.Peer), "client", client)
+		return false
+	}
 	n.log.Warn("a browser reports a volunteer", "peer", r.Peer, "reason", r.Reason, "hash", r.Hash, "client", client)
+	return true
+}
+
+// clip bounds what a client wrote before it reaches a log line.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
 }
 
 type kindCount struct{ requests, bytes atomic.Int64 }
@@ -144,15 +151,7 @@ func (wb *web) byKind() map[string]KindStats {
 	return out
 }
 
-func (wb *web) reportList() []StatusReport {
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	var out []StatusReport
-	for _, r := range wb.reports {
-		out = append(out, *r)
-	}
-	return out
-}
+func (wb *web) reportList() []StatusReport { return wb.reports.list(time.Now()) }
 
 func listenWeb(ctx context.Context, n *Node, advertise, publicURL string) (*web, error) {
 	addr := first(n.cfg.Web.HTTPS, n.dir.Config.HTTPSListen, DefaultHTTPS)
@@ -170,8 +169,14 @@ func listenWeb(ctx context.Context, n *Node, advertise, publicURL string) (*web,
 	if err != nil {
 		return nil, err
 	}
-	wb := &web{late: &lateHandler{}}
-	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, HTTP2: n.cfg.Web.HTTP2, Logger: n.log.With("component", "https")})
+	wb := &web{late: &lateHandler{}, reportKey: make([]byte, 32)}
+	if _, err := rand.Read(wb.reportKey); err != nil {
+		return nil, fmt.Errorf("report token key: %w", err)
+	}
+	dc := n.dir.Config
+	wb.srv, err = gateway.Listen(gateway.ServerConfig{Addr: addr, Handler: wb.late, TLS: tlsCfg, HTTP2: n.cfg.Web.HTTP2,
+		WriteTimeout: dc.HTTPWriteTimeout.Duration, BodyTimeout: dc.HTTPBodyTimeout.Duration, BodyMinRate: dc.HTTPBodyMinRate,
+		Logger: n.log.With("component", "https")})
 	if err != nil {
 		return nil, fmt.Errorf("https on %s: %w", addr, err)
 	}
@@ -216,9 +221,11 @@ func (wb *web) start(n *Node) error {
 	}
 	if n.origin {
 		cfg.OnReport = func(client string, r gateway.Report) {
-			n.metrics.Report()
-			wb.report(n, client, r)
+			if wb.report(n, client, r) {
+				n.metrics.Report()
+			}
 		}
+		cfg.ReportKey = wb.reportKey
 		settings := w.SW
 		settings.SiteKey = n.dir.Config.SiteKey.String()
 		if err := settings.Validate(); err != nil {
@@ -252,10 +259,18 @@ func (wb *web) start(n *Node) error {
 		if w.InjectSW {
 			inject = registerTag
 		}
-		if proxy, err = gateway.NewProxy(gateway.ProxyConfig{Upstream: u, InjectScript: inject, Logger: n.log.With("component", "proxy")}); err != nil {
+		host := w.UpstreamHost
+		if host == "" {
+			if pu, err := url.Parse(wb.url); err == nil {
+				host = pu.Host
+			}
+		}
+		if proxy, err = gateway.NewProxy(gateway.ProxyConfig{Upstream: u, Host: host, InjectScript: inject, Logger: n.log.With("component", "proxy")}); err != nil {
 			return configErrorf("--upstream: %v", err)
 		}
 		cfg.Fallback = proxy
+		// Behind the rate limit like every other path.
+		cfg.FallbackPrefixes = w.ProxyPrefixes
 	} else if len(w.ProxyPrefixes) > 0 || w.InjectSW {
 		return configErrorf("--proxy-prefix and --inject-sw need --upstream")
 	}
@@ -276,18 +291,6 @@ func (wb *web) start(n *Node) error {
 	}
 	wb.gw = h
 	var handler http.Handler = h
-	if proxy != nil && len(w.ProxyPrefixes) > 0 {
-		prefixes := w.ProxyPrefixes
-		handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			for _, p := range prefixes {
-				if strings.HasPrefix(r.URL.Path, p) {
-					proxy.ServeHTTP(rw, r)
-					return
-				}
-			}
-			h.ServeHTTP(rw, r)
-		})
-	}
 	inner := handler
 	handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 3 {

@@ -145,7 +145,8 @@ type Manager struct {
 	snap     atomic.Pointer[snapshot]
 	ready    chan struct{} // closed with the first snapshot
 	passKick chan struct{}
-	lastLib  *library // the library of the last pass (passLoop only)
+	passMu   sync.Mutex // one reconcile at a time (the loop, and tests that call it)
+	lastLib  *library   // the library of the last pass; guarded by passMu
 	wg       sync.WaitGroup
 
 	down                                                   map[string]time.Time // guarded by mu

@@ -31,6 +31,8 @@ const fetchWorkers = 8
 // enough audited nodes go to the cache, where the quota evicts the least
 // recently used past the budget.
 func (m *Manager) reconcile(ctx context.Context) error {
+	m.passMu.Lock()
+	defer m.passMu.Unlock()
 	s := m.snap.Load()
 	if s == nil || s.lib == nil {
 		return nil

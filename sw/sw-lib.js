@@ -529,6 +529,7 @@ function checkRoot() {
       const headers = root ? { 'If-None-Match': `"${g.formatHash(root.hash)}"` } : {};
       stats.rootChecks++;
       const resp = await fetch('/grits/v1/root', { cache: 'no-store', headers, signal: AbortSignal.timeout(PEER_TIMEOUT_MS) });
+      noteReportToken(resp);
       if (resp.status === 304) return;
       if (!resp.ok) throw new Error(`origin root: ${resp.status}`);
       await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
@@ -621,6 +622,7 @@ function countOrigin(resp) {
 // noteRoot accepts the signed root an origin response carries, if newer;
 // it resolves when done (never rejects).
 async function noteRoot(resp) {
+  noteReportToken(resp);
   const h = resp.headers.get('Grits-Root');
   if (!h) return;
   try {
@@ -712,6 +714,7 @@ async function currentRoot() {
     rootPromise = (async () => {
       try {
         const resp = await fetch('/grits/v1/root', { cache: 'no-store' });
+        noteReportToken(resp);
         if (!resp.ok) throw new Error(`origin root: ${resp.status}`);
         const r = await acceptRoot(new Uint8Array(await resp.arrayBuffer()));
         rootCheckedAt = Date.now();
@@ -778,6 +781,15 @@ function drop(peer, hash, reason) {
   report(peer, hash, reason);
 }
 
+// reportToken is the origin's proof of a recent visit (its pages and
+// root answers carry one); the origin takes reports only with it.
+let reportToken = '';
+
+function noteReportToken(resp) {
+  const t = resp.headers.get('Grits-Report-Token');
+  if (t) reportToken = t;
+}
+
 // report tells the origin about a volunteer (POST /grits/v1/report), which
 // the operator sees in gritsd status; at most a few a minute.
 function report(peer, hash, reason) {
@@ -785,7 +797,7 @@ function report(peer, hash, reason) {
   stats.reportsSent++;
   fetch('/grits/v1/report', {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', 'Grits-Report-Token': reportToken },
     body: JSON.stringify({ peer, hash: hash || '', reason: String(reason).slice(0, 200) }),
   }).catch(() => {});
   return true;

@@ -124,6 +124,16 @@ type ServerConfig struct {
 	// OnAnswer, if set, is called after each request the server read,
 	// once its answer is written or abandoned: metrics. It must not block.
 	OnAnswer func(Answer)
+	// RateLimit is the requests per second one client address may make
+	// (an IPv6 client's /64), and RateBurst how many it may make at once
+	// (default twice RateLimit); a GetBlocks counts one request per 16
+	// hashes it names. Requests over it are answered Overloaded, saying
+	// when to retry. 0 or less: no limit. Exempt, if set, names the
+	// peers it does not apply to (a node exempts the swarm's members,
+	// whose fetches its own settings bound); it must not block.
+	RateLimit float64
+	RateBurst int
+	Exempt    func(Peer) bool
 }
 
 // Answer describes one request and how it ended, for OnAnswer.
@@ -178,6 +188,9 @@ func (c *ServerConfig) setDefaults() error {
 // ServerStats counts what a server did, for tests and status output.
 type ServerStats struct {
 	Conns, Refused, Requests, BadRequests, Blocks, Lookups, BytesSent int64
+	// Limited counts requests refused over a client's budget
+	// (ServerConfig.RateLimit).
+	Limited int64
 }
 
 // Server answers grits/1 requests.
@@ -191,6 +204,9 @@ type Server struct {
 	byID map[NodeID]map[*quic.Conn]struct{}
 
 	conns, refused, requests, badRequests, blocks, lookups, bytesSent atomic.Int64
+
+	budget  *requestBudget // nil: no rate limit
+	limited atomic.Int64
 }
 
 // NewServer checks the configuration.
@@ -198,7 +214,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, perIP: map[netip.Addr]int{}, byID: map[NodeID]map[*quic.Conn]struct{}{}}, nil
+	s := &Server{cfg: cfg, perIP: map[netip.Addr]int{}, byID: map[NodeID]map[*quic.Conn]struct{}{}}
+	if cfg.RateLimit > 0 {
+		s.budget = newRequestBudget(cfg.RateLimit, cfg.RateBurst)
+	}
+	return s, nil
 }
 
 // track records conn as one of id's open connections until untrack.
@@ -251,7 +271,8 @@ func (s *Server) Disconnect(id NodeID) int {
 // Stats returns counters since the server started.
 func (s *Server) Stats() ServerStats {
 	return ServerStats{Conns: s.conns.Load(), Refused: s.refused.Load(), Requests: s.requests.Load(),
-		BadRequests: s.badRequests.Load(), Blocks: s.blocks.Load(), Lookups: s.lookups.Load(), BytesSent: s.bytesSent.Load()}
+		BadRequests: s.badRequests.Load(), Blocks: s.blocks.Load(), Lookups: s.lookups.Load(), BytesSent: s.bytesSent.Load(),
+		Limited: s.limited.Load()}
 }
 
 func (s *Server) tlsConfig() *tls.Config {
@@ -491,7 +512,11 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream) {
 	defer stop()
 
 	w := bufio.NewWriterSize(countingWriter{st, &s.bytesSent, &sent}, 64<<10)
-	if err := s.answer(rctx, req, w); err != nil {
+	err = s.charge(rctx, req)
+	if err == nil {
+		err = s.answer(rctx, req, w)
+	}
+	if err != nil {
 		failed = err
 		if rctx.Err() != nil || isTimeout(err) {
 			st.CancelWrite(streamCancelled)

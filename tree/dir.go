@@ -182,6 +182,13 @@ func dirFind(ctx context.Context, g Getter, top blockstore.Hash, name string, vi
 	}
 }
 
+// FindEntry looks one name up in the directory whose top node is top,
+// loading only the nodes on the way to its leaf (not the entry's own
+// node, as Lookup does).
+func FindEntry(ctx context.Context, g Getter, top blockstore.Hash, name string) (Entry, bool, error) {
+	return dirFind(ctx, g, top, name, nil)
+}
+
 // ListDir returns all entries of a directory, sorted by name.
 func ListDir(ctx context.Context, g Getter, top blockstore.Hash) ([]Entry, error) {
 	var out []Entry

@@ -48,6 +48,11 @@ func TestUsageErrors(t *testing.T) {
 		{"serve --sw-paths relative", []string{"serve", "--sw-paths", "static/"}, false, []string{"--sw-", "static/"}},
 		{"serve --sw-scope relative", []string{"serve", "--sw-scope", "app/"}, false, []string{"--sw-", "scope", "app/"}},
 		{"serve --sw-cache-mb negative", []string{"serve", "--sw-cache-mb", "-5"}, false, []string{"--sw-cache-mb -5"}},
+		{"mount without mount point", []string{"mount"}, false, []string{"missing argument", "usage: gritsd mount MOUNTPOINT"}},
+		{"mount --publish unknown", []string{"mount", "/mnt", "--publish", "some"}, false, []string{"--publish", "world-readable"}},
+		{"mount --owner unknown", []string{"mount", "/mnt", "--owner", "no-such-user-here"}, false, []string{"--owner", "no such user"}},
+		{"mount --at with dot-dot", []string{"mount", "/mnt", "--at", "/a/../b"}, false, []string{"--at", "invalid name"}},
+		{"serve --publish unknown", []string{"serve", "--mount", "/mnt", "--publish", "some"}, false, []string{"--publish"}},
 		{"serve --sw-root-check too short", []string{"serve", "--sw-root-check", "10ms"}, false, []string{"--sw-root-check 10ms"}},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -756,5 +757,83 @@ func TestServeGetUsageErrors(t *testing.T) {
 				t.Errorf("took %v; a usage error should not wait for anything", took)
 			}
 		})
+	}
+}
+
+// TestGetOutputKinds: -o onto something that is not a plain new file.
+// A device or a pipe is written to, never renamed over (get -o /dev/null
+// once replaced the machine's /dev/null with a regular file); a symlink's
+// target is replaced and the link stays; a directory is refused.
+func TestGetOutputKinds(t *testing.T) {
+	t.Parallel()
+	d, key := newOriginWithKey(t)
+	data := randBytes(7, 300<<10) // several blocks
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.importTree(t, src)
+	srv := startServe(t, d)
+	get := func(dest string) result {
+		return run(t, append([]string{"get", "/f.bin", "-o", dest, "--site-key", key}, peerArgs(srv.addr)...)...)
+	}
+	dir := t.TempDir()
+
+	// A pipe: the reader gets the verified bytes and the pipe stays one.
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		f, err := os.Open(fifo)
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(f)
+		got <- b
+	}()
+	if r := get(fifo); r.code != 0 {
+		t.Fatalf("get -o FIFO: want exit 0\n%s", r)
+	}
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, data) {
+			t.Errorf("the pipe's reader got %d bytes, want the file's %d (first difference at %d)", len(b), len(data), firstDiff(b, data))
+		}
+	case <-time.After(cmdTimeout):
+		t.Fatal("nothing read from the pipe")
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("after get -o FIFO: %v, %v; want the named pipe still there", st.Mode(), err)
+	}
+
+	// A symlink: its target gets the file, the link stays a link.
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(link); r.code != 0 {
+		t.Fatalf("get -o SYMLINK: want exit 0\n%s", r)
+	}
+	checkFile(t, target, data)
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("after get -o SYMLINK: %v, %v; want the link kept", st.Mode(), err)
+	}
+
+	// A directory: refused, nothing written into it.
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	if r := get(sub); r.code != 1 || !strings.Contains(r.stderr, "is a directory") {
+		t.Errorf("get -o DIR: want exit 1 naming the directory\n%s", r)
+	}
+	if names := dirNames(t, sub); len(names) != 0 {
+		t.Errorf("get -o DIR wrote into it: %q", names)
 	}
 }

@@ -40,9 +40,17 @@ type ServeConfig struct {
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// HTTP2 picks the HTTP/2 server: HTTP2Grits (default) or HTTP2Go.
 	HTTP2 string `json:"http2,omitempty"`
+	// What a slow client may hold: see gateway.ServerConfig.
+	HTTPWriteTimeout Duration `json:"http_write_timeout,omitzero"`
+	HTTPBodyTimeout  Duration `json:"http_body_timeout,omitzero"`
+	HTTPBodyMinRate  int64    `json:"http_body_min_rate,omitempty"`
+	// Grits1RateLimit is grits/1 requests per second per client that is
+	// not a member (0: the default, negative: none).
+	Grits1RateLimit float64 `json:"grits1_rate_limit,omitempty"`
 
-	Upstream string `json:"upstream,omitempty"`
-	InjectSW bool   `json:"inject_sw,omitempty"`
+	Upstream     string `json:"upstream,omitempty"`
+	UpstreamHost string `json:"upstream_host,omitempty"`
+	InjectSW     bool   `json:"inject_sw,omitempty"`
 	// InjectSWTree adds the registration script to the HTML pages the
 	// origin serves from the tree.
 	InjectSWTree  bool     `json:"inject_sw_tree,omitempty"`
@@ -63,6 +71,14 @@ type ServeConfig struct {
 
 	LogLevel  string `json:"log_level,omitempty"`
 	LogFormat string `json:"log_format,omitempty"`
+
+	// The tree as a file system (gritsd serve --mount).
+	Mount         string   `json:"mount,omitempty"`
+	MountAt       string   `json:"mount_at,omitempty"`
+	MountQuiet    Duration `json:"mount_quiet,omitzero"`
+	MountOwner    string   `json:"mount_owner,omitempty"`
+	Publish       string   `json:"publish,omitempty"`
+	NoReadDirPlus bool     `json:"no_readdirplus,omitempty"`
 }
 
 // Values of ServeConfig.HTTP2.
@@ -670,6 +686,15 @@ func (s *ServeConfig) validate(role string) error {
 		return keyErrorf("watch_quiet", "%v: must not be negative", s.WatchQuiet)
 	case s.SWCacheMB < 0:
 		return keyErrorf("sw_cache_mb", "%d: must not be negative", s.SWCacheMB)
+	case s.MountQuiet.Duration < 0:
+		return keyErrorf("mount_quiet", "%v: must not be negative", s.MountQuiet)
+	case s.Publish != "" && s.Publish != "world-readable" && s.Publish != "all":
+		return keyErrorf("publish", "%q: want world-readable or all", s.Publish)
+	}
+	if s.MountAt != "" {
+		if _, err := tree.ParsePath(s.MountAt); err != nil {
+			return keyErrorf("mount_at", "%v", err)
+		}
 	}
 	if s.LogLevel != "" {
 		var lv slog.Level

@@ -29,6 +29,7 @@ const (
 	groupWorker  = "Service worker (origin)"
 	groupApp     = "The site's app (origin)"
 	groupLogging = "Logging"
+	groupMount   = "The tree as a file system (gritsd serve --mount)"
 )
 
 // Settings lists every setting of gritsd.toml in file order.
@@ -59,6 +60,8 @@ func Settings() []Setting {
 			Doc: "How many home nodes each block has. Every node of a swarm must agree."},
 		{Key: "cert_ttl", Group: groupSwarm, Default: `"8760h"`,
 			Doc: "Origin: how long the node certificates it issues at join last."},
+		{Key: "grits1_rate_limit", Group: groupSwarm, Default: "200",
+			Doc: "grits/1 requests per second per client address that is not a member (gritsd get, other tools), burst twice that; a GetBlocks counts one per 16 blocks. Over it the client is told to retry later. Members are not limited. Negative: no limit."},
 
 		{Key: "cache_quota_bytes", Group: groupStore, Default: "10737418240",
 			Doc: "Bytes of cached (unpinned) blocks this node keeps; the least recently used go first."},
@@ -110,6 +113,12 @@ func Settings() []Setting {
 			Doc: "Addresses or CIDRs of reverse proxies in front of this node whose X-Forwarded-For is believed for rate limits."},
 		{Key: "http2", Group: groupHTTPS, Default: `"grits"`, Flag: "http2",
 			Doc: `HTTP/2 server: "grits" (the gateway's own, internal/h2: half the CPU per small block) or "go" (Go's net/http server), should one ever misbehave.`},
+		{Key: "http_write_timeout", Group: groupHTTPS, Default: `"30s"`,
+			Doc: "How long one write to a browser may wait: a client that reads nothing for this long loses the connection, and the handler (or the app's response through the proxy) it held is freed. Slow downloads are fine: every write that completes starts it again."},
+		{Key: "http_body_timeout", Group: groupHTTPS, Default: `"30s"`,
+			Doc: "How long a client may take to send a request body, plus a second for every http_body_min_rate bytes it has sent: a client that drips an upload slower gets 408 and the app's upload handler is freed."},
+		{Key: "http_body_min_rate", Group: groupHTTPS, Default: "1024",
+			Doc: "Bytes per second a request body must keep up, after http_body_timeout, to keep going. Lower it if the app takes large uploads from very slow links."},
 
 		{Key: "sw_scope", Group: groupWorker, Default: `"/"`, Flag: "sw-scope", Reload: true,
 			Doc: "The URL path the service worker controls."},
@@ -128,10 +137,25 @@ func Settings() []Setting {
 
 		{Key: "upstream", Group: groupApp, Default: `""`, Flag: "upstream", Reload: true,
 			Doc: "The site's app server (http://HOST:PORT); paths not in the tree are proxied to it, WebSockets included."},
+		{Key: "upstream_host", Group: groupApp, Default: `""`, Flag: "upstream-host", Reload: true,
+			Doc: "The Host (and X-Forwarded-Host) the app receives on every proxied request, never the browser's own, which anyone can set. Default: the host of this node's public URL (public_url, else https://ADVERTISE:PORT)."},
 		{Key: "inject_sw", Group: groupApp, Default: "false", Flag: "inject-sw", Reload: true,
 			Doc: "With upstream: add the service worker's registration script to the app's HTML pages."},
 		{Key: "proxy_prefixes", Group: groupApp, Default: "[]", Flag: "proxy-prefix", Reload: true,
 			Doc: "With upstream: paths under these prefixes always go to the app, e.g. [\"/api/\"]."},
+
+		{Key: "mount", Group: groupMount, Default: `""`, Flag: "mount",
+			Doc: "Mount the tree at this directory: read-write on the origin (changes become signed roots), read-only and lazy elsewhere (blocks fetched from the swarm on first read). Needs root and /dev/fuse."},
+		{Key: "mount_at", Group: groupMount, Default: `"/"`, Flag: "mount-at",
+			Doc: "Origin: the tree path the mount shows, e.g. \"/system\" for Mastodon's public/system."},
+		{Key: "mount_quiet", Group: groupMount, Default: `"1s"`, Flag: "mount-quiet",
+			Doc: "Origin: how long the mount must be quiet before its changes are committed as one root (at most 10s after the first change)."},
+		{Key: "mount_owner", Group: groupMount, Default: `""`, Flag: "mount-owner",
+			Doc: "USER[:GROUP] every entry of the mount belongs to, e.g. the application that writes there. Default: the user gritsd runs as."},
+		{Key: "publish", Group: groupMount, Default: `"world-readable"`, Flag: "publish",
+			Doc: "Origin: which entries of the mount are published: world-readable (what a web server would serve: o+r files in o+rx directories) or all. The rest is kept but held back; gritsd status counts it."},
+		{Key: "no_readdirplus", Group: groupMount, Default: "false", Flag: "no-readdirplus",
+			Doc: "Read-only mount: list directories by name only (no attributes with the listing): for directories of hundreds of thousands of entries."},
 
 		{Key: "log_level", Group: groupLogging, Default: `"info"`, Flag: "log-level", Reload: true,
 			Doc: "debug, info, warn or error. Commands other than serve log warnings and errors unless --log-level says otherwise."},

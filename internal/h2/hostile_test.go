@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,64 @@ func TestShutdownBeforePreface(t *testing.T) {
 	}
 	if len(types) < 2 || types[0] != http2.FrameSettings || types[len(types)-1] != http2.FrameGoAway {
 		t.Errorf("frames %v, want SETTINGS first and GOAWAY last", types)
+	}
+}
+
+// TestReadDeadlineEndsADrippedBody: a client that sends its request body
+// a byte at a time does not hold the handler past the read deadline the
+// handler set through http.ResponseController (as the gateway does on
+// every request), and the stream's data then stops counting against the
+// connection.
+func TestReadDeadlineEndsADrippedBody(t *testing.T) {
+	readErr := make(chan error, 1)
+	ts := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
+			readErr <- err
+			return
+		}
+		_, err := io.Copy(io.Discard, r.Body)
+		readErr <- err
+		w.WriteHeader(http.StatusRequestTimeout)
+	}), nil)
+	rc := dialRaw(t, ts)
+	rc.hbuf.Reset()
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "test"}, {":path", "/"}, {"content-length", "1000"}} {
+		rc.henc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.hbuf.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	dripped := make(chan struct{})
+	go func() {
+		defer close(dripped)
+		for range 100 { // bounded: 10 s at most
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if rc.fr.WriteData(1, false, []byte{'x'}) != nil {
+				return
+			}
+		}
+	}()
+	var err error
+	select {
+	case err = <-readErr:
+	case <-time.After(10 * time.Second):
+		err = errors.New("the handler still reads the dripped body")
+	}
+	close(stop) // the framer is not for two writers: until acknowledges SETTINGS
+	<-dripped
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("body read: %v, want a deadline error", err)
+	}
+	f := rc.until(5*time.Second, "the response", func(f http2.Frame) bool {
+		h, ok := f.(*http2.MetaHeadersFrame)
+		return ok && h.StreamID == 1
+	}).(*http2.MetaHeadersFrame)
+	if got := f.PseudoValue("status"); got != "408" {
+		t.Errorf("status %s, want 408", got)
 	}
 }

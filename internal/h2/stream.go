@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -42,6 +44,56 @@ type stream struct {
 	remoteDone bool  // END_STREAM received
 	sentEnd    bool  // END_STREAM sent
 	err        error // set once the stream is reset or the connection closed
+
+	// readTimer ends body reads at the handler's read deadline
+	// (http.ResponseController.SetReadDeadline); nil when none is set.
+	readTimer *time.Timer
+}
+
+// errReadDeadline is what body reads return once the handler's read
+// deadline has passed, as net/http's servers do.
+var errReadDeadline = fmt.Errorf("h2: request body: %w", os.ErrDeadlineExceeded)
+
+// setReadDeadlineLocked arms (or, for the zero time, clears) st's read
+// deadline. Once it passes, the body reads fail and the data the client
+// still sends is dropped with its flow-control credit returned, so a
+// client dripping a body holds neither the handler nor the window.
+func (c *conn) setReadDeadlineLocked(st *stream, t time.Time) {
+	if st.readTimer != nil {
+		st.readTimer.Stop()
+		st.readTimer = nil
+	}
+	if t.IsZero() || st.remoteDone || st.bodyClosed {
+		return
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		c.readDeadlinePassedLocked(st)
+		return
+	}
+	var timer *time.Timer
+	timer = time.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if st.readTimer == timer {
+			st.readTimer = nil
+			c.readDeadlinePassedLocked(st)
+		}
+	})
+	st.readTimer = timer
+}
+
+func (c *conn) readDeadlinePassedLocked(st *stream) {
+	if st.remoteDone || st.bodyErr != nil {
+		return
+	}
+	st.bodyErr = errReadDeadline
+	st.bodyClosed = true
+	if n := st.body.Len(); n > 0 {
+		st.body.Reset()
+		c.creditConnLocked(int64(n))
+	}
+	st.cond.Broadcast()
 }
 
 // abortLocked ends st for reason: writes fail, body reads fail, the
@@ -291,6 +343,10 @@ func (c *conn) runHandler(st *stream, rw *responseWriter, req *http.Request, h h
 // handlerDoneLocked accounts for st's handler having returned.
 func (c *conn) handlerDoneLocked(st *stream) {
 	c.handlers--
+	if st.readTimer != nil {
+		st.readTimer.Stop()
+		st.readTimer = nil
+	}
 	st.cancel()
 	c.becameIdleLocked()
 }
@@ -397,6 +453,16 @@ func (rw *responseWriter) WriteString(s string) (int, error) {
 		return len(s), nil
 	}
 	return rw.Write([]byte(s))
+}
+
+// SetReadDeadline bounds the handler's reads of the request body
+// (http.ResponseController): from t on they fail with an error matching
+// os.ErrDeadlineExceeded. The zero time clears the deadline.
+func (rw *responseWriter) SetReadDeadline(t time.Time) error {
+	rw.c.mu.Lock()
+	defer rw.c.mu.Unlock()
+	rw.c.setReadDeadlineLocked(rw.st, t)
+	return nil
 }
 
 // Flush sends the headers and whatever body is buffered.

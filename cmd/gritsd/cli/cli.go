@@ -60,6 +60,7 @@ var commands = []command{
 	{"join", "TOKEN", "enroll this node with the origin a token names (creates the data directory if needed)", runJoin},
 	{"ban", "NODE", "origin: exclude a node from the swarm and rotate the gossip key", runBan},
 	{"status", "[--wait-replicas N] [--timeout D] [--json]", "members, roots and replication, from the running daemon", runStatus},
+	{"mount", "MOUNTPOINT [--at PATH] [--quiet D] [--publish RULE] [--owner USER[:GROUP]]", "origin: the tree as a read-write file system; changes become signed roots (SIGINT/SIGTERM unmounts)", runMount},
 	{"get", "--peer HOST:PORT [--peer ...] PATH [-o FILE] [--site-key KEY]", "fetch a path from peers, verify it, write it atomically", runGet},
 	{"config", "check [--json]", "validate gritsd.toml and print the effective settings", runConfig},
 }

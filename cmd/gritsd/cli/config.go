@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/sw"
@@ -167,6 +170,17 @@ func checkServeSettings(cfg *datadir.Config) []error {
 		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			bad(key, "%q: want an http:// or https:// URL", v)
 		}
+	}
+	for key, d := range map[string]time.Duration{"http_write_timeout": cfg.HTTPWriteTimeout.Duration, "http_body_timeout": cfg.HTTPBodyTimeout.Duration} {
+		if d < 0 {
+			bad(key, "%v: want a positive duration", d)
+		}
+	}
+	if cfg.HTTPBodyMinRate < 0 {
+		bad("http_body_min_rate", "%d: want bytes per second, at least 1", cfg.HTTPBodyMinRate)
+	}
+	if h := cfg.UpstreamHost; h != "" && (strings.ContainsAny(h, "/ \t@?#") || !httpguts.ValidHostHeader(h)) {
+		bad("upstream_host", "%q: want a host name, optionally with :PORT", h)
 	}
 	for _, p := range cfg.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {

@@ -261,8 +261,27 @@ func lookupAcross(ctx context.Context, c *cmdContext, client *transport.Client, 
 // stdout instead.
 func writeAtomically(dest string, stdout io.Writer, fill func(io.WriterAt) error) error {
 	dir := filepath.Dir(dest)
-	if dest == "-" {
-		dir = os.TempDir()
+	// Where the bytes go once they are all there and verified: a regular
+	// file is replaced by a rename (through a symlink, its target is);
+	// anything else (a device such as /dev/null, a pipe) is written to,
+	// never renamed over.
+	var through io.Writer
+	switch st, err := os.Stat(dest); {
+	case dest == "-":
+		dir, through = os.TempDir(), stdout
+	case err == nil && st.IsDir():
+		return fmt.Errorf("%s is a directory; give the file's name with -o", dest)
+	case err == nil && !st.Mode().IsRegular():
+		f, err := os.OpenFile(dest, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		dir, through = os.TempDir(), f
+	case err == nil:
+		if real, err := filepath.EvalSymlinks(dest); err == nil {
+			dest, dir = real, filepath.Dir(real)
+		}
 	}
 	tmp, err := os.CreateTemp(dir, ".gritsd-get-*")
 	if err != nil {
@@ -273,11 +292,11 @@ func writeAtomically(dest string, stdout io.Writer, fill func(io.WriterAt) error
 	if err := fill(tmp); err != nil {
 		return err
 	}
-	if dest == "-" {
+	if through != nil {
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		_, err := io.Copy(stdout, tmp)
+		_, err := io.Copy(through, tmp)
 		return err
 	}
 	if err := tmp.Sync(); err != nil {

@@ -48,6 +48,9 @@ func runImport(ctx context.Context, c *cmdContext) error {
 	if err := d.Lock(); err != nil {
 		return err
 	}
+	if err := refuseMountedPath(d, atPath); err != nil {
+		return err
+	}
 	prog := progress.New(ctx, c.Stderr, isTerminal(c.Stderr))
 	bar := prog.Bytes("import", 0)
 	res, err := node.Import(ctx, d, src, atPath, *keepMTimes, c.logger, func(p importer.Progress) {

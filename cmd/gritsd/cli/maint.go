@@ -15,9 +15,13 @@ import (
 var timeNow = time.Now
 
 func describeVisit(v tree.Visit, seq uint64) string {
-	s := fmt.Sprintf("%s of %s in root seq %d", v.Kind, v.Path, seq)
+	in := fmt.Sprintf("root seq %d", seq)
+	if seq == 0 {
+		in = "the mount's held-back tree"
+	}
+	s := fmt.Sprintf("%s of %s in %s", v.Kind, v.Path, in)
 	if v.Kind == tree.BlockChunk {
-		s = fmt.Sprintf("chunk at offset %d of %s in root seq %d", v.Offset, v.Path, seq)
+		s = fmt.Sprintf("chunk at offset %d of %s in %s", v.Offset, v.Path, in)
 	}
 	return s
 }
@@ -92,7 +96,11 @@ func runFsck(ctx context.Context, c *cmdContext) error {
 	// On an origin that offloads, content missing here is held by
 	// storage nodes: reported, not a problem (--remote checks it).
 	elsewhere := map[blockstore.Hash]string{}
-	retained := d.Retained(d.Config.RetainRoots)
+	held, err := heldBackRoots(d)
+	if err != nil {
+		return err
+	}
+	retained := append(d.Retained(d.Config.RetainRoots), held...)
 	rootBar := prog.Count("fsck: roots", "roots", int64(len(retained)))
 	for _, r := range retained {
 		rootBar.Add(1)
@@ -168,6 +176,9 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	if err := d.Lock(); err != nil {
 		return err
 	}
+	if err := refuseWhileMounted(d, "gc"); err != nil {
+		return err
+	}
 	n := d.Config.RetainRoots
 	if *keep != 0 {
 		if *keep < 1 {
@@ -177,10 +188,16 @@ func runGC(ctx context.Context, c *cmdContext) error {
 	}
 	roots := d.Retained(n)
 	live := map[blockstore.Hash]bool{}
+	// A mount's held-back tree (files the publish rule keeps out) is in
+	// no root, and must be kept like one.
+	held, err := heldBackRoots(d)
+	if err != nil {
+		return err
+	}
 	prog := progress.New(ctx, c.Stderr, isTerminal(c.Stderr))
 	defer prog.Wait()
-	markBar := prog.Count("gc: mark", "roots", int64(len(roots)))
-	for _, r := range roots {
+	markBar := prog.Count("gc: mark", "roots", int64(len(roots)+len(held)))
+	for _, r := range append(roots, held...) {
 		markBar.Add(1)
 		err := tree.Walk(ctx, d.Store, r.Tree, func(v tree.Visit) (bool, error) {
 			partial := d.Config.Role == datadir.RoleVolunteer && errors.Is(v.Err, blockstore.ErrNotFound)

@@ -112,7 +112,7 @@ func reloadableFrom(c *datadir.Config) (node.Reloadable, error) {
 		return node.Reloadable{}, err
 	}
 	return node.Reloadable{Seeds: c.Seeds, Web: node.WebConfig{RateLimit: c.RateLimit, TrustedProxies: c.TrustedProxies, SW: s,
-		Upstream: c.Upstream, ProxyPrefixes: c.ProxyPrefixes, InjectSW: c.InjectSW, InjectSWTree: c.InjectSWTree, TLSCert: c.TLSCert, TLSKey: c.TLSKey}}, nil
+		Upstream: c.Upstream, UpstreamHost: c.UpstreamHost, ProxyPrefixes: c.ProxyPrefixes, InjectSW: c.InjectSW, InjectSWTree: c.InjectSWTree, TLSCert: c.TLSCert, TLSKey: c.TLSKey}}, nil
 }
 
 // swSettingsOf checks the service worker's settings.

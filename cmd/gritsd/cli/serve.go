@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/grits-cdn/grits/gateway"
 	"github.com/grits-cdn/grits/internal/sdnotify"
@@ -21,6 +22,12 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	advertiseFlag := c.flags.String("advertise", "", "host other nodes reach this one at (default: config advertise, else the listen host)")
 	urlFlag := c.flags.String("url", "", "public HTTPS base URL of this node for browsers (default: config public_url)")
 	profileFlag := c.flags.String("gossip-profile", "", "gossip timers: lan, wan or local (default: config gossip_profile, else lan)")
+	mountFlag := c.flags.String("mount", "", "mount the tree here: read-write on the origin, read-only and lazy elsewhere")
+	mountAt := c.flags.String("mount-at", "/", "origin: the tree path --mount shows")
+	mountQuiet := c.flags.Duration("mount-quiet", time.Second, "origin: commit the mount's changes once it has been quiet this long")
+	publish := c.flags.String("publish", "", "origin: which entries of the mount are published: world-readable (default) or all")
+	mountOwner := c.flags.String("mount-owner", "", "USER[:GROUP] the mount's entries belong to (default: yours)")
+	noReaddirplus := c.flags.Bool("no-readdirplus", false, "read-only mount: list directories by name only (for huge directories)")
 	adminFlag := c.flags.String("admin", "", "TCP address for metrics, /healthz, /readyz and the dashboard (default: config admin_listen, else 127.0.0.1 at the listen port + 2); off disables")
 	wflags := addWebFlags(c)
 	if err := c.parse(0, 0); err != nil {
@@ -40,6 +47,12 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	// After gritsd.toml filled the flags in.
+	mc, err := mountConfig(*mountFlag, *mountAt, *mountQuiet, *publish, *mountOwner)
+	if err != nil {
+		return err
+	}
+	mc.ReadDirPlus = !*noReaddirplus
 	settings, err := wflags.swSettings()
 	if err != nil {
 		return err
@@ -53,8 +66,8 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	cfg := node.Config{Dir: d, Listen: *listenFlag, Gossip: *gossipFlag, Advertise: *advertiseFlag, URL: *urlFlag,
 		Profile: membership.Profile(*profileFlag), Admin: *adminFlag, Watch: *wflags.watch, WatchQuiet: *wflags.watchQuiet, Logger: c.logger,
 		Web: node.WebConfig{HTTPS: *wflags.https, TLSCert: *wflags.tlsCert, TLSKey: *wflags.tlsKey, ACMEEmail: *wflags.acmeEmail,
-			Upstream: *wflags.upstream, ProxyPrefixes: wflags.proxyPrefixes, InjectSW: *wflags.injectSW, InjectSWTree: *wflags.injectSWTree,
-			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings, HTTP2: *wflags.http2}}
+			Upstream: *wflags.upstream, UpstreamHost: *wflags.upstreamHost, ProxyPrefixes: wflags.proxyPrefixes, InjectSW: *wflags.injectSW, InjectSWTree: *wflags.injectSWTree,
+			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings, HTTP2: *wflags.http2}, Mount: mc}
 	if v := *wflags.acmeDomains; v != "" {
 		cfg.Web.ACMEDomains = strings.Split(v, ",")
 	}
@@ -67,6 +80,13 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	c.errorf("gossip on %s\n", n.GossipAddr())
 	if a := n.HTTPSAddr(); a != "" {
 		c.errorf("https on %s (%s)\n", a, n.URL())
+	}
+	if m := n.Mount(); m != nil {
+		mode := "read-only"
+		if n.IsOrigin() {
+			mode = "read-write"
+		}
+		c.errorf("mounted %s at %s (%s)\n", mc.At, m.Dir(), mode)
 	}
 	if a := n.AdminAddr(); a != "" {
 		c.errorf("admin on %s (http://%s/)\n", a, a)

@@ -129,6 +129,9 @@ func printStatus(w io.Writer, st Status) {
 	for _, r := range st.Reports {
 		fmt.Fprintf(w, "REPORTED %s: %d times by browsers, last %s: %s %s\n", r.Peer, r.Count, r.Last.Format("15:04:05"), r.Reason, r.Hash)
 	}
+	if h := st.HeldBack; h != nil && h.Files > 0 {
+		fmt.Fprintf(w, "held back: %d files (%s) are kept but not published: others may not read them (chmod o+r, or o+rx for directories, publishes them)\n", h.Files, humanBytes(h.Bytes))
+	}
 	fmt.Fprintf(w, "served %d grits/1 requests (%s) and %d HTTP requests (%s); fetched %d blocks (%s) from the swarm\n",
 		st.Served.Requests, humanBytes(st.Served.Bytes), st.Served.HTTPRequests, humanBytes(st.Served.HTTPBytes), st.Upstream.Fetched, humanBytes(st.Upstream.Bytes))
 }

@@ -17,7 +17,7 @@ const DefaultHTTPS = node.DefaultHTTPS
 // webFlags are serve's flags for the browser side.
 type webFlags struct {
 	https, tlsCert, tlsKey, acmeDomains, acmeEmail, upstream, watch *string
-	http2                                                           *string
+	http2, upstreamHost                                             *string
 	proxyPrefixes, trustedProxies, mediaHosts                       stringList
 	injectSW, injectSWTree                                          *bool
 	watchQuiet                                                      *time.Duration
@@ -38,6 +38,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 		acmeDomains:  c.flags.String("acme-domain", "", "get certificates from Let's Encrypt for these comma-separated names (needs TCP 443 reachable)"),
 		acmeEmail:    c.flags.String("acme-email", "", "contact address for ACME"),
 		upstream:     c.flags.String("upstream", "", "origin: the site's app server (http://HOST:PORT); paths not in the tree are proxied to it"),
+		upstreamHost: c.flags.String("upstream-host", "", "origin with --upstream: the Host the app receives (default: the host of this node's public URL); never the browser's"),
 		injectSW:     c.flags.Bool("inject-sw", false, "origin with --upstream: add the service worker's registration script to the app's HTML pages"),
 		injectSWTree: c.flags.Bool("inject-sw-tree", false, "origin: add the service worker's registration script to the HTML pages served from the tree"),
 		watch:        c.flags.String("watch", "", "origin: re-import this directory into the tree whenever it changes"),

@@ -359,6 +359,7 @@ const PAGE_FILE_MAX = 1 << 20;
 const PAGE_BYTES = 4 << 20;
 const PAGE_HTML_MAX = 1 << 20;
 const prefetching = new Map(); // block hex -> promise of {data, source}
+const pagesWarmed = new Set(); // tree hex + page URL
 async function warmPage(resp, pageURL) {
   const type = (resp.headers.get('Content-Type') || '').toLowerCase();
   if (!resp.ok || resp.type === 'opaque' || !type.startsWith('text/html') || Number(resp.headers.get('Content-Length')) > PAGE_HTML_MAX) return;
@@ -490,7 +491,14 @@ export function handleFetch(event) {
       // A new tree (an import since the last page): its directories,
       // while the page parses; and the files the page names.
       if (root) event.waitUntil(prefetchTree(root).catch(() => {}));
-      event.waitUntil(warmPage(resp.clone(), url).catch(() => {}));
+      // A page already read under this tree: its files are here (reading
+      // it again would only pass its body through the worker's thread).
+      const seen = root ? g.toHex(root.tree) + url.href : '';
+      if (seen && !pagesWarmed.has(seen)) {
+        if (pagesWarmed.size >= 256) pagesWarmed.clear();
+        pagesWarmed.add(seen);
+        event.waitUntil(warmPage(resp.clone(), url).catch(() => {}));
+      }
       return resp;
     }, async (err) => {
       await rootFromVolunteers().catch(() => {});

@@ -21,7 +21,7 @@ import (
 // or a read-only client.
 func plainClient(t *testing.T, site tree.PublicKey, key ed25519.PrivateKey) *transport.Client {
 	t.Helper()
-	cfg := transport.ClientConfig{SiteKey: site, DialTimeout: time.Second, StallTimeout: 2 * time.Second}
+	cfg := transport.ClientConfig{SiteKey: site, DialTimeout: userDialTimeout, StallTimeout: userDialTimeout}
 	if key != nil {
 		cert, err := transport.Certificate(key)
 		if err != nil {
@@ -37,6 +37,11 @@ func plainClient(t *testing.T, site tree.PublicKey, key ed25519.PrivateKey) *tra
 	return c
 }
 
+// userDialTimeout bounds a handshake of the clients the tests drive as a
+// user would: the transport's default, since a QUIC handshake under the
+// race detector on a busy machine can take over a second.
+const userDialTimeout = 5 * time.Second
+
 // credClient presents key with credential cred.
 func credClient(t *testing.T, site tree.PublicKey, key ed25519.PrivateKey, cred []byte) *transport.Client {
 	t.Helper()
@@ -44,7 +49,7 @@ func credClient(t *testing.T, site tree.PublicKey, key ed25519.PrivateKey, cred 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := transport.NewClient(transport.ClientConfig{SiteKey: site, Identity: &cert, DialTimeout: time.Second, StallTimeout: 2 * time.Second})
+	c, err := transport.NewClient(transport.ClientConfig{SiteKey: site, Identity: &cert, DialTimeout: userDialTimeout, StallTimeout: userDialTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +181,7 @@ func TestConnectionsNeedAValidCertificateOfTheirOwnKey(t *testing.T) {
 	c := newCluster(t)
 	v := c.add(RoleVolunteer, nil, nil)
 	r := c.publish(map[string][]byte{"a": []byte("content")})
-	c.waitRoot(r, 30*time.Second)
+	c.waitRoot(r)
 	ctx := context.Background()
 	_, otherSite, _ := ed25519.GenerateKey(nil)
 	_, attacker, _ := ed25519.GenerateKey(nil)
@@ -225,7 +230,7 @@ func TestConnectionsNeedAValidCertificateOfTheirOwnKey(t *testing.T) {
 func TestNodeWithForeignCertificateNeverJoinsTheView(t *testing.T) {
 	c := newCluster(t)
 	c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	// A node that somehow holds the gossip key but whose certificate the
 	// site did not issue.
 	_, otherSiteKey, _ := ed25519.GenerateKey(nil)
@@ -248,7 +253,7 @@ func TestNodeWithForeignCertificateNeverJoinsTheView(t *testing.T) {
 	// Wait until a legitimate node that starts after the rogue is seen
 	// by all: the rogue had as long to be let in, and must not be.
 	c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	for _, n := range c.live() {
 		for _, m := range n.swarm.Members() {
 			if m.ID == id {
@@ -268,9 +273,9 @@ func TestBanDropsTheNodeEverywhereAndRotatesTheGossipKey(t *testing.T) {
 	a := c.add(RoleVolunteer, nil, nil)
 	b := c.add(RoleStorage, nil, []string{"/"})
 	victim := c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	r := c.publish(map[string][]byte{"a": []byte("content")})
-	c.waitRoot(r, 30*time.Second)
+	c.waitRoot(r)
 	ctx := context.Background()
 	// The victim talks to the origin: a live connection to drop.
 	if _, err := victim.client.GetBlock(ctx, c.origin.addr, r.Tree); err != nil {
@@ -288,7 +293,7 @@ func TestBanDropsTheNodeEverywhereAndRotatesTheGossipKey(t *testing.T) {
 	}
 	start := time.Now()
 	honest := []*node{c.origin, a, b}
-	eventually(t, 40*time.Second, "every honest node enforces the ban", func() error {
+	eventually(t, slack*c.timing().Root, "every honest node enforces the ban", func() error {
 		for _, n := range honest {
 			if !n.swarm.Bans().Banned(victim.id) {
 				return fmt.Errorf("%v has ban list version %d", n.role, n.swarm.Ring().BanVersion())
@@ -316,7 +321,7 @@ func TestBanDropsTheNodeEverywhereAndRotatesTheGossipKey(t *testing.T) {
 	}
 	// After the grace period only the new key is in use anywhere honest,
 	// and the banned node, holding only the old one, loses the swarm.
-	eventually(t, 40*time.Second, "old gossip key dropped", func() error {
+	eventually(t, slack*(2*c.timing().KeyGrace+c.timing().Sync), "old gossip key dropped", func() error {
 		for _, n := range honest {
 			keys := n.swarm.ring.GetKeys()
 			if len(keys) != 1 || string(keys[0]) != string(newKey) {
@@ -325,7 +330,7 @@ func TestBanDropsTheNodeEverywhereAndRotatesTheGossipKey(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 40*time.Second, "the banned node is cut off", func() error {
+	eventually(t, slack*c.timing().Dead, "the banned node is cut off", func() error {
 		for _, m := range victim.swarm.Alive() {
 			if !m.Self {
 				return fmt.Errorf("the banned node still sees %v alive", m.Role)
@@ -334,7 +339,7 @@ func TestBanDropsTheNodeEverywhereAndRotatesTheGossipKey(t *testing.T) {
 		for _, n := range honest {
 			for _, m := range n.swarm.ml.Members() {
 				if m.Name == victim.id.String() {
-					return fmt.Errorf("%v's memberlist still has it %v", n.role, m.State)
+					return fmt.Errorf("%v's memberlist still has it", n.role) // (its State changes in place: not read here)
 				}
 			}
 		}
@@ -343,7 +348,7 @@ func TestBanDropsTheNodeEverywhereAndRotatesTheGossipKey(t *testing.T) {
 	// The swarm works on: a new root reaches the honest nodes.
 	r2 := c.publish(map[string][]byte{"b": []byte("more")})
 	victim.kill()
-	c.waitRoot(r2, 30*time.Second)
+	c.waitRoot(r2)
 	// A node that joins later gets the current keys in its grant.
 	tok, _ := NewToken(c.siteKey, c.origin.id, c.origin.addr, RoleVolunteer, time.Now().Add(time.Hour))
 	_, key, _ := ed25519.GenerateKey(nil)

@@ -37,14 +37,14 @@ func BenchmarkRootPropagation(b *testing.B) {
 	for range nodes - 1 {
 		c.add(RoleVolunteer, nil, nil)
 	}
-	c.waitConverged(60 * time.Second)
+	c.waitConverged(c.timing().Join)
 	var total time.Duration
 	var worst time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
 		r := c.publish(map[string][]byte{"index.html": fmt.Appendf(nil, "version %d", i)})
-		c.waitRoot(r, 30*time.Second)
+		c.waitRoot(r)
 		d := time.Since(start)
 		total += d
 		worst = max(worst, d)
@@ -64,7 +64,7 @@ func BenchmarkDeadDetection(b *testing.B) {
 	for range nodes - 1 {
 		c.add(RoleVolunteer, nil, nil)
 	}
-	c.waitConverged(60 * time.Second)
+	c.waitConverged(c.timing().Join)
 	var total, worst time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -72,7 +72,7 @@ func BenchmarkDeadDetection(b *testing.B) {
 		victim := live[len(live)-1]
 		start := time.Now()
 		victim.kill()
-		eventually(b, 60*time.Second, "victim marked dead", func() error {
+		eventually(b, slack*c.timing().Dead, "victim marked dead", func() error {
 			for _, n := range c.live() {
 				for _, m := range n.swarm.Members() {
 					if m.ID == victim.id && m.State != StateDead {
@@ -108,11 +108,11 @@ func BenchmarkOriginOffload(b *testing.B) {
 		for range 3 {
 			vols = append(vols, c.add(RoleVolunteer, nil, nil))
 		}
-		c.waitConverged(30 * time.Second)
+		c.waitConverged(c.timing().Join)
 		data := randomData(mb << 20)
 		before := c.origin.srv.Stats().BytesSent
 		r := c.publish(map[string][]byte{"video.mp4": data})
-		c.waitRoot(r, 30*time.Second)
+		c.waitRoot(r)
 		var peers []string
 		for _, v := range vols {
 			peers = append(peers, v.addr)
@@ -166,3 +166,78 @@ func BenchmarkOriginOffload(b *testing.B) {
 type discardAt struct{}
 
 func (discardAt) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
+
+// BenchmarkReform: in-process swarms over loopback, LAN and WAN timers.
+// The origin stops (gracefully, as on SIGTERM) and starts again on its
+// ports; reform-s is the time from its start until every member sees
+// every member alive again. The baseline, from the same swarm and run,
+// is join-s: the time from a new volunteer's start until every member
+// sees it alive. Before the snapshot and the re-join loop, a restarted
+// origin never re-formed (it has no seeds; the members saw it leave).
+//
+//	go test -run '^$' -bench Reform -benchtime 3x ./membership
+func BenchmarkReform(b *testing.B) {
+	for _, p := range []Profile{ProfileLAN, ProfileWAN} {
+		b.Run(string(p), func(b *testing.B) {
+			nodes := envInt("GRITS_BENCH_NODES", 50)
+			c := newClusterWith(b, p, -1)
+			for range nodes - 2 {
+				c.add(RoleVolunteer, nil, nil)
+			}
+			c.waitConverged(c.timing().Join)
+			var join, reform time.Duration
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				c.add(RoleVolunteer, nil, nil)
+				c.waitWhole(slack * c.timing().Join)
+				join += time.Since(start)
+
+				c.origin.stop()
+				start = time.Now()
+				c.origin.start()
+				c.waitWhole(slack * c.timing().Reform)
+				reform += time.Since(start)
+			}
+			b.StopTimer()
+			n := time.Duration(b.N)
+			b.ReportMetric((reform / n).Seconds(), "reform-s")
+			b.ReportMetric((join / n).Seconds(), "join-s")
+			b.ReportMetric(float64(reform)/float64(join), "x-join")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// waitWhole is waitConverged with a finer poll, for measuring: every
+// live node sees every other alive.
+func (c *cluster) waitWhole(timeout time.Duration) {
+	c.t.Helper()
+	live := c.live()
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := ""
+		for _, n := range live {
+			alive := map[NodeID]bool{}
+			for _, m := range n.swarm.Alive() {
+				alive[m.ID] = true
+			}
+			for _, o := range live {
+				if !alive[o.id] {
+					missing = fmt.Sprintf("%s does not see %s alive", n.id.String()[8:16], o.id.String()[8:16])
+					break
+				}
+			}
+			if missing != "" {
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the swarm is not whole within %v: %s", timeout, missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -29,6 +29,7 @@ type cluster struct {
 	warmMax     int64 // for volunteers' keepers; -1 (the default here) disables warming
 	profile     Profile
 	replication int
+	forgetAfter time.Duration // for the nodes to come; 0 for the default
 	origin      *node
 	nodes       []*node // origin first
 
@@ -48,16 +49,25 @@ type node struct {
 	log     *tree.Log
 	swarm   *Swarm
 	srv     *transport.Server
-	addr    string
+	addr    string // grits/1, kept across restarts
+	gossip  string // gossip, kept across restarts
 	client  *transport.Client
 	fetcher *Fetcher
 	keeper  *Keeper
 	enrol   *Enroller
 	pins    []string
+	alone   bool // started without seeds
+	pc      *net.UDPConn
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
 	stopped bool
 }
+
+// The nodes' grits/1 client timeouts.
+const (
+	clientDialTimeout  = time.Second
+	clientStallTimeout = 2 * time.Second
+)
 
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("GRITS_TEST_LOG") != "" {
@@ -89,13 +99,24 @@ func newClusterWith(t testing.TB, profile Profile, warmMax int64) *cluster {
 	return c
 }
 
-// add starts a node; key nil makes a new one, dir "" a new directory.
+// add starts a node; key nil makes a new one.
 func (c *cluster) add(role Role, key ed25519.PrivateKey, pins []string) *node {
+	c.t.Helper()
+	return c.addNode(role, key, pins, false)
+}
+
+// addAlone starts a member that knows nobody: no seeds, no snapshot.
+func (c *cluster) addAlone(role Role) *node {
+	c.t.Helper()
+	return c.addNode(role, nil, nil, true)
+}
+
+func (c *cluster) addNode(role Role, key ed25519.PrivateKey, pins []string, alone bool) *node {
 	c.t.Helper()
 	if key == nil {
 		_, key, _ = ed25519.GenerateKey(nil)
 	}
-	n := &node{c: c, key: key, id: tree.PublicKeyOf(key), role: role, dir: c.t.TempDir(), pins: pins}
+	n := &node{c: c, key: key, id: tree.PublicKeyOf(key), role: role, dir: c.t.TempDir(), pins: pins, alone: alone}
 	cert, err := IssueCert(c.siteKey, n.id, role, time.Now(), time.Hour)
 	if err != nil {
 		c.t.Fatal(err)
@@ -122,27 +143,34 @@ func (n *node) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	verifier := NewVerifier()
 	n.client, err = transport.NewClient(transport.ClientConfig{SiteKey: n.c.site, Identity: &ident,
-		DialTimeout: time.Second, StallTimeout: 2 * time.Second,
-		VerifyServer: func(id NodeID, cred []byte) error { return n.swarm.VerifyServer(id, cred) }})
+		DialTimeout: clientDialTimeout, StallTimeout: clientStallTimeout, VerifyServer: verifier.VerifyServer})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	// A restarted node comes back on its ports, as an operator's would.
+	laddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	if n.addr != "" {
+		laddr, _ = net.ResolveUDPAddr("udp", n.addr)
+	}
+	pc, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.addr = pc.LocalAddr().String()
+	n.addr, n.pc = pc.LocalAddr().String(), pc
 	var seeds []string
-	if n.c.origin != nil && n.c.origin != n && !n.c.origin.stopped {
-		seeds = []string{n.c.origin.swarm.GossipAddr()}
+	if o := n.c.origin; o != nil && o != n && !n.alone {
+		seeds = []string{o.gossip} // as gritsd join writes it
 	}
-	n.swarm, err = Start(ctx, Config{NodeKey: n.key, Site: n.c.site, Cert: n.cert, Gossip: "127.0.0.1:0",
+	n.swarm, err = Start(ctx, Config{NodeKey: n.key, Site: n.c.site, Cert: n.cert, Gossip: cmp(n.gossip, "127.0.0.1:0"),
 		ProtoAddr: n.addr, Capacity: 1 << 30, Pins: n.pins, Ring: n.c.ring, Seeds: seeds, Profile: n.c.profile, Replication: n.c.replication,
-		Roots: n.log, Client: n.client, Logger: testLogger(t).With("node", n.id.String()[8:16])})
+		Roots: n.log, Client: n.client, SnapshotPath: filepath.Join(n.dir, "members.json"), ForgetAfter: n.c.forgetAfter, Verifier: verifier,
+		Logger: testLogger(t).With("node", n.id.String()[8:16])})
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.gossip = n.swarm.GossipAddr()
 	n.fetcher = NewFetcher(n.swarm, n.store, n.client, 5*time.Second, nil)
 	cfg := transport.ServerConfig{Identity: ident, Store: n.fetcher, Roots: n.log,
 		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, MaxConnsPerIP: 1000}
@@ -177,6 +205,7 @@ func (n *node) stop() {
 	n.swarm.Close()
 	n.cancel()
 	n.done.Wait()
+	n.pc.Close()
 	n.client.Close()
 	n.log.Close()
 }
@@ -190,6 +219,7 @@ func (n *node) kill() {
 	n.swarm.Kill()
 	n.cancel()
 	n.done.Wait()
+	n.pc.Close()
 	n.client.Close()
 	n.log.Close()
 }
@@ -242,10 +272,13 @@ func (c *cluster) live() []*node {
 }
 
 // eventually retries check until it passes or the deadline expires.
+// A wait that lasts says what it is still waiting for every 10 s, so a
+// slow pass shows its cause too.
 func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(timeout)
+	said := start
 	for {
 		err := check()
 		if err == nil {
@@ -253,6 +286,10 @@ func eventually(t testing.TB, timeout time.Duration, what string, check func() e
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		}
+		if time.Since(said) >= 10*time.Second {
+			said = time.Now()
+			t.Logf("%s: still waiting after %v: %v", what, time.Since(start).Round(time.Second), err)
 		}
 		// Quick at first; then gentler: checking fifty nodes' views fifty
 		// times a second takes the CPU the gossip needs on a small machine.
@@ -264,20 +301,41 @@ func eventually(t testing.TB, timeout time.Duration, what string, check func() e
 	}
 }
 
+// slack is the margin the tests give the protocol's bounds (Timing):
+// under the race detector Go code runs several times slower, and the
+// test machine is small and shared (two cores, other processes).
+const slack = 10
+
+// timing is the cluster's gossip bounds at its current size.
+func (c *cluster) timing() Timing {
+	c.t.Helper()
+	t, err := c.profile.Timing(len(c.live()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return t
+}
+
 // waitConverged waits until every live node sees every other live node
-// alive.
-func (c *cluster) waitConverged(timeout time.Duration) {
+// alive, for at most slack times bound.
+func (c *cluster) waitConverged(bound time.Duration) {
 	c.t.Helper()
 	live := c.live()
-	eventually(c.t, timeout, "membership converges", func() error {
+	start := time.Now()
+	defer func() { c.t.Logf("%d nodes converged after %v", len(live), time.Since(start).Round(time.Millisecond)) }()
+	eventually(c.t, slack*bound, "membership converges", func() error {
 		for _, n := range live {
-			alive := map[NodeID]bool{}
-			for _, m := range n.swarm.Alive() {
-				alive[m.ID] = true
+			seen := map[NodeID]Member{}
+			for _, m := range n.swarm.Members() {
+				seen[m.ID] = m
 			}
 			for _, o := range live {
-				if !alive[o.id] {
-					return fmt.Errorf("node %s does not see %s alive (%d alive)", n.id.String()[8:16], o.id.String()[8:16], len(alive))
+				m, ok := seen[o.id]
+				if !ok {
+					return fmt.Errorf("node %s does not know %s at all (%d members)", n.id.String()[8:16], o.id.String()[8:16], len(seen))
+				}
+				if m.State != StateAlive && m.State != StateSuspect {
+					return fmt.Errorf("node %s sees %s %s since %v ago", n.id.String()[8:16], o.id.String()[8:16], m.State, time.Since(m.Since).Round(time.Millisecond))
 				}
 			}
 		}
@@ -285,9 +343,13 @@ func (c *cluster) waitConverged(timeout time.Duration) {
 	})
 }
 
-func (c *cluster) waitRoot(r tree.Root, timeout time.Duration) {
+// waitRoot waits until every live node has logged r, for at most slack
+// times the protocol's bound: the root's gossip, and a node that missed
+// it fetching it from a member (one dial and one request, bounded by the
+// nodes' client timeouts).
+func (c *cluster) waitRoot(r tree.Root) {
 	c.t.Helper()
-	eventually(c.t, timeout, fmt.Sprintf("root seq %d reaches every node", r.Seq), func() error {
+	eventually(c.t, slack*(c.timing().Root+clientDialTimeout+clientStallTimeout), fmt.Sprintf("root seq %d reaches every node", r.Seq), func() error {
 		for _, n := range c.live() {
 			if l, ok := n.log.Latest(); !ok || l.Hash() != r.Hash() {
 				return fmt.Errorf("node %s (%v) has seq %d", n.id.String()[8:16], n.role, l.Seq)
@@ -323,4 +385,18 @@ func (c *cluster) chunksOf(r tree.Root, p string) []blockstore.Hash {
 		c.t.Fatal(err)
 	}
 	return chunks
+}
+
+// snapshot reads the node's snapshot file.
+func (n *node) snapshot() Snapshot {
+	n.c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.dir, "members.json"))
+	if err != nil {
+		n.c.t.Fatal(err)
+	}
+	snap, err := DecodeSnapshot(b)
+	if err != nil {
+		n.c.t.Fatal(err)
+	}
+	return snap
 }

@@ -424,6 +424,8 @@ func TestFuzzCorpus(t *testing.T) {
 	checkFuzzCorpus(t, "FuzzDecodeKeyring", keyringCorpus(t))
 	checkFuzzCorpus(t, "FuzzDecodeGrant", grantCorpus(t))
 	checkFuzzCorpus(t, "FuzzDecodeMeta", metaCorpus(t))
+	checkFuzzCorpus(t, "FuzzDecodeSnapshot", snapshotCorpus(t))
+	checkFuzzCorpus(t, "FuzzDecodeHere", hereCorpus(t))
 }
 
 // checkFuzzCorpus compares the committed seed files of a fuzzer with the

@@ -15,6 +15,7 @@ import (
 const (
 	msgRoot  = 'R' // a signed root, tree.RootSize bytes
 	msgState = 'S' // push-pull state: a root, or nothing
+	msgHere  = 'H' // a node that joined says where it is (rejoin.go)
 )
 
 // delegate carries grits' state on memberlist's gossip.
@@ -77,6 +78,10 @@ func (s *Swarm) handleMessages() {
 				if err := s.OfferRoot(s.ctx, r); err != nil && !errors.Is(err, tree.ErrSameRoot) && !errors.Is(err, tree.ErrRollback) {
 					s.log.Warn("dropped a root from gossip", "seq", r.Seq, "err", err)
 				}
+				continue
+			}
+			if len(b) > 0 && b[0] == msgHere {
+				s.heard(b)
 				continue
 			}
 			if len(b) > 0 && b[0] == msgServed {
@@ -234,9 +239,32 @@ func (s *Swarm) syncLoop() {
 		case <-t.C:
 		}
 		s.runKeySteps()
-		s.catchUpBans()
-		s.catchUpRoot()
+		root, bans := s.behind()
+		if bans {
+			s.catchUpBans()
+		}
+		if root {
+			s.catchUpRoot()
+		}
 	}
+}
+
+// behind reports whether a live member advertises a newer root or ban
+// list than this node holds: the cheap test of every round (no copy, no
+// sort of the member list), before any catching up.
+func (s *Swarm) behind() (root, bans bool) {
+	mine := lastSeq(s.cfg.Roots)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	myBans := s.ringNow.BanVersion()
+	for _, m := range s.view {
+		if m.Self || m.State != StateAlive && m.State != StateSuspect || s.ringNow.Bans.Banned(m.ID) {
+			continue
+		}
+		root = root || m.Meta.RootSeq > mine
+		bans = bans || m.Meta.Bans > myBans
+	}
+	return root, bans
 }
 
 func (s *Swarm) catchUpRoot() {
@@ -305,8 +333,10 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	}
 	s.mu.Lock()
 	s.view[m.ID] = m
+	s.remember(m)
 	s.mu.Unlock()
 	if !m.Self {
+		s.markJoined() // joined by another member, or through it
 		s.log.Info("member joined", "node", m.ID.String()[:16], "role", m.Role, "addr", m.Meta.ProtoAddr)
 	}
 }
@@ -323,6 +353,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 	s.mu.Lock()
 	s.view[m.ID] = m
+	s.remember(m)
 	s.mu.Unlock()
 	s.cfg.Client.DropPeer(m.Meta.ProtoAddr)
 	s.log.Info("member gone", "node", m.ID.String()[:16], "state", m.State, "addr", m.Meta.ProtoAddr)
@@ -339,6 +370,7 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 		m.Since = old.Since
 	}
 	s.view[m.ID] = m
+	s.remember(m)
 	s.mu.Unlock()
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,26 +164,7 @@ func (k *Keeper) save() error {
 	k.mu.Lock()
 	b, _ := json.Marshal(k.done)
 	k.mu.Unlock()
-	tmp := k.cfg.StatePath + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	f, err := os.Open(tmp)
-	if err == nil {
-		err = f.Sync()
-		f.Close()
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, k.cfg.StatePath); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(k.cfg.StatePath)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return writeFileAtomic(k.cfg.StatePath, b, 0o644)
 }
 
 // Lacking is how many bytes of the latest root's pinned part are still

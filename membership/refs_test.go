@@ -69,9 +69,9 @@ func TestStrangersCannotAmplify(t *testing.T) {
 	v := c.add(RoleVolunteer, nil, nil)
 	c.add(RoleVolunteer, nil, nil)
 	c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	r := c.publish(map[string][]byte{"media/a": randomData(200 << 10), "b": randomData(40 << 10)})
-	c.waitRoot(r, 30*time.Second)
+	c.waitRoot(r)
 	ctx := context.Background()
 	stranger, err := transport.NewClient(transport.ClientConfig{SiteKey: c.site, StallTimeout: 5 * time.Second})
 	if err != nil {
@@ -161,9 +161,9 @@ func TestStrangersCannotAmplify(t *testing.T) {
 func TestRefsFollowNewRootsAndRebuild(t *testing.T) {
 	c := newCluster(t)
 	v := c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	r1 := c.publish(map[string][]byte{"keep": randomData(64 << 10), "old": randomData(64 << 10)})
-	c.waitRoot(r1, 30*time.Second)
+	c.waitRoot(r1)
 	refs := startRefs(t, v, r1)
 	old := c.chunksOf(r1, "old")
 	for _, h := range append(c.chunksOf(r1, "keep"), old...) {
@@ -176,7 +176,7 @@ func TestRefsFollowNewRootsAndRebuild(t *testing.T) {
 	}
 	loaded := refs.Stats().Loaded
 	r2 := c.publish(map[string][]byte{"new": randomData(64 << 10)})
-	c.waitRoot(r2, 30*time.Second)
+	c.waitRoot(r2)
 	eventually(t, 30*time.Second, "the second root walked", func() error {
 		if refs.Stats().Tree != r2.Tree {
 			return errors.New("not yet")
@@ -202,7 +202,7 @@ func TestRefsFollowNewRootsAndRebuild(t *testing.T) {
 	}
 	refs.mu.Unlock()
 	r3 := c.publish(map[string][]byte{"old": randomData(8 << 10)})
-	c.waitRoot(r3, 30*time.Second)
+	c.waitRoot(r3)
 	eventually(t, 30*time.Second, "the third root walked and the set rebuilt", func() error {
 		if st := refs.Stats(); st.Tree != r3.Tree || st.Blocks > 100 {
 			return fmt.Errorf("tree %s, %d blocks", st.Tree.Short(), st.Blocks)

@@ -28,7 +28,7 @@ func TestServedReportsSpread(t *testing.T) {
 	c := newCluster(t)
 	v1 := c.add(RoleVolunteer, nil, nil)
 	v2 := c.add(RoleStorage, nil, nil)
-	c.waitConverged(20 * time.Second)
+	c.waitConverged(c.timing().Join)
 	start := time.Now().Add(-time.Minute)
 	for i, n := range c.nodes {
 		n.swarm.ReportServed(Served{Start: start, HTTPRequests: uint64(i + 1), HTTPBytes: uint64(1000 * (i + 1)), ProtoBytes: 7})
@@ -61,7 +61,7 @@ func TestServedReportChecks(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	v1 := c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(20 * time.Second)
+	c.waitConverged(c.timing().Join)
 	o := c.origin
 	start := time.Now().Truncate(time.Millisecond).UTC()
 	good := Served{Node: v1.id, Start: start, Seq: 5, HTTPBytes: 500}

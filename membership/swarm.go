@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -34,41 +35,6 @@ type RootLog interface {
 	Append(ctx context.Context, r tree.Root) error
 }
 
-// Profile names a set of gossip timers.
-type Profile string
-
-// Profiles. LAN suits nodes within a few milliseconds of each other,
-// WAN a swarm spread over the Internet (slower probes, more patience
-// before declaring a node dead); Local is for tests on one machine.
-const (
-	ProfileLAN   Profile = "lan"
-	ProfileWAN   Profile = "wan"
-	ProfileLocal Profile = "local"
-)
-
-func (p Profile) config() (*memberlist.Config, error) {
-	switch p {
-	case "", ProfileLAN:
-		return memberlist.DefaultLANConfig(), nil
-	case ProfileWAN:
-		return memberlist.DefaultWANConfig(), nil
-	case ProfileLocal:
-		c := memberlist.DefaultLocalConfig()
-		// Fast, but with room for a loaded test machine (the race
-		// detector, twenty nodes on two cores): a probe timeout shorter
-		// than a scheduling hiccup makes healthy nodes flap.
-		c.ProbeInterval = 500 * time.Millisecond
-		c.ProbeTimeout = 400 * time.Millisecond
-		c.GossipInterval = 50 * time.Millisecond
-		c.PushPullInterval = 2 * time.Second
-		c.SuspicionMult = 4
-		c.RetransmitMult = 3
-		c.TCPTimeout = 2 * time.Second
-		return c, nil
-	}
-	return nil, fmt.Errorf("gossip profile %q: want lan, wan or local", p)
-}
-
 // Config configures a Swarm.
 type Config struct {
 	NodeKey ed25519.PrivateKey
@@ -83,6 +49,12 @@ type Config struct {
 	Pins              []string
 	Ring              Keyring
 	Seeds             []string // gossip addresses to join through
+	// SnapshotPath, if set, is the file where the node keeps the members
+	// it has seen (read at Start to re-join them; see snapshot.go).
+	SnapshotPath string
+	// ForgetAfter is how long a member that is not seen alive is still
+	// re-joined and remembered; default DefaultForgetAfter (72h).
+	ForgetAfter time.Duration
 	// OriginAddr, if set, is the origin's grits/1 address, asked last for
 	// blocks even while gossip has not (yet) shown the origin alive.
 	OriginAddr string
@@ -91,8 +63,13 @@ type Config struct {
 	Replication int
 	Roots       RootLog
 	// Client fetches roots and keys from peers; it must present this
-	// node's certificate (transport.CertificateWithCredential).
+	// node's certificate (transport.CertificateWithCredential), and judge
+	// servers with Verifier.VerifyServer.
 	Client *transport.Client
+	// Verifier, made with NewVerifier and given to the Client before
+	// the swarm exists, is bound to the swarm by Start before any of the
+	// swarm's goroutines can dial.
+	Verifier *Verifier
 	// Server, if set, has connections of banned nodes dropped.
 	Server *transport.Server
 	// SaveRing persists a keyring adopted from the swarm (rotation).
@@ -139,10 +116,16 @@ type Swarm struct {
 	queue *memberlist.TransmitLimitedQueue
 	log   *slog.Logger
 
+	mc *memberlist.Config // its timers, read-only after Start
+
+	gossipIP, gossipAddr string // as memberlist advertises them
+
 	mu      sync.Mutex
 	meta    Meta
 	ringNow Keyring
 	view    map[NodeID]Member // from memberlist's events
+	known   map[NodeID]Known  // the address book: snapshot and gossip
+	seeds   []string          // gossip addresses to re-join, from the config
 	pending []keyStep
 
 	// served holds members' latest Served reports; servedSeq numbers
@@ -150,15 +133,22 @@ type Swarm struct {
 	served    map[NodeID]Served
 	servedSeq uint64
 
+	certMu  sync.Mutex
+	certsOK map[string]struct{} // encoded certificates whose signature verified
+
 	rootMu   sync.Mutex       // serializes root acceptance
 	rootSubs []chan tree.Root // guarded by mu
 
-	msgs      chan []byte
-	joined    chan struct{} // closed once the node has joined (or has no seeds)
-	metaDirty chan struct{}
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	msgs       chan []byte
+	joined     chan struct{} // closed once the node has joined (or has nobody to join)
+	joinedOnce sync.Once
+	pulls      chan string // gossip addresses of members that said they are here
+	metaDirty  chan struct{}
+	snapDirty  chan struct{}
+	killed     atomic.Bool // Kill: no farewell snapshot, as in a crash
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 type keyStep struct {
@@ -170,10 +160,14 @@ type keyStep struct {
 // ErrClosed is returned by a Swarm after Close.
 var ErrClosed = errors.New("membership: swarm closed")
 
-// Start creates the node's gossip endpoint and joins through the seeds
-// in the background (retrying until one answers, so the order in which
-// nodes start does not matter).
+// Start creates the node's gossip endpoint and joins, in the background,
+// the members it knows (the seeds, and those in the snapshot file),
+// retrying for as long as one of them is not seen alive (rejoin.go), so
+// the order in which nodes start or restart does not matter.
 func Start(ctx context.Context, cfg Config) (*Swarm, error) {
+	if cfg.Verifier != nil {
+		defer cfg.Verifier.bind(nil) // a Start that fails leaves nobody to judge with; no-op once bound
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -183,17 +177,18 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	if cfg.Replication <= 0 {
 		cfg.Replication = 2
 	}
-	if cfg.KeyGrace <= 0 {
-		cfg.KeyGrace = 5 * time.Second
-		if cfg.Profile == ProfileLocal {
-			cfg.KeyGrace = time.Second
-		}
+	mc, err := cfg.Profile.config()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.SyncEvery <= 0 {
-		cfg.SyncEvery = 2 * time.Second
-		if cfg.Profile == ProfileLocal {
-			cfg.SyncEvery = 200 * time.Millisecond
-		}
+		cfg.SyncEvery = timingOf(mc, cfg.Profile, 1).Sync
+	}
+	if cfg.KeyGrace <= 0 {
+		cfg.KeyGrace = timingOf(mc, cfg.Profile, 1).KeyGrace
+	}
+	if cfg.ForgetAfter <= 0 {
+		cfg.ForgetAfter = DefaultForgetAfter
 	}
 	if cfg.Roots == nil || cfg.Client == nil {
 		return nil, errors.New("membership: swarm needs a root log and a client")
@@ -201,8 +196,9 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	if err := cfg.Ring.Validate(); err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
-	s := &Swarm{cfg: cfg, id: tree.PublicKeyOf(cfg.NodeKey), log: cfg.Logger,
-		view: map[NodeID]Member{}, msgs: make(chan []byte, 64), joined: make(chan struct{}), metaDirty: make(chan struct{}, 1)}
+	s := &Swarm{cfg: cfg, id: tree.PublicKeyOf(cfg.NodeKey), log: cfg.Logger, mc: mc,
+		view: map[NodeID]Member{}, known: map[NodeID]Known{}, certsOK: map[string]struct{}{}, msgs: make(chan []byte, 64), joined: make(chan struct{}),
+		pulls: make(chan string, 16), metaDirty: make(chan struct{}, 1), snapDirty: make(chan struct{}, 1)}
 	s.name = s.id.String()
 	if cfg.Cert.Node != s.id {
 		return nil, fmt.Errorf("membership: the certificate is for node %s, this node is %s", cfg.Cert.Node.String()[:16], s.name[:16])
@@ -220,10 +216,21 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 
-	mc, err := cfg.Profile.config()
-	if err != nil {
-		return nil, err
+	if cfg.SnapshotPath != "" {
+		snap, err := readSnapshot(cfg.SnapshotPath, cfg.Site, s.id)
+		if err != nil {
+			// Only a list of addresses: the seeds, and the members that
+			// retry this node, still bring it back.
+			s.log.Warn("ignoring the member snapshot", "err", err)
+		}
+		for _, k := range snap.Members {
+			if !cfg.Ring.Bans.Banned(k.ID) {
+				s.known[k.ID] = k
+			}
+		}
 	}
+	remembered := len(s.known)
+	s.seeds = slices.Clone(cfg.Seeds)
 	mc.Name = s.name
 	host, port, err := splitHostPort(cfg.Gossip)
 	if err != nil {
@@ -260,23 +267,31 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 		s.cancel()
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.Gossip, err)
 	}
+	// Read once: memberlist updates its own Node in place, under its lock.
+	local := s.ml.LocalNode()
+	s.gossipIP, s.gossipAddr = local.Addr.String(), net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	if h, p, err := net.SplitHostPort(cfg.ProtoAddr); err == nil {
 		if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
 			// Listening on every address: advertise the one gossip chose.
 			s.mu.Lock()
-			s.meta.ProtoAddr = net.JoinHostPort(s.ml.LocalNode().Addr.String(), p)
+			s.meta.ProtoAddr = net.JoinHostPort(s.gossipIP, p)
 			s.mu.Unlock()
 			if err := s.ml.UpdateNode(time.Second); err != nil {
 				s.log.Debug("spreading metadata", "err", err)
 			}
 		}
 	}
-	s.wg.Add(4)
+	if cfg.Verifier != nil {
+		cfg.Verifier.bind(s) // before any goroutine below can dial
+	}
+	s.wg.Add(5)
 	go s.metaLoop()
 	go s.handleMessages()
 	go s.syncLoop()
-	go s.joinLoop(cfg.Seeds)
-	s.log.Info("swarm started", "node", s.name[:16], "role", cfg.Cert.Role, "gossip", s.GossipAddr(), "profile", cmp(string(cfg.Profile), "lan"))
+	go s.rejoinLoop()
+	go s.snapshotLoop()
+	s.log.Info("swarm started", "node", s.name[:16], "role", cfg.Cert.Role, "gossip", s.GossipAddr(),
+		"profile", cmp(string(cfg.Profile), "lan"), "known members", remembered)
 	return s, nil
 }
 
@@ -317,10 +332,7 @@ func (s *Swarm) ID() NodeID { return s.id }
 func (s *Swarm) Role() Role { return s.cfg.Cert.Role }
 
 // GossipAddr is the address other nodes join through.
-func (s *Swarm) GossipAddr() string {
-	n := s.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (s *Swarm) GossipAddr() string { return s.gossipAddr }
 
 // Close leaves the swarm (telling the others, briefly) and stops.
 func (s *Swarm) Close() error {
@@ -332,43 +344,15 @@ func (s *Swarm) Close() error {
 
 // Kill stops without saying goodbye, as a crash would (for tests).
 func (s *Swarm) Kill() {
+	s.killed.Store(true)
 	s.cancel()
 	s.wg.Wait()
 	_ = s.ml.Shutdown()
 }
 
-// Joined is closed once this node has joined the swarm through a seed
-// (at once for a node without seeds, such as the origin).
+// Joined is closed once this node has joined the swarm (at once for a
+// node with nobody to join, such as a new origin).
 func (s *Swarm) Joined() <-chan struct{} { return s.joined }
-
-func (s *Swarm) joinLoop(seeds []string) {
-	defer s.wg.Done()
-	defer close(s.joined)
-	var others []string
-	for _, a := range seeds {
-		if a != "" && a != s.GossipAddr() {
-			others = append(others, a)
-		}
-	}
-	if len(others) == 0 {
-		return
-	}
-	wait := 100 * time.Millisecond
-	for {
-		n, err := s.ml.Join(others)
-		if n > 0 {
-			s.log.Info("joined the swarm", "through", n, "members", s.ml.NumMembers())
-			return
-		}
-		s.log.Warn("cannot reach any seed yet; retrying", "seeds", others, "err", err, "in", wait)
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 10*time.Second)
-	}
-}
 
 // Members returns every member this node knows, itself included, with
 // dead and departed ones it saw go (until they come back). Banned nodes
@@ -494,7 +478,7 @@ func (s *Swarm) checkCert(id NodeID, raw []byte) (NodeCert, error) {
 	if err != nil {
 		return NodeCert{}, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
-	if err := c.Verify(s.cfg.Site, s.cfg.Now()); err != nil {
+	if err := s.verifyCert(raw, c); err != nil {
 		return NodeCert{}, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
 	if c.Node != id {
@@ -504,6 +488,35 @@ func (s *Swarm) checkCert(id NodeID, raw []byte) (NodeCert, error) {
 		return NodeCert{}, fmt.Errorf("node %s: %w", id.String()[:16], ErrBanned)
 	}
 	return c, nil
+}
+
+// maxVerifiedCerts bounds the cache of verified certificates (the
+// cache is emptied when full: it only saves work).
+const maxVerifiedCerts = 4096
+
+// verifyCert is c.Verify, remembering the certificates (as encoded)
+// whose signature checked out. memberlist admits every member's alive
+// message again at each push-pull and each refutation, and an ed25519
+// verification each time was a sixth of a test swarm's CPU. The expiry
+// is checked every time.
+func (s *Swarm) verifyCert(raw []byte, c NodeCert) error {
+	now := s.cfg.Now()
+	s.certMu.Lock()
+	_, ok := s.certsOK[string(raw)]
+	s.certMu.Unlock()
+	if ok {
+		return c.current(now)
+	}
+	if err := c.Verify(s.cfg.Site, now); err != nil {
+		return err
+	}
+	s.certMu.Lock()
+	if len(s.certsOK) >= maxVerifiedCerts {
+		clear(s.certsOK)
+	}
+	s.certsOK[string(raw)] = struct{}{}
+	s.certMu.Unlock()
+	return nil
 }
 
 // Authorize is the transport server's admission check: connections
@@ -520,6 +533,39 @@ func (s *Swarm) Authorize(_ context.Context, p transport.Peer) error {
 	}
 	_, err := s.checkCert(p.ID, p.Credential)
 	return err
+}
+
+// Verifier is the transport client's check of servers (its
+// ClientConfig.VerifyServer) before the Swarm exists. The client must be
+// made first, since the swarm uses it; and the swarm's goroutines can
+// dial before Start has returned (a node that restarts re-joins at once
+// and may fetch the roots it missed), so a closure reading a variable
+// that Start's result is assigned to would race with that assignment.
+type Verifier struct {
+	ready chan struct{}
+	once  sync.Once
+	s     *Swarm
+}
+
+// NewVerifier returns a Verifier for Config.Verifier.
+func NewVerifier() *Verifier { return &Verifier{ready: make(chan struct{})} }
+
+// bind makes v judge for s (nil: the swarm did not start).
+func (v *Verifier) bind(s *Swarm) {
+	v.once.Do(func() {
+		v.s = s
+		close(v.ready)
+	})
+}
+
+// VerifyServer is Swarm.VerifyServer once Start has bound the swarm; it
+// waits for that (Start does it before it returns).
+func (v *Verifier) VerifyServer(id NodeID, credential []byte) error {
+	<-v.ready
+	if v.s == nil {
+		return ErrClosed
+	}
+	return v.s.VerifyServer(id, credential)
 }
 
 // VerifyServer is the transport client's check of the node it dialled:
@@ -619,6 +665,12 @@ func (s *Swarm) dropBannedPeers(bans *BanList) {
 			addrs = append(addrs, m.Meta.ProtoAddr)
 		}
 	}
+	for id := range s.known {
+		if bans.Banned(id) {
+			delete(s.known, id) // never re-joined, not remembered
+			s.snapshotSoon()
+		}
+	}
 	s.mu.Unlock()
 	for _, a := range addrs {
 		s.cfg.Client.DropPeer(a)
@@ -676,7 +728,7 @@ func (b *logBridge) Write(p []byte) (int, error) {
 // JoinSeeds contacts more gossip addresses (a reloaded seeds setting):
 // memberlist merges what they know. It returns how many answered; a
 // seed that does not is only logged, since the swarm may already be
-// whole without it.
+// whole without it. They become seeds the node keeps re-joining too.
 func (s *Swarm) JoinSeeds(seeds []string) (int, error) {
 	var others []string
 	for _, a := range seeds {
@@ -687,6 +739,13 @@ func (s *Swarm) JoinSeeds(seeds []string) (int, error) {
 	if len(others) == 0 {
 		return 0, nil
 	}
+	s.mu.Lock()
+	for _, a := range others {
+		if !slices.Contains(s.seeds, a) {
+			s.seeds = append(s.seeds, a)
+		}
+	}
+	s.mu.Unlock()
 	n, err := s.ml.Join(others)
 	if n == 0 && err != nil {
 		return 0, fmt.Errorf("join through %v: %w", others, err)

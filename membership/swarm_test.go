@@ -21,10 +21,10 @@ func TestClusterRootsReachEveryNode(t *testing.T) {
 	for range 3 {
 		c.add(RoleStorage, nil, []string{"/"})
 	}
-	c.waitConverged(60 * time.Second)
+	c.waitConverged(c.timing().Join)
 	for i := range 3 {
 		r := c.publish(map[string][]byte{fmt.Sprintf("v%d/index.html", i): []byte(fmt.Sprintf("<h1>version %d</h1>", i))})
-		c.waitRoot(r, 30*time.Second)
+		c.waitRoot(r)
 	}
 	// Every node's log is one unbroken chain of the same roots.
 	want := c.origin.log.Roots()
@@ -40,19 +40,19 @@ func TestOfflineNodeCatchesUpThroughTheChain(t *testing.T) {
 	c := newCluster(t)
 	v := c.add(RoleVolunteer, nil, nil)
 	other := c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	r1 := c.publish(map[string][]byte{"a": []byte("one")})
-	c.waitRoot(r1, 30*time.Second)
+	c.waitRoot(r1)
 	v.kill()
 	var last tree.Root
 	for i := range 3 {
 		last = c.publish(map[string][]byte{"a": fmt.Appendf(nil, "v%d", i+2)})
 	}
-	c.waitRoot(last, 30*time.Second)
+	c.waitRoot(last)
 	_ = other
 	v.start() // same key, same log: the node comes back as itself
-	c.waitConverged(30 * time.Second)
-	c.waitRoot(last, 30*time.Second)
+	c.waitConverged(c.timing().Reform)
+	c.waitRoot(last)
 	roots := v.log.Roots()
 	for i := 1; i < len(roots); i++ {
 		if roots[i].Seq != roots[i-1].Seq+1 || roots[i].Prev != roots[i-1].Hash() {
@@ -68,10 +68,10 @@ func TestForgedAndOldRootsAreDropped(t *testing.T) {
 	c := newCluster(t)
 	v := c.add(RoleVolunteer, nil, nil)
 	w := c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	r1 := c.publish(map[string][]byte{"a": []byte("one")})
 	r2 := c.publish(map[string][]byte{"a": []byte("two")})
-	c.waitRoot(r2, 30*time.Second)
+	c.waitRoot(r2)
 
 	// A member gossips a root signed by another key, and the old root.
 	_, otherKey, _ := generateKey()
@@ -91,7 +91,7 @@ func TestForgedAndOldRootsAreDropped(t *testing.T) {
 	}
 	// A later real root still arrives, and nothing forged got in.
 	r3 := c.publish(map[string][]byte{"b": []byte("three")})
-	c.waitRoot(r3, 30*time.Second)
+	c.waitRoot(r3)
 	for _, n := range c.live() {
 		for _, r := range n.log.Roots() {
 			if r.Hash() == forged.Hash() {
@@ -107,10 +107,10 @@ func TestKilledNodeIsMarkedDeadAndComesBack(t *testing.T) {
 	for range 4 {
 		vs = append(vs, c.add(RoleVolunteer, nil, nil))
 	}
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	victim := vs[0]
 	victim.kill()
-	eventually(t, 40*time.Second, "the killed node is marked dead everywhere", func() error {
+	eventually(t, slack*c.timing().Dead, "the killed node is marked dead everywhere", func() error {
 		for _, n := range c.live() {
 			for _, m := range n.swarm.Members() {
 				if m.ID == victim.id && m.State != StateDead {
@@ -122,7 +122,7 @@ func TestKilledNodeIsMarkedDeadAndComesBack(t *testing.T) {
 	})
 	// Its blocks are still served: placement moves on to the live nodes.
 	r := c.publish(map[string][]byte{"big": randomData(200 << 10)})
-	c.waitRoot(r, 30*time.Second)
+	c.waitRoot(r)
 	for _, n := range c.live() {
 		if n.role == RoleOrigin {
 			continue
@@ -134,18 +134,18 @@ func TestKilledNodeIsMarkedDeadAndComesBack(t *testing.T) {
 		}
 	}
 	victim.start()
-	c.waitConverged(30 * time.Second)
-	c.waitRoot(r, 30*time.Second)
+	c.waitConverged(c.timing().Reform)
+	c.waitRoot(r)
 }
 
 func TestPullThroughCoalescesConcurrentRequests(t *testing.T) {
 	c := newCluster(t)
 	v := c.add(RoleVolunteer, nil, nil)
 	c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	data := randomData(64 << 10)
 	r := c.publish(map[string][]byte{"f": data})
-	c.waitRoot(r, 30*time.Second)
+	c.waitRoot(r)
 	chunks := c.chunksOf(r, "f")
 	// Not warmed (warming is off in these tests): the chunk is fetched on
 	// demand, once, however many ask at the same time.
@@ -182,10 +182,10 @@ func TestStorageNodePinsTheWholeTreeAndAdvertisesIt(t *testing.T) {
 	c := newCluster(t)
 	s := c.add(RoleStorage, nil, []string{"/"})
 	c.add(RoleVolunteer, nil, nil)
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	files := map[string][]byte{"a/big": randomData(300 << 10), "a/small": []byte("small"), "b/c/d": randomData(40 << 10)}
 	r := c.publish(files)
-	c.waitRoot(r, 30*time.Second)
+	c.waitRoot(r)
 	eventually(t, 40*time.Second, "the origin sees the storage node complete", func() error {
 		for _, m := range c.origin.swarm.Members() {
 			if m.ID == s.id {
@@ -236,10 +236,10 @@ func TestVolunteersWarmTheBlocksTheyAreHomeFor(t *testing.T) {
 	for range 3 {
 		vols = append(vols, c.add(RoleVolunteer, nil, nil))
 	}
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	data := randomData(1 << 20)
 	r := c.publish(map[string][]byte{"media/video.mp4": data})
-	c.waitRoot(r, 30*time.Second)
+	c.waitRoot(r)
 	chunks := c.chunksOf(r, "media/video.mp4")
 	byID := map[NodeID]*node{}
 	for _, v := range vols {
@@ -277,9 +277,9 @@ func TestVolunteersWarmTheBlocksTheyAreHomeFor(t *testing.T) {
 func TestMemberRequestsCannotLoop(t *testing.T) {
 	c := newCluster(t)
 	vols := []*node{c.add(RoleVolunteer, nil, nil), c.add(RoleVolunteer, nil, nil), c.add(RoleVolunteer, nil, nil)}
-	c.waitConverged(30 * time.Second)
+	c.waitConverged(c.timing().Join)
 	r := c.publish(map[string][]byte{"f": randomData(200 << 10)})
-	c.waitRoot(r, 30*time.Second)
+	c.waitRoot(r)
 	// A block that one volunteer is not home for.
 	var h blockstore.Hash
 	var outsider *node

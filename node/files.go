@@ -19,7 +19,10 @@ const (
 	CertFile = "node.cert"  // membership.NodeCert, written by gritsd join
 	UsedFile = "tokens.used"
 	SyncFile = "sync.json"
-	SockFile = "gritsd.sock" // the admin socket
+	// MembersFile is the swarm members this node has seen
+	// (membership.Snapshot), re-joined after a restart.
+	MembersFile = "members.json"
+	SockFile    = "gritsd.sock" // the admin socket
 )
 
 // LoadRing returns the swarm keyring; an origin that has none yet makes

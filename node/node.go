@@ -149,9 +149,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		publicURL = n.web.url
 	}
 
+	verifier := membership.NewVerifier()
 	n.client, err = transport.NewClient(transport.ClientConfig{SiteKey: dc.SiteKey, Identity: &ident,
 		DialTimeout: 3 * time.Second, StallTimeout: 10 * time.Second, Logger: n.log.With("component", "client"),
-		VerifyServer: func(id transport.NodeID, cred []byte) error { return n.swarm.VerifyServer(id, cred) }})
+		VerifyServer: verifier.VerifyServer})
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +185,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Gossip: gossip, Advertise: gossipAdvertise, ProtoAddr: n.protoAddr, URL: publicURL,
 		Capacity: uint64(max(dc.CacheQuota, 0)), Pins: dc.Pins, Ring: ring, Seeds: dc.Seeds, Profile: profile,
 		Replication: dc.Replication, Roots: rootLog, Client: n.client, OriginAddr: dc.OriginAddr,
+		SnapshotPath: d.FilePath(MembersFile), ForgetAfter: dc.ForgetMembersAfter.Duration, Verifier: verifier,
 		SaveRing: func(k membership.Keyring) error { return d.WriteFile(RingFile, k.Encode(), 0o600) },
 		Logger:   n.log.With("component", "swarm")})
 	if err != nil {

@@ -117,9 +117,8 @@ type ClientConfig struct {
 	// (nil if none), before any request goes out on the connection. An
 	// error closes the connection and fails the request with a
 	// *PeerError matching ErrBadPeer: this is how a member node refuses
-	// to fetch from non-members and banned nodes. Setting it gives up
-	// 0-RTT, since nothing is sent before the server is judged. It must
-	// not block for long.
+	// to fetch from non-members and banned nodes. It must not block for
+	// long.
 	VerifyServer func(id NodeID, credential []byte) error
 }
 
@@ -260,8 +259,14 @@ func (c *Client) dial(peer string, call *dialCall) {
 			MaxIncomingUniStreams: -1,
 		}
 		tlsc := c.tlsc.Clone()
-		tlsc.ServerName = peer // keys the session cache, for 0-RTT resumption
-		call.conn, err = c.tr.DialEarly(ctx, addr, tlsc, qc)
+		tlsc.ServerName = peer // keys the session cache
+		// Dial, not DialEarly: no request goes out in 0-RTT data. It
+		// would save nothing (the server reads no stream before the
+		// handshake completes, to know its peer; a member client judges
+		// the server first), and quic-go races when streams open during
+		// a 0-RTT handshake (quic-go#4303). Sessions are still resumed,
+		// which spares both sides the certificate signatures.
+		call.conn, err = c.tr.Dial(ctx, addr, tlsc, qc)
 	}
 	if err == nil && c.cfg.VerifyServer != nil {
 		if err = c.verifyServer(ctx, peer, call.conn); err != nil {
@@ -288,14 +293,9 @@ func (c *Client) dial(peer string, call *dialCall) {
 	}
 }
 
-// verifyServer waits for the handshake to complete and asks
-// cfg.VerifyServer about the server it proved to be.
+// verifyServer asks cfg.VerifyServer about the server a connection
+// (handshake complete) proved to be.
 func (c *Client) verifyServer(ctx context.Context, peer string, conn *quic.Conn) error {
-	// NextConnection waits for the handshake and readies the connection
-	// even if the server rejected 0-RTT (nothing was sent in it).
-	if _, err := conn.NextConnection(ctx); err != nil {
-		return fmt.Errorf("handshake: %w", err)
-	}
 	cs := conn.ConnectionState().TLS
 	id, err := PeerID(cs)
 	if err != nil {
@@ -339,16 +339,8 @@ func (c *Client) send(ctx context.Context, peer string, req proto.Message) (*exc
 	if err != nil {
 		return nil, peerErr(peer, err)
 	}
-	if !req.Type().Idempotent() {
-		// Never in 0-RTT data, which an attacker may replay
-		// (SPEC.md section 1): wait for the handshake.
-		if _, err := conn.NextConnection(ctx); err != nil {
-			if conn.Context().Err() != nil {
-				c.drop(peer, conn)
-			}
-			return nil, peerErr(peer, ctxErr(ctx, fmt.Errorf("handshake: %w", err)))
-		}
-	}
+	// Connections are dialled without 0-RTT, so no request, idempotent
+	// or not (Enroll), can be replayed from early data (SPEC.md 1).
 	// A peer that never grants stream credit stalls here: bound it.
 	octx, ocancel := context.WithTimeout(ctx, c.cfg.StallTimeout)
 	st, err := conn.OpenStreamSync(octx)
@@ -431,29 +423,7 @@ func (x *exchange) close() {
 
 // one sends a request and reads its single answer.
 func (c *Client) one(ctx context.Context, peer string, req proto.Message) (proto.Message, error) {
-	m, err := c.oneTry(ctx, peer, req)
-	if req.Type().Idempotent() && c.resumed(ctx, peer, err) {
-		m, err = c.oneTry(ctx, peer, req)
-	}
-	return m, err
-}
-
-// resumed reports whether err says the server rejected the 0-RTT data a
-// request went out in, and if so readies the connection for sending it
-// again: only idempotent requests go out in 0-RTT, and a rejection
-// comes before any answer.
-func (c *Client) resumed(ctx context.Context, peer string, err error) bool {
-	if !errors.Is(err, quic.Err0RTTRejected) {
-		return false
-	}
-	c.mu.Lock()
-	conn := c.conns[peer]
-	c.mu.Unlock()
-	if conn == nil {
-		return true // dropped: the retry dials again
-	}
-	_, err = conn.NextConnection(ctx)
-	return err == nil
+	return c.oneTry(ctx, peer, req)
 }
 
 func (c *Client) oneTry(ctx context.Context, peer string, req proto.Message) (proto.Message, error) {
@@ -534,11 +504,7 @@ func (c *Client) Roots(ctx context.Context, peer string, after uint64, max int) 
 	if max < 1 || max > proto.MaxRootsPerRequest {
 		return nil, fmt.Errorf("transport: %d roots in one request, want 1..proto.MaxRootsPerRequest = %d", max, proto.MaxRootsPerRequest)
 	}
-	roots, err := c.roots(ctx, peer, after, max)
-	if c.resumed(ctx, peer, err) {
-		roots, err = c.roots(ctx, peer, after, max)
-	}
-	return roots, err
+	return c.roots(ctx, peer, after, max)
 }
 
 func (c *Client) roots(ctx context.Context, peer string, after uint64, max int) ([]tree.Root, error) {
@@ -755,11 +721,7 @@ func (c *Client) SpotCheck(ctx context.Context, peer string, block []byte, off, 
 // unanswered, an unrequested or duplicate block, or a block that does not
 // verify is a bad peer; the blocks delivered before that stay delivered.
 func (c *Client) GetBlocks(ctx context.Context, peer string, hashes []blockstore.Hash, fn func(blockstore.Hash, []byte) error) (missing []blockstore.Hash, err error) {
-	missing, err = c.getBlocks(ctx, peer, hashes, fn)
-	if c.resumed(ctx, peer, err) {
-		missing, err = c.getBlocks(ctx, peer, hashes, fn)
-	}
-	return missing, err
+	return c.getBlocks(ctx, peer, hashes, fn)
 }
 
 func (c *Client) getBlocks(ctx context.Context, peer string, hashes []blockstore.Hash, fn func(blockstore.Hash, []byte) error) (missing []blockstore.Hash, err error) {

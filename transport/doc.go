@@ -8,10 +8,11 @@
 //   - peer: a node address ("host:port", UDP).
 //   - request: one proto request frame on its own bidirectional stream;
 //     the client closes its send side after it, the server closes after
-//     its answer. Every request but Enroll is idempotent and may go out
-//     in 0-RTT; Enroll waits for the handshake. The server answers
-//     nothing before the handshake completes, and gives each request a
-//     context carrying its Peer (PeerFromContext).
+//     its answer. Every request but Enroll is idempotent, but none goes
+//     out in 0-RTT data: the server answers nothing before the handshake
+//     completes (it must know the peer), so 0-RTT would save no round
+//     trip (BenchmarkFirstRequest). Each request gets a context carrying
+//     its Peer (PeerFromContext).
 //   - credential: opaque bytes a node embeds in its certificate
 //     (CertificateWithCredential) for the other side's membership layer
 //     to check (PeerCredential, Peer.Credential, ClientConfig.VerifyServer).

@@ -292,7 +292,10 @@ func (s *Server) quicConfig() *quic.Config {
 		MaxIncomingStreams:    s.cfg.MaxStreamsPerConn,
 		MaxIncomingUniStreams: -1,
 		KeepAlivePeriod:       s.cfg.IdleTimeout / 3,
-		Allow0RTT:             true,
+		// No 0-RTT: streams wait for the handshake anyway (the peer
+		// must be known to authorize it), so it would save no round
+		// trip; see the client's dial.
+		Allow0RTT: false,
 	}
 }
 

@@ -78,7 +78,7 @@ func TestServiceWorkerFetchesFromVolunteers(t *testing.T) {
 	defer b.Close()
 	nodes := []dataDir{dataDir(filepath.Join(dir, "origin")), dataDir(filepath.Join(dir, "volunteer1")), dataDir(filepath.Join(dir, "volunteer2"))}
 	// The origin lists the volunteers before the worker can use them.
-	eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+	eventually(t, swarmWait, 200*time.Millisecond, func() error {
 		c := gwNewH2(t, gwCAPool(t, filepath.Join(dir, "origin", "ca.pem")), nil)
 		_, body, err := c.try("GET", origin+"/grits/v1/peers", nil)
 		if err != nil {

@@ -577,7 +577,7 @@ func TestGatewayVolunteersServeLookupsAndBlocks(t *testing.T) {
 	oc := gwNewH2(t, gwCAPool(t, o.path("ca.pem")), nil)
 	want := []string{vols[0].url, vols[1].url}
 	slices.Sort(want)
-	eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+	eventually(t, swarmWait, 200*time.Millisecond, func() error {
 		resp, body, err := oc.try(http.MethodGet, "https://"+oaddr+"/grits/v1/peers", nil)
 		if err != nil {
 			return err

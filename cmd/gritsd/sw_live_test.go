@@ -606,7 +606,7 @@ func TestServiceWorkerServesWithTheOriginDown(t *testing.T) {
 
 	css := s.importNewCSS(files, "rgb(4, 5, 6)")
 	for _, v := range vs {
-		eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+		eventually(t, swarmWait, 200*time.Millisecond, func() error {
 			if st := v.d.mustStatus(t); st.Root == nil || st.Root.Seq < 2 {
 				return fmt.Errorf("volunteer root: %+v", st.Root)
 			}

@@ -128,7 +128,7 @@ func TestServiceWorkerRootFromVolunteersForFree(t *testing.T) {
 
 	s.reimport(rootsFiles("v2"))
 	for _, v := range vs {
-		eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		eventually(t, swarmWait, 100*time.Millisecond, func() error {
 			if st := v.d.mustStatus(t); st.Root == nil || st.Root.Seq < 2 {
 				return fmt.Errorf("volunteer root: %+v", st.Root)
 			}

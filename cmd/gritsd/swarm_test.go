@@ -21,12 +21,29 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/grits-cdn/grits/membership"
 )
 
-// swarmWait bounds one wait for the swarm to converge (a member seen, a
-// root spread, a ban in force). The local profile takes a second or two;
-// the margin is for a loaded machine.
-const swarmWait = 25 * time.Second
+// localTiming is the local gossip profile's bounds (membership.Timing)
+// for the test swarms, which have at most 5 nodes.
+var localTiming = func() membership.Timing {
+	t, err := membership.ProfileLocal.Timing(5)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}()
+
+// swarmSlack is the margin these tests give the protocol's bounds: the
+// processes do not run under the race detector, but the machine is small
+// and shared, and the tests run in parallel.
+const swarmSlack = 5
+
+// swarmWait bounds one wait for the swarm to converge: a member seen
+// alive (Join) or dead (Dead), the swarm whole again after a restart
+// (Reform), a root or a ban spread (Root, and one request to a member).
+var swarmWait = swarmSlack * max(localTiming.Join, localTiming.Dead, localTiming.Reform, localTiming.Root+dialTimeout)
 
 // swarmStatus is gritsd status --json.
 type swarmStatus struct {

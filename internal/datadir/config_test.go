@@ -66,7 +66,7 @@ func sample() Config {
 	c.ChunkSize = 64 << 10
 	c.Listen, c.Gossip, c.Advertise, c.PublicURL, c.HTTPSListen, c.AdminListen = ":1", ":2", "n.example", "https://n.example", ":443", "127.0.0.1:9"
 	c.OriginAddr, c.Seeds, c.GossipProfile, c.Replication = "o.example:7433", []string{"o.example:7434", "b:1"}, "wan", 3
-	c.Pins, c.CertTTL = []string{"/media", "/docs"}, Duration{time.Hour}
+	c.Pins, c.CertTTL, c.ForgetMembersAfter = []string{"/media", "/docs"}, Duration{time.Hour}, Duration{24 * time.Hour}
 	c.WarmMaxBytes, c.WarmRateBytes, c.PinRateBytes = -1, 5, 6
 	c.TLSCert, c.TLSKey, c.ACMEEmail = "/c.pem", "/k.pem", "a@b"
 	c.RateLimit, c.TrustedProxies, c.HTTP2 = 12.5, []string{"10.0.0.0/8"}, HTTP2Go
@@ -137,6 +137,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"list of strings", "seeds = \"a:1\"\n", 1, "seeds", "want a list of strings"},
 		{"bad duration", "root_ttl = \"a week\"\n", 1, "root_ttl", "invalid duration"},
 		{"invalid value", "# comment\nroot_ttl = \"30s\"\n", 2, "root_ttl", "at least 1m"},
+		{"too short to forget", "forget_members_after = \"30s\"\n", 1, "forget_members_after", "at least 1m"},
 		{"validated pair", "\ntls_cert = \"/c\"\n", 0, "tls_key", "go together"},
 		{"origin only", "role = \"volunteer\"\n\n\nupstream = \"http://x\"\n", 4, "upstream", "only an origin"},
 		{"table", "[swarm]\nlisten = \":1\"\n", 1, "swarm", "no tables"},

@@ -129,6 +129,9 @@ type Config struct {
 	Pins []string `json:"pins,omitempty"`
 	// CertTTL is how long node certificates the origin issues last.
 	CertTTL Duration `json:"cert_ttl,omitzero"`
+	// ForgetMembersAfter is how long a member not seen alive is still
+	// re-joined and kept in members.json (default 72h).
+	ForgetMembersAfter Duration `json:"forget_members_after,omitzero"`
 	// WarmMaxBytes and WarmRateBytes bound a volunteer's cache warming
 	// per new root (negative WarmMaxBytes disables it).
 	WarmMaxBytes  int64 `json:"warm_max_bytes,omitempty"`
@@ -171,6 +174,8 @@ func (c *Config) Validate() error {
 		return keyErrorf("replication", "%d: must be 1..16", c.Replication)
 	case c.GossipProfile != "" && c.GossipProfile != "lan" && c.GossipProfile != "wan" && c.GossipProfile != "local":
 		return keyErrorf("gossip_profile", "%q: want lan, wan or local", c.GossipProfile)
+	case c.ForgetMembersAfter.Duration != 0 && c.ForgetMembersAfter.Duration < time.Minute:
+		return keyErrorf("forget_members_after", "%v: at least 1m (or leave it out for 72h)", c.ForgetMembersAfter)
 	case c.StoreMax < 0:
 		return keyErrorf("store_max", "%d: 0 (keep everything) or a byte count", c.StoreMax)
 	case c.OffloadReplicas < 0 || c.OffloadReplicas > 16:

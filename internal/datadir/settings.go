@@ -60,6 +60,8 @@ func Settings() []Setting {
 			Doc: "How many home nodes each block has. Every node of a swarm must agree."},
 		{Key: "cert_ttl", Group: groupSwarm, Default: `"8760h"`,
 			Doc: "Origin: how long the node certificates it issues at join last."},
+		{Key: "forget_members_after", Group: groupSwarm, Default: `"72h"`,
+			Doc: "How long a member not seen alive is still re-joined and kept in members.json (the members this node has seen, which it re-joins after any restart). At least 1m."},
 		{Key: "grits1_rate_limit", Group: groupSwarm, Default: "200",
 			Doc: "grits/1 requests per second per client address that is not a member (gritsd get, other tools), burst twice that; a GetBlocks counts one per 16 blocks. Over it the client is told to retry later. Members are not limited. Negative: no limit."},
 

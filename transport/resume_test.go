@@ -48,10 +48,10 @@ func (c *Client) pooled(peer string) *quic.Conn {
 	return c.conns[peer]
 }
 
-// TestZeroRTT: a client that has talked to a server once resumes with
-// 0-RTT on its next connection, and its first request costs no extra
-// round trip for the handshake.
-func TestZeroRTT(t *testing.T) {
+// TestSessionResumption: a client that has talked to a server once
+// resumes the TLS session on its next connection (no certificate
+// signatures), without sending anything in 0-RTT data.
+func TestSessionResumption(t *testing.T) {
 	s := newSite(t, map[string][]byte{"index.html": []byte("<h1>hello</h1>")})
 	_, addr := startServer(t, ServerConfig{Store: s.store, Roots: &rootList{s.root}})
 	c := newClient(t, s.pub, nil)
@@ -63,8 +63,8 @@ func TestZeroRTT(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := c.pooled(addr)
-	if first.ConnectionState().Used0RTT {
-		t.Fatal("the first connection claims 0-RTT without a ticket")
+	if first.ConnectionState().TLS.DidResume {
+		t.Fatal("the first connection claims to resume a session without a ticket")
 	}
 	waitFor(t, 5*time.Second, "a session ticket", func() bool { return tickets.tickets(addr) > 0 })
 	c.drop(addr, first)
@@ -80,16 +80,18 @@ func TestZeroRTT(t *testing.T) {
 	if second == nil || second == first {
 		t.Fatal("the second lookup did not dial a new connection")
 	}
-	if !second.ConnectionState().Used0RTT {
-		t.Fatal("the second connection did not resume with 0-RTT")
+	if !second.ConnectionState().TLS.DidResume {
+		t.Fatal("the second connection did not resume the session")
+	}
+	if second.ConnectionState().Used0RTT {
+		t.Fatal("the second connection sent 0-RTT data")
 	}
 }
 
-// TestZeroRTTRejected: after the server restarts (new session ticket
-// keys), the client's 0-RTT attempt is rejected. Every grits/1 request is
-// idempotent, so the client must retry on the full handshake rather than
-// fail the request or keep a connection that refuses new streams.
-func TestZeroRTTRejected(t *testing.T) {
+// TestResumptionAfterServerRestart: after the server restarts (new
+// session ticket keys) the client's ticket is useless; its connection
+// falls back to a full handshake and the requests succeed.
+func TestResumptionAfterServerRestart(t *testing.T) {
 	s := newSite(t, map[string][]byte{"index.html": []byte("<h1>hello</h1>")})
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

@@ -365,3 +365,50 @@ func TestSiteInjectsTheScript(t *testing.T) {
 		})
 	}
 }
+
+// TestSiteMediaHost: a name in Config.Hosts serves the files of its tree
+// path, CORS-open, and nothing else: no index pages, no redirects, no
+// app (a Fallback is set and never asked).
+func TestSiteMediaHost(t *testing.T) {
+	s := newGWSite(t)
+	cfg := s.config()
+	cfg.Hosts = map[string]string{"media.example": "/docs"}
+	cfg.Fallback = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the app was asked for %s on %s", r.URL.Path, r.Host)
+		http.Error(w, "app", http.StatusTeapot)
+	})
+	g := startGW(t, cfg)
+	get := func(host, path string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, g.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := g.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	for _, host := range []string{"media.example", "MEDIA.example:443"} {
+		resp, body := get(host, "/index.html")
+		if resp.StatusCode != 200 || !bytes.Equal(body, s.files["docs/index.html"]) || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("%s/index.html: %d %q, CORS %q; want the tree's docs/index.html, CORS open", host, resp.StatusCode, body, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	for _, p := range []string{"/", "/missing.html", "/index.html/", "/../style.css"} {
+		if resp, _ := get("media.example", p); resp.StatusCode != 404 && resp.StatusCode != 400 {
+			t.Errorf("media.example%s: status %d, want 404 (or 400)", p, resp.StatusCode)
+		}
+	}
+	// The site's own name is untouched.
+	if resp, body := get("site.example", "/style.css"); resp.StatusCode != 200 || !bytes.Equal(body, s.files["style.css"]) {
+		t.Errorf("the site's /style.css: %d", resp.StatusCode)
+	}
+}

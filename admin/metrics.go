@@ -215,7 +215,7 @@ func httpProtocol(r *http.Request) protocol {
 func httpEndpoint(r *http.Request) endpoint {
 	p := r.URL.Path
 	switch {
-	case p == sw.WorkerPath || p == sw.RegisterPath || strings.HasPrefix(p, sw.ModulePath):
+	case p == sw.WorkerPath || p == sw.RegisterPath || p == sw.LibPath || p == sw.LibTypesPath || strings.HasPrefix(p, sw.ModulePath):
 		return epScript
 	case !strings.HasPrefix(p, gateway.APIPrefix):
 		return epSite

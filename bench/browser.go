@@ -45,6 +45,24 @@ import (
 	"github.com/grits-cdn/grits/tree"
 )
 
+// pageRTTs are the simulated networks of the page loads: round trips to
+// the origin and to the volunteers.
+var pageRTTs = []linkRTT{{50 * time.Millisecond, 10 * time.Millisecond}, {100 * time.Millisecond, 20 * time.Millisecond}}
+
+type linkRTT struct{ origin, volunteer time.Duration }
+
+// setRTT sets the relays' round trips (origin, volunteers).
+func (s *benchSite) setRTT(origin, volunteer time.Duration) {
+	if s.origin.relay != nil {
+		s.origin.relay.setRTT(origin)
+	}
+	for _, v := range s.vols {
+		if v.relay != nil {
+			v.relay.setRTT(volunteer)
+		}
+	}
+}
+
 const (
 	originRTT    = 50 * time.Millisecond
 	volunteerRTT = 10 * time.Millisecond
@@ -82,25 +100,34 @@ func browserSuite(ctx context.Context, work string, quick bool) ([]Result, error
 	var results []Result
 
 	// Suites 1 and 3: loopback, no relay, one volunteer.
-	fmt.Fprintln(os.Stderr, "browser: setting up the loopback site (50 MiB file)")
-	big := randomBytes(3, bigFileSize)
-	files := fixture()
-	files["big.bin"] = big
-	plain, err := newBenchSite(ctx, bin, filepath.Join(work, "plain"), files, 1, false)
-	if err != nil {
-		return nil, fmt.Errorf("loopback site: %w", err)
+	if browserParts["hash"] || browserParts["throughput"] {
+		fmt.Fprintln(os.Stderr, "browser: setting up the loopback site (50 MiB file)")
+		big := randomBytes(3, bigFileSize)
+		files := fixture()
+		files["big.bin"] = big
+		plain, err := newBenchSite(ctx, bin, filepath.Join(work, "plain"), files, 1, false)
+		if err != nil {
+			return nil, fmt.Errorf("loopback site: %w", err)
+		}
+		if browserParts["hash"] {
+			fmt.Fprintln(os.Stderr, "browser: BLAKE3 in the page")
+			var rs []Result
+			rs, err = blake3Bench(ctx, plain)
+			results = append(results, rs...)
+		}
+		if err == nil && browserParts["throughput"] {
+			fmt.Fprintln(os.Stderr, "browser: 50 MiB through the worker")
+			var rs []Result
+			rs, err = throughputBench(ctx, plain, big, min(reps, 3))
+			results = append(results, rs...)
+		}
+		plain.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
-	fmt.Fprintln(os.Stderr, "browser: BLAKE3 in the page")
-	rs, err := blake3Bench(ctx, plain)
-	if err == nil {
-		results = append(results, rs...)
-		fmt.Fprintln(os.Stderr, "browser: 50 MiB through the worker")
-		rs, err = throughputBench(ctx, plain, big, min(reps, 3))
-		results = append(results, rs...)
-	}
-	plain.Close()
-	if err != nil {
-		return nil, err
+	if !browserParts["pages"] {
+		return results, nil
 	}
 
 	// Suite 2: through relays, two volunteers.
@@ -110,11 +137,16 @@ func browserSuite(ctx context.Context, work string, quick bool) ([]Result, error
 		return nil, fmt.Errorf("relayed site: %w", err)
 	}
 	defer delayed.Close()
-	rs, err = pageLoadBench(ctx, delayed, reps)
-	if err != nil {
-		return nil, err
+	for _, rtt := range pageRTTs {
+		fmt.Fprintf(os.Stderr, "browser: page loads at %v to the origin, %v to volunteers\n", rtt.origin, rtt.volunteer)
+		delayed.setRTT(rtt.origin, rtt.volunteer)
+		rs, err := pageLoadBench(ctx, delayed, reps, rtt)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, rs...)
 	}
-	return append(results, rs...), nil
+	return results, nil
 }
 
 // ---- fixture ----
@@ -549,12 +581,17 @@ const blake3JS = `(async () => {
     const ms = performance.now() - t0;
     return { n, ms, mbps: n * SZ / 1e6 / (ms / 1000) };
   };
-  const b3 = [], sha = [];
+  const b3 = [], simd = [], sha = [];
+  let simdErr = '';
   for (let r = 0; r < 3; r++) {
-    b3.push(await round((x) => m.blake3(x)));
+    b3.push(await round((x) => m.blake3With('js', x)));
+    try {
+      simd.push(await round((x) => m.blake3With('wasm-simd', x)));
+    } catch (e) { simdErr = String(e); }
     sha.push(await round((x) => crypto.subtle.digest('SHA-256', x)));
   }
-  return { b3, sha, empty: m.toHex(m.blake3(new Uint8Array(0))) };
+  return { b3, simd, sha, simdErr, engine: m.engine(), empty: m.toHex(m.blake3(new Uint8Array(0))),
+    same: m.toHex(m.blake3With('js', inputs[0])) === m.toHex(m.blake3(inputs[0])) };
 })()`
 
 type hashRound struct {
@@ -573,8 +610,11 @@ func blake3Bench(ctx context.Context, s *benchSite) ([]Result, error) {
 		return nil, err
 	}
 	var out struct {
-		B3, SHA []hashRound
-		Empty   string
+		B3, SIMD, SHA []hashRound
+		SIMDErr       string
+		Engine        string
+		Empty         string
+		Same          bool
 	}
 	if err := evalIn(ctx, b, 2*time.Minute, blake3JS, &out); err != nil {
 		return nil, fmt.Errorf("blake3 benchmark: %w", err)
@@ -592,15 +632,27 @@ func blake3Bench(ctx context.Context, s *benchSite) ([]Result, error) {
 		}
 		return median(v), n
 	}
+	if !out.Same {
+		return nil, fmt.Errorf("blake3.js: the engine chosen (%s) and the JavaScript disagree", out.Engine)
+	}
 	b3, nb3 := med(out.B3)
 	sha, nsha := med(out.SHA)
 	base := Result{Suite: "browser", Case: "hash 1 MiB inputs", Server: "WebCrypto SHA-256", Protocol: "in page", Requests: nsha,
 		MBPerS: sha, Unit: "MB/s", Value: sha, Baseline: "WebCrypto SHA-256", BaselineValue: sha, Ratio: 1,
 		Note: fmt.Sprintf("median of %d rounds", len(out.SHA))}
-	r := Result{Suite: "browser", Case: "hash 1 MiB inputs", Server: "blake3.js", Protocol: "in page", Requests: nb3,
+	r := Result{Suite: "browser", Case: "hash 1 MiB inputs", Server: "blake3.js, JavaScript", Protocol: "in page", Requests: nb3,
 		MBPerS: b3, Unit: "MB/s", Value: b3, Baseline: "WebCrypto SHA-256", BaselineValue: sha, Ratio: b3 / sha,
 		Note: fmt.Sprintf("median of %d rounds; target >= 300 MB/s", len(out.B3))}
-	return []Result{base, r}, nil
+	rs := []Result{base, r}
+	if len(out.SIMD) > 0 {
+		simd, nsimd := med(out.SIMD)
+		rs = append(rs, Result{Suite: "browser", Case: "hash 1 MiB inputs", Server: "blake3.js, WebAssembly SIMD", Protocol: "in page", Requests: nsimd,
+			MBPerS: simd, Unit: "MB/s", Value: simd, Baseline: "WebCrypto SHA-256", BaselineValue: sha, Ratio: simd / sha,
+			Note: fmt.Sprintf("median of %d rounds; %.2fx the JavaScript; engine chosen: %s; target >= 1000 MB/s", len(out.SIMD), simd/b3, out.Engine)})
+	} else {
+		rs[1].Note += "; WebAssembly SIMD did not run: " + out.SIMDErr
+	}
+	return rs, nil
 }
 
 // ---- 3. verified throughput ----
@@ -771,19 +823,28 @@ const loadJS = `(() => {
   const res = performance.getEntriesByType('resource');
   const protos = {};
   for (const e of res) { const p = e.nextHopProtocol || '(none)'; protos[p] = (protos[p] || 0) + 1; }
+  const r = (x) => Math.round(x);
+  const timeline = [['page', r(n.startTime), r(n.workerStart), r(n.fetchStart), r(n.responseStart), r(n.responseEnd)]]
+    .concat(res.map((e) => [e.name.replace(/^https?:\/\/[^/]+/, ''), r(e.startTime), r(e.workerStart), r(e.fetchStart), r(e.responseStart), r(e.responseEnd)]));
   return { ms: n.loadEventEnd - n.startTime, nav: n.nextHopProtocol, images: imgs.length,
     loaded: imgs.filter((i) => i.complete && i.naturalWidth > 0).length,
-    controlled: navigator.serviceWorker.controller !== null, resources: res.length, protocols: protos };
+    controlled: navigator.serviceWorker.controller !== null, resources: res.length, protocols: protos,
+    domContentLoaded: r(n.domContentLoadedEventEnd), timeline };
 })()`
 
 type pageLoad struct {
-	Ms         float64          `json:"ms"`
-	Nav        string           `json:"nav"`
-	Images     int              `json:"images"`
-	Loaded     int              `json:"loaded"`
-	Controlled bool             `json:"controlled"`
-	Resources  int              `json:"resources"`
-	Protocols  map[string]int64 `json:"protocols"`
+	// Timeline: the page and each resource as [name, start, workerStart,
+	// fetchStart, responseStart, responseEnd] in ms from the navigation's
+	// start, printed with GRITS_BENCH_TRACE=1.
+	Timeline         [][]any          `json:"timeline"`
+	DOMContentLoaded float64          `json:"domContentLoaded"`
+	Ms               float64          `json:"ms"`
+	Nav              string           `json:"nav"`
+	Images           int              `json:"images"`
+	Loaded           int              `json:"loaded"`
+	Controlled       bool             `json:"controlled"`
+	Resources        int              `json:"resources"`
+	Protocols        map[string]int64 `json:"protocols"`
 }
 
 // loadSample is one measured page load and what it cost the nodes.
@@ -820,7 +881,7 @@ type loadSample struct {
 // blocksSent (grits-stats, reset before the load) say which volunteer
 // requests were lookups and which blocks. The relays' datagram and
 // connection counts show that the traffic did pass them, over UDP.
-func pageLoadBench(ctx context.Context, s *benchSite, reps int) ([]Result, error) {
+func pageLoadBench(ctx context.Context, s *benchSite, reps int, rtt linkRTT) ([]Result, error) {
 	type variant struct {
 		name, pre, page string
 		worker          bool
@@ -863,7 +924,7 @@ func pageLoadBench(ctx context.Context, s *benchSite, reps int) ([]Result, error
 		sw := samples["service worker "+phase]
 		bms := median(msOf(base))
 		wms := median(msOf(sw))
-		caseName := fmt.Sprintf("page load %s, RTT 50/10 ms", phase)
+		caseName := fmt.Sprintf("page load %s, RTT %d/%d ms", phase, rtt.origin.Milliseconds(), rtt.volunteer.Milliseconds())
 		results = append(results,
 			Result{Suite: "browser", Case: caseName, Server: "origin direct", Protocol: navProto(base), Unit: "ms", Value: bms,
 				Millis: bms, Baseline: "origin direct", BaselineValue: bms, Ratio: 1, Requests: len(base),
@@ -875,7 +936,7 @@ func pageLoadBench(ctx context.Context, s *benchSite, reps int) ([]Result, error
 		perAsset := func(x loadSample) float64 {
 			return float64(x.originReq+x.volReq-1) / float64(len(pageAssets))
 		}
-		caseRT := fmt.Sprintf("requests per asset %s", phase)
+		caseRT := fmt.Sprintf("requests per asset %s, RTT %d/%d ms", phase, rtt.origin.Milliseconds(), rtt.volunteer.Milliseconds())
 		results = append(results,
 			Result{Suite: "browser", Case: caseRT, Server: "origin direct", Protocol: navProto(base), Unit: "req/asset", Value: perAsset(bq),
 				Baseline: "origin direct", BaselineValue: perAsset(bq), Ratio: 1, Requests: int(bq.originReq + bq.volReq),
@@ -927,6 +988,12 @@ func (s *benchSite) measureLoad(ctx context.Context, b *chromium.Browser, page s
 		return smp, err
 	}
 	smp.ms, smp.nav = pl.Ms, pl.Nav
+	if os.Getenv("GRITS_BENCH_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "  %s (worker %v): load %.0f ms, DOMContentLoaded %.0f; [name start workerStart fetchStart responseStart responseEnd]:\n", page, worker, pl.Ms, pl.DOMContentLoaded)
+		for _, e := range pl.Timeline {
+			fmt.Fprintf(os.Stderr, "    %v\n", e)
+		}
+	}
 	for i := range after.nodes {
 		// http3_requests counts every request that arrived over HTTP/3,
 		// whatever its path (the page, register.js, /grits/v1/peers...);

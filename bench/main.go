@@ -1,7 +1,7 @@
 // Command bench runs grits' benchmark suite on this machine and writes
 // a table (stdout), JSON and an SVG chart:
 //
-//	go run ./bench [-out DIR] [-quick] [-suite NAME[,NAME...]|all]
+//	go run ./bench [-out DIR] [-quick] [-suite NAME[,NAME...]|all] [-gritsd BIN] [-browser-cases hash,throughput,pages]
 //
 // Browser (browser.go): the service worker in headless Chromium, beside
 // baselines from the same run: BLAKE3 against WebCrypto SHA-256, page
@@ -88,6 +88,8 @@ var suites = []suite{
 func main() {
 	out := flag.String("out", "bench-results", "directory for results.json and chart.svg")
 	quick := flag.Bool("quick", false, "fewer requests (a smoke run)")
+	bin := flag.String("gritsd", "", "measure this gritsd binary (browser, protocol, offload suites) instead of one built from this tree: another commit's, for a before/after in one session")
+	cases := flag.String("browser-cases", "hash,throughput,pages", "the browser suite's parts to run: hash (BLAKE3 in the page), throughput (50 MiB through the worker), pages (page loads over delayed links)")
 	var names []string
 	for _, s := range suites {
 		names = append(names, s.name)
@@ -108,20 +110,43 @@ func main() {
 			chosen = append(chosen, suites[i])
 		}
 	}
+	for _, c := range strings.Split(*cases, ",") {
+		switch c = strings.TrimSpace(c); c {
+		case "hash", "throughput", "pages":
+			browserParts[c] = true
+		default:
+			fmt.Fprintf(os.Stderr, "bench: -browser-cases %q: want hash, throughput or pages\n", c)
+			os.Exit(2)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *out, *quick, chosen); err != nil {
+	if err := run(ctx, *out, *quick, *bin, chosen); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out string, quick bool, chosen []suite) error {
+// browserParts are the browser suite's parts to run (-browser-cases),
+// set once by main before any suite runs.
+var browserParts = map[string]bool{}
+
+func run(ctx context.Context, out string, quick bool, bin string, chosen []suite) error {
 	work, err := os.MkdirTemp("", "grits-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
+	if bin != "" {
+		// The suites that find work/gritsd use it instead of building one.
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			return fmt.Errorf("-gritsd: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(work, "gritsd"), b, 0o755); err != nil {
+			return err
+		}
+	}
 	// nginx's workers run as an unprivileged user: they must read it.
 	if err := os.Chmod(work, 0o755); err != nil {
 		return err

@@ -25,7 +25,7 @@ import (
 // two listeners' loops.
 type relay struct {
 	target string
-	delay  time.Duration
+	delay  atomic.Int64 // nanoseconds each way: RTT/2
 	tcp    net.Listener
 	udp    *net.UDPConn
 
@@ -80,8 +80,9 @@ func newRelay(target string, rtt time.Duration, port int) (*relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: target %q: %w", target, err)
 	}
-	r := &relay{target: target, delay: rtt / 2, conns: map[net.Conn]struct{}{}, udpMap: map[string]*udpSession{},
+	r := &relay{target: target, conns: map[net.Conn]struct{}{}, udpMap: map[string]*udpSession{},
 		slots: make(chan struct{}, relayMaxConns)}
+	r.setRTT(rtt)
 	var lastErr error
 	for attempt := 0; attempt < 20; attempt++ {
 		tl, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -117,6 +118,12 @@ func newRelay(target string, rtt time.Duration, port int) (*relay, error) {
 }
 
 // Addr is the relay's host:port (TCP and UDP).
+// setRTT changes the round trip the relay adds, for what it relays
+// from now on.
+func (r *relay) setRTT(rtt time.Duration) { r.delay.Store(int64(rtt / 2)) }
+
+func (r *relay) oneWay() time.Duration { return time.Duration(r.delay.Load()) }
+
 func (r *relay) Addr() string { return r.tcp.Addr().String() }
 
 // Port is the relay's port.
@@ -227,7 +234,7 @@ func (r *relay) pipe(dst, src net.Conn, count *atomic.Int64) {
 			n, err := src.Read(b)
 			if n > 0 {
 				select {
-				case q <- chunk{b[:n], time.Now().Add(r.delay)}:
+				case q <- chunk{b[:n], time.Now().Add(r.oneWay())}:
 				case <-done:
 					return
 				}
@@ -294,7 +301,7 @@ func (r *relay) readUDP() {
 		}
 		s.last.Store(now.UnixNano())
 		select {
-		case s.toUp <- chunk{append([]byte(nil), buf[:n]...), now.Add(r.delay)}:
+		case s.toUp <- chunk{append([]byte(nil), buf[:n]...), now.Add(r.oneWay())}:
 		default:
 			r.UDPDrop.Add(1)
 		}
@@ -349,7 +356,7 @@ func (r *relay) session(addr *net.UDPAddr) *udpSession {
 			}
 			s.last.Store(time.Now().UnixNano())
 			select {
-			case s.toClient <- chunk{append([]byte(nil), b[:n]...), time.Now().Add(r.delay)}:
+			case s.toClient <- chunk{append([]byte(nil), b[:n]...), time.Now().Add(r.oneWay())}:
 			default:
 				r.UDPDrop.Add(1)
 			}

@@ -43,11 +43,15 @@ const (
 	cachedChunks = readAheadChunks + 8
 )
 
-func newFileReader(g tree.Getter, h blockstore.Hash, size uint64, slots chan struct{}) *fileReader {
+func newFileReader(g tree.Getter, h blockstore.Hash, size uint64, direct bool, slots chan struct{}) *fileReader {
 	if slots == nil {
 		slots = make(chan struct{}, 4)
 	}
-	return &fileReader{g: g, hash: h, size: size, slots: slots, cache: map[uint64]*cached{}}
+	r := &fileReader{g: g, hash: h, size: size, slots: slots, cache: map[uint64]*cached{}}
+	if direct { // the hash names the one chunk: no node to load
+		r.top = tree.DirectFile(tree.Entry{Kind: tree.KindFile, Size: size, Hash: h, Direct: true})
+	}
+	return r
 }
 
 func (r *fileReader) loadTop(ctx context.Context) (*tree.FileNode, error) {

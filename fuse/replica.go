@@ -517,7 +517,7 @@ func (f *roFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32,
 	f.mu.Lock()
 	e := f.e
 	f.mu.Unlock()
-	fr := newFileReader(f.m.replica.cfg.Getter, e.Hash, e.Size, f.m.replica.ahead)
+	fr := newFileReader(f.m.replica.cfg.Getter, e.Hash, e.Size, e.Direct, f.m.replica.ahead)
 	return &roHandle{m: f.m, r: fr}, fuse.FOPEN_KEEP_CACHE, 0
 }
 

@@ -210,7 +210,7 @@ func (r *rwNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.
 
 func (r *rwNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	w := r.work()
-	c, in, en := r.add(ctx, name, tree.KindFile, mode, func(c *node) { c.hash = w.emptyFile }, out)
+	c, in, en := r.add(ctx, name, tree.KindFile, mode, func(c *node) { c.hash, c.direct = w.emptyFile, false }, out)
 	if en != 0 {
 		return nil, nil, 0, en
 	}
@@ -223,7 +223,7 @@ func (r *rwNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32
 		return nil, syscall.EPERM
 	}
 	w := r.work()
-	_, in, en := r.add(ctx, name, tree.KindFile, mode, func(c *node) { c.hash = w.emptyFile }, out)
+	_, in, en := r.add(ctx, name, tree.KindFile, mode, func(c *node) { c.hash, c.direct = w.emptyFile, false }, out)
 	return in, en
 }
 
@@ -481,10 +481,10 @@ func (h *rwHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 		}
 		return fuse.ReadResultData(dest[:k]), 0
 	}
-	hash, size := n.hash, n.hashSize
+	hash, size, direct := n.hash, n.hashSize, n.direct
 	n.cmu.Unlock()
 	if h.reader == nil || h.reader.hash != hash {
-		h.reader = newFileReader(h.m.origin.w.reader, hash, size, nil)
+		h.reader = newFileReader(h.m.origin.w.reader, hash, size, direct, nil)
 	}
 	k, err := h.reader.ReadAt(h.m.ctx, dest, off)
 	if err != nil {

@@ -134,7 +134,7 @@ func (m *Mount) ensureStage(n *node) error {
 		s.f = f
 	}
 	if n.hashSize > 0 {
-		r := newFileReader(m.origin.w.reader, n.hash, n.hashSize, nil)
+		r := newFileReader(m.origin.w.reader, n.hash, n.hashSize, n.direct, nil)
 		buf := make([]byte, min(n.hashSize, 1<<20))
 		for off := int64(0); off < int64(n.hashSize); {
 			k, err := r.ReadAt(m.ctx, buf, off)
@@ -177,13 +177,13 @@ func (m *Mount) chunk(n *node) error {
 	if err != nil {
 		return err
 	}
-	h, size, err := w.builder.WriteFile(m.ctx, r)
+	fe, err := w.builder.WriteFileEntry(m.ctx, r) // a one-chunk file is direct, as an import writes it
 	if err != nil {
 		return err
 	}
 	n.stage.dirty = false
 	w.mu.Lock()
-	n.hash, n.hashSize, n.size = h, size, size
+	n.hash, n.hashSize, n.size, n.direct = fe.Hash, fe.Size, fe.Size, fe.Direct
 	w.changedEntry(n)
 	w.mu.Unlock()
 	return nil
@@ -197,7 +197,7 @@ func (m *Mount) truncate(n *node, size uint64) error {
 	defer n.cmu.Unlock()
 	if size == 0 && n.stage == nil {
 		w.mu.Lock()
-		n.hash, n.hashSize, n.size, n.mtime = w.emptyFile, 0, 0, time.Now()
+		n.hash, n.hashSize, n.size, n.direct, n.mtime = w.emptyFile, 0, 0, false, time.Now()
 		w.changedEntry(n)
 		w.mu.Unlock()
 		return nil

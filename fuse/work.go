@@ -45,6 +45,7 @@ type node struct {
 	size     uint64
 	hash     blockstore.Hash
 	hashSize uint64
+	direct   bool // hash is the file's one chunk (tree.Entry.Direct)
 	// cmu guards stage and the staging file's content.
 	cmu     sync.Mutex
 	stage   *stage
@@ -172,7 +173,7 @@ func (w *work) load(ctx context.Context, d *node) error {
 			c.parent, c.name = d, e.Name
 			switch e.Kind {
 			case tree.KindFile:
-				c.size, c.hash, c.hashSize = e.Size, e.Hash, e.Size
+				c.size, c.hash, c.hashSize, c.direct = e.Size, e.Hash, e.Size, e.Direct
 			case tree.KindSymlink:
 				c.size, c.target = e.Size, e.Target
 			case tree.KindDir:
@@ -214,7 +215,7 @@ func (w *work) entry(n *node, side ref) tree.Entry {
 	e := tree.Entry{Name: n.name, Kind: n.kind, Mode: n.mode, MTime: storableTime(n.mtime)}
 	switch n.kind {
 	case tree.KindFile:
-		e.Size, e.Hash = n.hashSize, n.hash
+		e.Size, e.Hash, e.Direct = n.hashSize, n.hash, n.direct
 	case tree.KindSymlink:
 		e.Size, e.Target = uint64(len(n.target)), n.target
 	case tree.KindDir:

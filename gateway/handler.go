@@ -96,13 +96,29 @@ type Config struct {
 	// method other than GET, HEAD or OPTIONS): typically a reverse proxy
 	// to the site's application.
 	Fallback http.Handler
+	// InjectScript, if set, is inserted into the HTML pages the site
+	// serves from the tree (as ProxyConfig.InjectScript into the app's),
+	// so a site generator's output registers the service worker
+	// unchanged. Pages that already name it, and pages over
+	// MaxInjectBody, are served as stored.
+	InjectScript string
+	// Hosts are other names the site's tree is served under, each from
+	// a tree path: a media host ("files.example.org" → "/system") whose
+	// URLs name files below that path. Keys are Host header values (host,
+	// or host:port when not the default), lower case; values are tree
+	// paths starting with /. Their answers are CORS-readable by any
+	// origin (public files, for crossorigin images and the worker), and a
+	// path the tree lacks is a 404, never the app's.
+	Hosts map[string]string
 	// FallbackPrefixes are URL path prefixes that always go to Fallback
 	// (an app's API under /api/, say), before the tree or the grits API
 	// is consulted, but after the rate limit.
 	FallbackPrefixes []string
 	// Scripts are extra static routes, path → JavaScript (such as the
 	// service worker at /grits-sw.js), served as text/javascript with
-	// Cache-Control: no-cache. NewHandler copies the map.
+	// Cache-Control: no-cache; a path ending in .d.ts (the worker
+	// library's TypeScript declarations) as application/typescript.
+	// NewHandler copies the map.
 	Scripts map[string][]byte
 	// MaxInline caps the inline file data in lookups; 0 means
 	// proto.InlineMax, which is also the most allowed. A negative value
@@ -354,6 +370,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case api:
 		h.serveAPI(w, r, root, hasRoot)
 	default:
+		if prefix, ok := h.mediaHost(r.Host); ok {
+			setCORSHeaders(hdr)
+			h.serveMedia(w, r, root, hasRoot, prefix)
+			return
+		}
 		h.serveSite(w, r, root, hasRoot)
 	}
 }
@@ -516,7 +537,11 @@ func (h *Handler) servePeers(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, s staticScript) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", "text/javascript; charset=utf-8")
+	if strings.HasSuffix(r.URL.Path, ".d.ts") {
+		hdr.Set("Content-Type", "application/typescript; charset=utf-8")
+	} else {
+		hdr.Set("Content-Type", "text/javascript; charset=utf-8")
+	}
 	hdr.Set("Cache-Control", cacheNoCache)
 	hdr.Set("ETag", s.etag)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(s.body))

@@ -25,7 +25,8 @@ type ProxyConfig struct {
 	// renders register the service worker without changing the app.
 	InjectScript string
 	// MaxInjectBody bounds the HTML page read into memory to inject
-	// into; larger pages pass through unchanged. Default 4 MiB.
+	// into; larger pages pass through unchanged. Default
+	// DefaultMaxInjectBody.
 	MaxInjectBody int64
 	Logger        *slog.Logger
 }
@@ -37,7 +38,7 @@ func NewProxy(cfg ProxyConfig) (http.Handler, error) {
 		return nil, fmt.Errorf("upstream %v: want http://HOST:PORT or https://HOST:PORT", cfg.Upstream)
 	}
 	if cfg.MaxInjectBody <= 0 {
-		cfg.MaxInjectBody = 4 << 20
+		cfg.MaxInjectBody = DefaultMaxInjectBody
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -99,19 +100,33 @@ func inject(resp *http.Response, script string, max int64) error {
 		return nil
 	}
 	resp.Body.Close()
-	lower := bytes.ToLower(body)
-	at := bytes.LastIndex(lower, []byte("</head>"))
-	if at < 0 {
-		at = bytes.LastIndex(lower, []byte("</body>"))
-	}
-	if at < 0 {
-		at = len(body)
-	}
-	out := make([]byte, 0, len(body)+len(script))
-	out = append(append(append(out, body[:at]...), script...), body[at:]...)
+	out := injectHTML(body, script)
 	resp.Body = io.NopCloser(bytes.NewReader(out))
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	resp.Header.Del("ETag") // the representation changed
 	return nil
+}
+
+// DefaultMaxInjectBody bounds the HTML page read into memory to insert a
+// script into; larger pages are served as they are.
+const DefaultMaxInjectBody = 4 << 20
+
+// injectHTML returns page with script inserted before </head>, else
+// </body>, else at the end; a page that already holds script is
+// returned as it is (a page that registers the worker itself).
+func injectHTML(page []byte, script string) []byte {
+	if bytes.Contains(page, []byte(script)) {
+		return page
+	}
+	lower := bytes.ToLower(page)
+	at := bytes.LastIndex(lower, []byte("</head>"))
+	if at < 0 {
+		at = bytes.LastIndex(lower, []byte("</body>"))
+	}
+	if at < 0 {
+		at = len(page)
+	}
+	out := make([]byte, 0, len(page)+len(script))
+	return append(append(append(out, page[:at]...), script...), page[at:]...)
 }

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,6 +61,11 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request, root tree.Ro
 		// From the directory's own node: the path above is proven.
 		res, err = tree.Lookup(ctx, h.cfg.Store, res.Entry.Hash, tree.Path{siteIndex})
 		switch {
+		case (errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrNotDir)) && h.cfg.Fallback != nil:
+			// A directory without an index (an app's "/" when the tree
+			// holds only its static files): the app's page.
+			h.cfg.Fallback.ServeHTTP(w, r)
+			return
 		case errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrSymlink) || errors.Is(err, tree.ErrNotDir):
 			h.fail(w, http.StatusNotFound, "404 page not found") // no listings
 			return
@@ -83,6 +90,44 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request, root tree.Ro
 	h.serveSiteFile(w, r, name, res)
 }
 
+// mediaHost reports whether host is one of Config.Hosts, and its tree
+// path.
+func (h *Handler) mediaHost(host string) (string, bool) {
+	if len(h.cfg.Hosts) == 0 {
+		return "", false
+	}
+	p, ok := h.cfg.Hosts[strings.ToLower(strings.TrimSuffix(host, ":443"))]
+	return p, ok
+}
+
+// serveMedia answers a path on a media host: the file at prefix + path
+// in the tree, else 404 (no index pages, no redirects, no app).
+func (h *Handler) serveMedia(w http.ResponseWriter, r *http.Request, root tree.Root, hasRoot bool, prefix string) {
+	if !h.cfg.Site || !hasRoot {
+		h.fail(w, http.StatusNotFound, "404 page not found")
+		return
+	}
+	p, err := tree.ParsePath(strings.TrimSuffix(prefix, "/") + r.URL.Path)
+	if err != nil {
+		h.fail(w, http.StatusBadRequest, "bad request path")
+		return
+	}
+	res, err := tree.Lookup(r.Context(), h.cfg.Store, root.Tree, p)
+	switch {
+	case errors.Is(err, tree.ErrSymlink) || errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrNotDir):
+		h.fail(w, http.StatusNotFound, "404 page not found")
+		return
+	case err != nil:
+		h.storeFailed(w, r.Context(), "media lookup", err)
+		return
+	}
+	if res.Entry.Kind != tree.KindFile || strings.HasSuffix(r.URL.Path, "/") {
+		h.fail(w, http.StatusNotFound, "404 page not found")
+		return
+	}
+	h.serveSiteFile(w, r, p[len(p)-1], res)
+}
+
 // serveSiteFile sends a file found in the tree.
 func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name string, res tree.Result) {
 	f, ok := res.Node.(*tree.FileNode)
@@ -98,7 +143,8 @@ func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name str
 	// The type the tree says (decided once, at import), never one this
 	// host's MIME database or a sniff would give: every node and the
 	// service worker send the same.
-	hdr.Set("Content-Type", mediatype.Serve(res.Entry.Type, name))
+	ctype := mediatype.Serve(res.Entry.Type, name)
+	hdr.Set("Content-Type", ctype)
 	rd := newTreeFileReader(r.Context(), h.cfg.Store, f)
 	if f.Size > 0 && r.Header.Get("Range") == "" {
 		// The first chunk before the status line: a file the store cannot
@@ -109,8 +155,23 @@ func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name str
 			return
 		}
 	}
+	var body io.ReadSeeker = rd
+	if h.cfg.InjectScript != "" && strings.HasPrefix(ctype, "text/html") && f.Size <= DefaultMaxInjectBody {
+		page, err := io.ReadAll(rd)
+		if err != nil {
+			h.storeFailed(w, r.Context(), "site page", err)
+			return
+		}
+		if injected := injectHTML(page, h.cfg.InjectScript); len(injected) != len(page) {
+			// Another representation than the tree's bytes: its own
+			// validator, so a cache never mixes the two.
+			hdr.Set("ETag", `"`+res.Entry.Hash.String()+`+sw"`)
+			page = injected
+		}
+		body = bytes.NewReader(page)
+	}
 	cw := &countingResponseWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, name, res.Entry.MTime, rd)
+	http.ServeContent(cw, r, name, res.Entry.MTime, body)
 	if err := rd.Err(); err != nil && r.Context().Err() == nil {
 		// The status line is gone; the client sees a short body.
 		h.log.Error("site: reading file failed mid-response", "name", name, "err", err)

@@ -137,7 +137,7 @@ func TestSite(t *testing.T) {
 			"/style.css/x":        true,
 			"/a//b":               true, // not a tree path; the app may know it
 			"/":                   false,
-			"/nohtml/":            false, // a directory of the tree: 404
+			"/nohtml/":            true, // a directory without an index: the app's (an app's "/")
 			"/link":               false,
 			"/grits/v1/nothing":   false,
 			"/grits/v1/block/bad": false,
@@ -320,5 +320,95 @@ func testSitePaths(t *testing.T, s *gwSite, g *gwServer, log *gwServeLog) {
 	}
 	if n, b := log.get("site"); n == 0 || b == 0 {
 		t.Errorf("OnServe site: %d calls, %d bytes", n, b)
+	}
+}
+
+// TestSiteInjectsTheScript: with InjectScript, the tree's HTML pages get
+// the script before </head> (else at the end), with their own ETag;
+// other types, and pages that hold the script already, are served as
+// stored; ranges and conditional requests apply to what is served.
+func TestSiteInjectsTheScript(t *testing.T) {
+	const tag = `<script src="/grits/v1/register.js" defer></script>`
+	s := newGWSite(t)
+	cfg := s.config()
+	cfg.InjectScript = tag
+	g := startGW(t, cfg)
+	stored := s.files["index.html"]
+	want := append(append([]byte(nil), stored...), tag...) // no </head>, no </body>: at the end
+	resp, body := g.get(t, "/")
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("/: status %d, %q; want %q", resp.StatusCode, body, want)
+	}
+	etag := resp.Header.Get("ETag")
+	if plain := `"` + s.lookup(t, "index.html").Entry.Hash.String() + `"`; etag == plain || etag == "" {
+		t.Errorf("ETag %s: want one of its own, not the stored file's %s", etag, plain)
+	}
+	if resp, body := g.do(t, http.MethodGet, "/", map[string]string{"If-None-Match": etag}); resp.StatusCode != 304 || len(body) != 0 {
+		t.Errorf("If-None-Match its ETag: status %d", resp.StatusCode)
+	}
+	if resp, body := g.do(t, http.MethodGet, "/", map[string]string{"Range": fmt.Sprintf("bytes=%d-", len(stored))}); resp.StatusCode != 206 || string(body) != tag {
+		t.Errorf("range over the script: status %d, %q", resp.StatusCode, body)
+	}
+	if _, body := g.get(t, "/style.css"); !bytes.Equal(body, s.files["style.css"]) {
+		t.Error("a style sheet was changed")
+	}
+
+	for name, tc := range map[string]struct{ page, want string }{
+		"head":    {"<html><head><title>x</title></HEAD><body>b</body></html>", "<html><head><title>x</title>" + tag + "</HEAD><body>b</body></html>"},
+		"body":    {"<p>x</p></body>", "<p>x</p>" + tag + "</body>"},
+		"already": {"<head>" + tag + "</head>", "<head>" + tag + "</head>"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := string(injectHTML([]byte(tc.page), tag)); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSiteMediaHost: a name in Config.Hosts serves the files of its tree
+// path, CORS-open, and nothing else: no index pages, no redirects, no
+// app (a Fallback is set and never asked).
+func TestSiteMediaHost(t *testing.T) {
+	s := newGWSite(t)
+	cfg := s.config()
+	cfg.Hosts = map[string]string{"media.example": "/docs"}
+	cfg.Fallback = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the app was asked for %s on %s", r.URL.Path, r.Host)
+		http.Error(w, "app", http.StatusTeapot)
+	})
+	g := startGW(t, cfg)
+	get := func(host, path string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, g.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := g.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	for _, host := range []string{"media.example", "MEDIA.example:443"} {
+		resp, body := get(host, "/index.html")
+		if resp.StatusCode != 200 || !bytes.Equal(body, s.files["docs/index.html"]) || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("%s/index.html: %d %q, CORS %q; want the tree's docs/index.html, CORS open", host, resp.StatusCode, body, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	for _, p := range []string{"/", "/missing.html", "/index.html/", "/../style.css"} {
+		if resp, _ := get("media.example", p); resp.StatusCode != 404 && resp.StatusCode != 400 {
+			t.Errorf("media.example%s: status %d, want 404 (or 400)", p, resp.StatusCode)
+		}
+	}
+	// The site's own name is untouched.
+	if resp, body := get("site.example", "/style.css"); resp.StatusCode != 200 || !bytes.Equal(body, s.files["style.css"]) {
+		t.Errorf("the site's /style.css: %d", resp.StatusCode)
 	}
 }

@@ -315,7 +315,7 @@ feed:
 			continue
 		}
 		res.State.Files[it.rel] = FileState{Size: it.info.Size(), MTime: it.info.ModTime().UnixNano(),
-			Inode: inode(it.info), CTime: ctime(it.info), Hash: it.entry.Hash, Type: it.entry.Type}
+			Inode: inode(it.info), CTime: ctime(it.info), Hash: it.entry.Hash, Direct: it.entry.Direct, Type: it.entry.Type}
 	}
 	return nil
 }
@@ -350,10 +350,10 @@ func hashFile(ctx context.Context, b *tree.Builder, cfg *Config, it *item) (reus
 	// import of an unchanged file).
 	e.Type = mediatype.ByName(it.name)
 	if prev, ok := cfg.Previous.lookup(it.rel); ok && prev.matches(it.info) && (e.Type != "" || prev.Type != "") {
-		if complete, err := blocksPresent(ctx, cfg.Store, prev.Hash, uint64(it.info.Size()), b.ChunkSizeOrDefault()); err != nil {
+		if complete, err := blocksPresent(ctx, cfg.Store, prev, uint64(it.info.Size()), b.ChunkSizeOrDefault()); err != nil {
 			return false, err
 		} else if complete {
-			e.Hash = prev.Hash
+			e.Hash, e.Direct = prev.Hash, prev.Direct
 			if e.Type == "" {
 				e.Type = prev.Type
 			}
@@ -379,10 +379,11 @@ func hashFile(ctx context.Context, b *tree.Builder, cfg *Config, it *item) (reus
 		hr = &headReader{r: f}
 		rd = hr
 	}
-	h, n, err := b.WriteFile(ctx, rd)
+	fe, err := b.WriteFileEntry(ctx, rd)
 	if err != nil {
 		return false, fmt.Errorf("import: %s: %w", it.abs, err)
 	}
+	n := fe.Size
 	if hr != nil {
 		e.Type = mediatype.Detect(it.name, hr.head)
 	}
@@ -393,7 +394,7 @@ func hashFile(ctx context.Context, b *tree.Builder, cfg *Config, it *item) (reus
 	if n != uint64(before.Size()) || !sameFile(after, before) {
 		return false, fmt.Errorf("import: %s: %w (read %d bytes of %d); run the import again when it is stable", it.abs, ErrChanged, n, before.Size())
 	}
-	e.Hash = h
+	e.Hash, e.Direct = fe.Hash, fe.Direct
 	it.entry = e
 	return false, nil
 }
@@ -421,7 +422,16 @@ func sameFile(a, b fs.FileInfo) bool {
 // A file chunked with another chunk size (the config changed) is not
 // reused either: the same content must give the same tree whether it was
 // imported fresh or incrementally.
-func blocksPresent(ctx context.Context, s blockstore.Store, h blockstore.Hash, size uint64, chunkSize uint32) (bool, error) {
+func blocksPresent(ctx context.Context, s blockstore.Store, prev FileState, size uint64, chunkSize uint32) (bool, error) {
+	if direct := size > 0 && size <= uint64(chunkSize); direct != prev.Direct {
+		// One chunk is a direct entry, more a file node: what a fresh
+		// import would write.
+		return false, nil
+	}
+	if prev.Direct {
+		return s.Has(ctx, prev.Hash)
+	}
+	h := prev.Hash
 	n, err := tree.LoadNode(ctx, s, h)
 	if errors.Is(err, blockstore.ErrNotFound) || errors.Is(err, blockstore.ErrCorrupt) {
 		return false, nil

@@ -13,7 +13,7 @@ import (
 
 // stateVersion is bumped when the State file format changes; an old
 // State is ignored (the import just reads every file again).
-const stateVersion = 3
+const stateVersion = 4
 
 // FileState is what the last import learned about one file.
 type FileState struct {
@@ -22,6 +22,8 @@ type FileState struct {
 	Inode uint64          `json:"inode"`
 	CTime int64           `json:"ctime_ns"`
 	Hash  blockstore.Hash `json:"hash"`
+	// Direct: Hash is the file's one chunk (tree.Entry.Direct).
+	Direct bool `json:"direct,omitempty"`
 	// Type is the media type the file got (kept for a type that came
 	// from its content, which an unchanged file is not read again for).
 	Type string `json:"type,omitempty"`

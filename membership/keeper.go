@@ -231,24 +231,12 @@ func (k *Keeper) diff(ctx context.Context, g tree.Getter, old, new blockstore.Ha
 				return err
 			}
 		case tree.KindFile:
-			if err := k.fileChunks(ctx, g, e.Hash, chunk); err != nil {
+			if err := tree.EntryChunks(ctx, g, e, chunk); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-func (k *Keeper) fileChunks(ctx context.Context, g tree.Getter, h blockstore.Hash, chunk func(tree.Chunk) error) error {
-	n, err := tree.LoadNode(ctx, g, h)
-	if err != nil {
-		return err
-	}
-	f, ok := n.(*tree.FileNode)
-	if !ok {
-		return fmt.Errorf("file %s: %w: not a file node", h.Short(), tree.ErrMalformed)
-	}
-	return tree.Chunks(ctx, g, f, 0, f.Size, chunk)
 }
 
 // subtree resolves path p in tree t through g: the entry's kind and hash
@@ -296,7 +284,7 @@ func (k *Keeper) plan(ctx context.Context, old blockstore.Hash, r tree.Root, pin
 			err = k.diff(ctx, g, oh, e.Hash, chunk)
 		case tree.KindFile:
 			if oe.Hash != e.Hash {
-				err = k.fileChunks(ctx, g, e.Hash, chunk)
+				err = tree.EntryChunks(ctx, g, e, chunk)
 			}
 		}
 		if err != nil {

@@ -76,6 +76,9 @@ type WebConfig struct {
 	// node's public URL.
 	UpstreamHost string
 	InjectSW     bool
+	// InjectSWTree, on the origin, adds the registration script to the
+	// HTML pages it serves from the tree.
+	InjectSWTree bool
 	// TrustedProxies are addresses or CIDRs whose X-Forwarded-For is
 	// believed for rate limits.
 	TrustedProxies []string

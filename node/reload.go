@@ -16,8 +16,8 @@ import (
 // command's logger owns).
 type Reloadable struct {
 	// Web: RateLimit, TrustedProxies, SW, Upstream, UpstreamHost,
-	// ProxyPrefixes, InjectSW and the TLS files are taken; the rest
-	// stays.
+	// ProxyPrefixes, InjectSW, InjectSWTree and the TLS files are taken;
+	// the rest stays.
 	Web WebConfig
 	// Seeds are joined through if they are new.
 	Seeds []string
@@ -69,6 +69,7 @@ func (n *Node) Reload(r Reloadable) error {
 		w := old
 		w.RateLimit, w.TrustedProxies, w.SW = r.Web.RateLimit, r.Web.TrustedProxies, r.Web.SW
 		w.Upstream, w.ProxyPrefixes, w.InjectSW = r.Web.Upstream, r.Web.ProxyPrefixes, r.Web.InjectSW
+		w.InjectSWTree = r.Web.InjectSWTree
 		w.UpstreamHost = r.Web.UpstreamHost
 		var fc *fileCerts
 		switch {

@@ -68,6 +68,9 @@ func DevCA(d *datadir.Dir) (*gateway.DevCA, error) {
 	return gateway.CreateDevCA(d.Path, tree.PublicKeyOf(d.NodeKey).String()[:16])
 }
 
+// registerTag is the registration script as it is inserted into pages.
+const registerTag = `<script src="` + sw.RegisterPath + `" defer></script>`
+
 // lateHandler lets the HTTPS sockets be bound (so the URL is known when
 // the swarm starts) before the handler that needs the swarm exists.
 type lateHandler struct{ h atomic.Pointer[http.Handler] }
@@ -233,6 +236,15 @@ func (wb *web) start(n *Node) error {
 			return err
 		}
 		cfg.Scripts = scripts
+		if w.InjectSWTree {
+			cfg.InjectScript = registerTag
+		}
+		for _, h := range settings.Hosts {
+			if cfg.Hosts == nil {
+				cfg.Hosts = map[string]string{}
+			}
+			cfg.Hosts[h.HostName()] = h.Prefix
+		}
 	}
 	var proxy http.Handler
 	if w.Upstream != "" {
@@ -245,7 +257,7 @@ func (wb *web) start(n *Node) error {
 		}
 		inject := ""
 		if w.InjectSW {
-			inject = `<script src="` + sw.RegisterPath + `" defer></script>`
+			inject = registerTag
 		}
 		host := w.UpstreamHost
 		if host == "" {

@@ -70,6 +70,10 @@ func buildLibrary(ctx context.Context, g tree.Getter, root tree.Root) (*library,
 		if v.Err != nil {
 			return false, fmt.Errorf("%s: %w", v.Path, v.Err)
 		}
+		if v.Kind == tree.BlockChunk { // a direct file's one chunk
+			chunks = append(chunks, chunk{v.Hash, v.Size})
+			return true, nil
+		}
 		if v.Kind != tree.BlockFile {
 			return true, nil
 		}
@@ -198,14 +202,7 @@ func diffTrees(ctx context.Context, g tree.Getter, old, new blockstore.Hash, fn 
 			}
 			err = diffTrees(ctx, g, oh, e.Hash, fn)
 		case tree.KindFile:
-			var n tree.Node
-			if n, err = tree.LoadNode(ctx, g, e.Hash); err == nil {
-				f, ok := n.(*tree.FileNode)
-				if !ok {
-					return fmt.Errorf("%s: %w: not a file node", e.Name, tree.ErrMalformed)
-				}
-				err = tree.Chunks(ctx, g, f, 0, f.Size, fn)
-			}
+			err = tree.EntryChunks(ctx, g, e, fn)
 		}
 		if err != nil {
 			return err

@@ -1,6 +1,9 @@
 // Package sw holds the service worker that browsers run for a grits
 // site, and the small script a page includes to register it. Both are
-// plain JavaScript embedded in gritsd; the origin serves them.
+// plain JavaScript embedded in gritsd; the origin serves them. The
+// worker's logic is one ES module (sw-lib.js, LibPath) that grits' own
+// worker and an app's own worker import alike; its public API is typed
+// in types/sw-lib.d.ts (LibTypesPath).
 package sw
 
 import (
@@ -10,11 +13,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
 
-//go:embed grits-sw.js register.js js/blake3.js js/grits.js js/peers.js js/cache.js js/types.js js/respond.js
+//go:embed grits-sw.js sw-lib.js types/sw-lib.d.ts register.js js/blake3.js js/grits.js js/peers.js js/cache.js js/types.js js/respond.js
 var files embed.FS
 
 // modules are the worker's ES modules, served under ModulePath.
@@ -25,6 +29,12 @@ var modules = []string{"blake3.js", "grits.js", "peers.js", "cache.js", "types.j
 const (
 	WorkerPath   = "/grits-sw.js"
 	RegisterPath = "/grits/v1/register.js"
+	// LibPath is the worker's logic as an ES module, the origin's
+	// settings written in: /grits-sw.js imports it, and so does an app's
+	// own module worker (docs/integrations/mastodon.md).
+	LibPath = "/grits/v1/sw-lib.js"
+	// LibTypesPath is LibPath's TypeScript declarations.
+	LibTypesPath = "/grits/v1/sw-lib.d.ts"
 	// ModulePath is where the worker's modules (BLAKE3, verification,
 	// peer scoring, block cache, media types) are served from; the worker imports
 	// them by these paths.
@@ -47,6 +57,54 @@ const (
 	MaxRootCheck     = 24 * time.Hour
 )
 
+// MaxHosts bounds Settings.Hosts.
+const MaxHosts = 16
+
+// Host is another name the site's files are served under, such as a
+// media host (Mastodon's S3_ALIAS_HOST): pages name its URLs, the origin
+// serves them from a subtree, and the worker answers them from
+// volunteers like the site's own.
+type Host struct {
+	// Origin is how pages name it: https://HOST or https://HOST:PORT.
+	Origin string `json:"origin"`
+	// Prefix is the tree path its URL paths start from: /system makes
+	// ORIGIN/a/b.png the tree's /system/a/b.png. Default /.
+	Prefix string `json:"prefix"`
+}
+
+// ParseHost reads a host setting, "https://HOST[:PORT]" or
+// "https://HOST[:PORT]=/TREE/PATH".
+func ParseHost(s string) (Host, error) {
+	origin, prefix, _ := strings.Cut(s, "=")
+	h := Host{Origin: strings.TrimSpace(origin), Prefix: strings.TrimSpace(prefix)}
+	if h.Prefix == "" {
+		h.Prefix = "/"
+	}
+	return h, h.validate()
+}
+
+// HostName is the Host header value browsers send to h: the host, with
+// the port unless it is 443, lower case.
+func (h Host) HostName() string {
+	u, err := url.Parse(h.Origin)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(u.Host, ":443"))
+}
+
+func (h Host) validate() error {
+	u, err := url.Parse(h.Origin)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
+		strings.ContainsAny(h.Origin, unsafeChars) {
+		return fmt.Errorf("media host %q: want https://HOST or https://HOST:PORT", h.Origin)
+	}
+	if !strings.HasPrefix(h.Prefix, "/") || strings.ContainsAny(h.Prefix, unsafeChars+"?#") || strings.Contains(h.Prefix+"/", "/../") {
+		return fmt.Errorf("media host %s: tree path %q: want a path starting with /", h.Origin, h.Prefix)
+	}
+	return nil
+}
+
 // Settings are written into the worker the origin serves.
 type Settings struct {
 	SiteKey string // "ed25519-<hex>"
@@ -65,6 +123,9 @@ type Settings struct {
 	// RootCheck is how often the worker asks the origin for a newer root
 	// while pages are open (default DefaultRootCheck).
 	RootCheck time.Duration
+	// Hosts are other names the site's files are served under (media
+	// hosts); the worker serves their URLs from volunteers too.
+	Hosts []Host
 }
 
 // unsafeChars may not appear in the values written into the scripts.
@@ -90,6 +151,14 @@ func (s Settings) Validate() error {
 	if s.RootCheck != 0 && (s.RootCheck < MinRootCheck || s.RootCheck > MaxRootCheck) {
 		return fmt.Errorf("service worker root check every %v: want %v to %v", s.RootCheck, MinRootCheck, MaxRootCheck)
 	}
+	if len(s.Hosts) > MaxHosts {
+		return fmt.Errorf("media hosts: %d, at most %d", len(s.Hosts), MaxHosts)
+	}
+	for _, h := range s.Hosts {
+		if err := h.validate(); err != nil {
+			return err
+		}
+	}
 	if s.CacheBytes != 0 && (s.CacheBytes < MinCacheBytes || s.CacheBytes > MaxCacheBytes) {
 		return fmt.Errorf("service worker cache of %d bytes: want %d MiB to %d GiB", s.CacheBytes, MinCacheBytes>>20, MaxCacheBytes>>30)
 	}
@@ -105,6 +174,8 @@ type config struct {
 	CacheBytes int64    `json:"cacheBytes"`
 	// RootCheckMs is Settings.RootCheck in milliseconds.
 	RootCheckMs int64 `json:"rootCheckMs"`
+	// Hosts: the media hosts, origins without a trailing slash.
+	Hosts []Host `json:"hosts,omitempty"`
 	// Version names the embedded scripts and these settings: any change
 	// to either changes the worker's bytes, so browsers install the new
 	// worker, and the worker can say which one it is.
@@ -114,7 +185,7 @@ type config struct {
 // Version is a hash of every embedded script, the worker's version.
 func Version() string {
 	h := sha256.New()
-	for _, name := range append([]string{"grits-sw.js", "register.js"}, prefixed(modules)...) {
+	for _, name := range append([]string{"grits-sw.js", "sw-lib.js", "types/sw-lib.d.ts", "register.js"}, prefixed(modules)...) {
 		b, err := files.ReadFile(name)
 		if err != nil {
 			panic(err) // embedded: cannot happen
@@ -133,8 +204,11 @@ func prefixed(ms []string) []string {
 	return out
 }
 
-// Scripts returns the routes and bodies to serve: the worker with the
-// settings written in, the registration script, and the worker's modules.
+// Scripts returns the routes and bodies to serve: the worker library
+// with the settings written in, the standalone worker (which names the
+// same version, so a change of settings changes its bytes too and
+// browsers update it), the registration script, the library's types and
+// the worker's modules.
 func Scripts(s Settings) (map[string][]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -155,6 +229,14 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	lib, err := files.ReadFile("sw-lib.js")
+	if err != nil {
+		return nil, err
+	}
+	types, err := files.ReadFile("types/sw-lib.d.ts")
+	if err != nil {
+		return nil, err
+	}
 	r, err := files.ReadFile("register.js")
 	if err != nil {
 		return nil, err
@@ -162,6 +244,10 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	// JSON is a JavaScript expression (json.Marshal escapes <, > and &).
 	cf := config{SiteKey: s.SiteKey, Scope: s.Scope, Paths: s.Paths, Navigate: s.Navigate, CacheBytes: s.CacheBytes,
 		RootCheckMs: s.RootCheck.Milliseconds()}
+	for _, h := range s.Hosts {
+		// As a browser's URL.origin names it: lower case, no :443.
+		cf.Hosts = append(cf.Hosts, Host{Origin: "https://" + h.HostName(), Prefix: h.Prefix})
+	}
 	settings, err := json.Marshal(cf)
 	if err != nil {
 		return nil, err
@@ -174,7 +260,12 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	}
 	cfg := fmt.Appendf(nil, "const GRITS_CONFIG = %s;\n", c)
 	r = bytes.ReplaceAll(r, []byte("__GRITS_SCOPE__"), []byte(s.Scope))
-	out := map[string][]byte{WorkerPath: append(cfg, w...), RegisterPath: r}
+	out := map[string][]byte{
+		WorkerPath:   append(fmt.Appendf(nil, "// grits service worker, version %s\n", cf.Version), w...),
+		LibPath:      append(cfg, lib...),
+		LibTypesPath: types,
+		RegisterPath: r,
+	}
 	for _, m := range modules {
 		b, err := files.ReadFile("js/" + m)
 		if err != nil {

@@ -12,7 +12,7 @@ func TestScriptsCarryTheSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, r := string(s[WorkerPath]), string(s[RegisterPath])
+	w, r := string(s[LibPath]), string(s[RegisterPath])
 	if !strings.HasPrefix(w, `const GRITS_CONFIG = {"siteKey":"ed25519-00ff","scope":"/app/","paths":["/"],"navigate":false,"cacheBytes":268435456,"rootCheckMs":10000,"version":"`) {
 		t.Fatalf("worker does not start with its settings: %.200q", w)
 	}
@@ -29,8 +29,8 @@ func TestScriptsRootCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(s[WorkerPath]), `"rootCheckMs":3000,`) {
-		t.Fatalf("the worker does not carry the root check interval: %.200q", s[WorkerPath])
+	if !strings.Contains(string(s[LibPath]), `"rootCheckMs":3000,`) {
+		t.Fatalf("the worker does not carry the root check interval: %.200q", s[LibPath])
 	}
 	for _, d := range []time.Duration{time.Millisecond, -time.Second, 25 * time.Hour} {
 		if _, err := Scripts(Settings{SiteKey: "ed25519-00ff", RootCheck: d}); err == nil {
@@ -52,19 +52,19 @@ func TestScriptsServeTheWorkersModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := string(s[WorkerPath])
+	w, lib := string(s[WorkerPath]), string(s[LibPath])
 	for _, m := range []string{"grits.js", "blake3.js", "peers.js", "cache.js", "types.js"} {
 		if len(s[ModulePath+m]) == 0 {
 			t.Errorf("module %s not served", m)
 		}
 	}
-	// The worker imports what is served.
-	if !strings.Contains(w, "from '"+ModulePath+"grits.js'") {
-		t.Error("the worker does not import the served grits.js")
+	// The worker imports the library, the library the served modules.
+	if !strings.Contains(w, "from '"+LibPath+"'") {
+		t.Error("the worker does not import the served sw-lib.js")
 	}
-	for _, m := range []string{"peers.js", "cache.js", "types.js"} {
-		if !strings.Contains(w, "from '"+ModulePath+m+"'") {
-			t.Errorf("the worker does not import the served %s", m)
+	for _, m := range []string{"grits.js", "peers.js", "cache.js", "types.js", "respond.js"} {
+		if !strings.Contains(lib, "from './js/"+m+"'") {
+			t.Errorf("sw-lib.js does not import the served %s", m)
 		}
 	}
 	for _, m := range []string{"grits.js", "peers.js", "cache.js"} {
@@ -81,7 +81,10 @@ func TestScriptsServeTheWorkersModules(t *testing.T) {
 			}
 			spec := line[i+len(" from '"):]
 			spec = spec[:strings.IndexByte(spec, '\'')]
-			if strings.HasPrefix(spec, "./") {
+			switch {
+			case name == LibPath && strings.HasPrefix(spec, "./"):
+				spec = "/grits/v1/" + spec[2:]
+			case strings.HasPrefix(spec, "./"):
 				spec = ModulePath + spec[2:]
 			}
 			if _, ok := s[spec]; !ok {
@@ -96,7 +99,7 @@ func TestScriptsWriteTheWorkersOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := string(s[WorkerPath])
+	w := string(s[LibPath])
 	line := w[:strings.IndexByte(w, '\n')]
 	for _, want := range []string{`"paths":["/static/","/media/"]`, `"navigate":true`, `"cacheBytes":33554432`, `"version":"`} {
 		if !strings.Contains(line, want) {
@@ -135,9 +138,14 @@ func workerVersion(t *testing.T, s Settings) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`"version":"([0-9a-f]{32})"`).FindStringSubmatch(string(out[WorkerPath]))
+	m := regexp.MustCompile(`"version":"([0-9a-f]{32})"`).FindStringSubmatch(string(out[LibPath]))
 	if m == nil {
-		t.Fatalf("the worker carries no version: %.300s", out[WorkerPath])
+		t.Fatalf("the worker library carries no version: %.300s", out[LibPath])
+	}
+	// The standalone worker names the same version: new settings change
+	// its bytes too, which is what makes browsers fetch it again.
+	if !strings.Contains(string(out[WorkerPath]), "version "+m[1]+"\n") {
+		t.Fatalf("the worker does not name the library's version %s: %.300s", m[1], out[WorkerPath])
 	}
 	return m[1]
 }
@@ -157,5 +165,36 @@ func TestVersionNamesScriptsAndSettings(t *testing.T) {
 		if v := workerVersion(t, s); v == a {
 			t.Errorf("%+v: same version as the defaults", s)
 		}
+	}
+}
+
+func TestMediaHosts(t *testing.T) {
+	for in, want := range map[string]Host{
+		"https://files.example.org":            {"https://files.example.org", "/"},
+		"https://files.example.org=/system":    {"https://files.example.org", "/system"},
+		"https://Files.Example.org:8443=/m/":   {"https://Files.Example.org:8443", "/m/"},
+		" https://files.example.org = /system": {"https://files.example.org", "/system"},
+	} {
+		h, err := ParseHost(in)
+		if err != nil || h != want {
+			t.Errorf("ParseHost(%q) = %+v, %v; want %+v", in, h, err, want)
+		}
+	}
+	for _, bad := range []string{"files.example.org", "http://files.example.org", "https://files.example.org/x", "https://files.example.org?q",
+		"https://", "https://a'b.org", "https://files.example.org=system", "https://files.example.org=/a/../b", "https://u@files.example.org"} {
+		if _, err := ParseHost(bad); err == nil {
+			t.Errorf("ParseHost(%q) accepted", bad)
+		}
+	}
+	s, err := Scripts(Settings{SiteKey: "ed25519-00", Hosts: []Host{{"https://Files.Example.org:443", "/system"}, {"https://m.example:8443", "/"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the worker compares them with URL.origin.
+	if want := `"hosts":[{"origin":"https://files.example.org","prefix":"/system"},{"origin":"https://m.example:8443","prefix":"/"}]`; !strings.Contains(string(s[LibPath]), want) {
+		t.Errorf("GRITS_CONFIG lacks %s: %.400s", want, s[LibPath])
+	}
+	if h := (Host{Origin: "https://Files.Example.org:443"}); h.HostName() != "files.example.org" {
+		t.Errorf("HostName %q", h.HostName())
 	}
 }

@@ -531,7 +531,25 @@ func syntheticNodes() []struct {
 	add("count too large for the bytes", []byte{1, 1, 5})
 	add("empty dir, trailing byte", []byte{1, 1, 0, 0})
 	add("version 2", []byte{1, 2, 0})
+	add("version 1, empty", []byte{1, 1, 0})
+	add("version 3", []byte{1, 3, 0})
 	add("version 0", []byte{1, 0, 0})
+	add("shard of version 2", []byte{2, 2, 0, 0, 0})
+	direct := func(kind tree.Kind, size uint64) tree.Entry {
+		return tree.Entry{Name: "d", Kind: kind, Mode: 0o644, Size: size, Hash: testHash("d"), Direct: true}
+	}
+	add("direct file", dirOf(direct(tree.KindFile, 3)))
+	add("direct file of 1 MiB", dirOf(direct(tree.KindFile, tree.MaxChunkSize)))
+	add("direct file beside a file node", dirOf(direct(tree.KindFile, 3), fileEntry("e")))
+	inV1 := dirOf(direct(tree.KindFile, 3))
+	inV1[1] = 1
+	add("direct file in a version 1 directory", inV1)
+	oldDir := dirOf(fileEntry("e"))
+	oldDir[1] = 1
+	add("version 1 directory (before direct entries)", oldDir)
+	add("direct empty file", dirOf(direct(tree.KindFile, 0)))
+	add("direct file over 1 MiB", dirOf(direct(tree.KindFile, tree.MaxChunkSize+1)))
+	add("direct directory", dirOf(direct(tree.KindDir, 3)))
 	add("tag 4", []byte{4, 1, 0})
 	add("tag 0x52", []byte{0x52, 1, 0})
 	add("empty input", []byte{})
@@ -900,6 +918,13 @@ func crafted() []craftedCase {
 		return append(nodes, smallFile)
 	}
 	add("file in a plain directory", "a", leaf, smallFile)
+	directLeaf := dirOf(tree.Entry{Name: "a", Kind: tree.KindFile, Mode: 0o644, Size: 3, Hash: testHash("chunk"), Direct: true})
+	add("direct file: no node after the leaf", "a", directLeaf)
+	add("direct file with a node after the leaf", "a", directLeaf, smallFile)
+	add("direct file as a directory", "a/b", directLeaf)
+	oldLeaf := bytes.Clone(leaf)
+	oldLeaf[1] = 1
+	add("file in a version 1 directory", "a", oldLeaf, smallFile)
 	add("shard depth 0, then leaf", "a", chain(0)...)
 	add("shards 0..3, then leaf", "a", chain(0, 1, 2, 3)...)
 	var all []uint8
@@ -1192,11 +1217,12 @@ func TestVectorsLookupFrames(t *testing.T) {
 	store := blockstore.NewMem(-1)
 	b := &tree.Builder{Store: store, ChunkSize: 4096}
 	put := func(root blockstore.Hash, path string, data []byte) blockstore.Hash {
-		h, size, err := b.WriteFile(ctx, bytes.NewReader(data))
+		e, err := b.WriteFileEntry(ctx, bytes.NewReader(data)) // direct when one chunk
 		if err != nil {
 			t.Fatal(err)
 		}
-		root, err = b.Set(ctx, root, tree.MustParsePath(path), tree.Entry{Kind: tree.KindFile, Mode: 0o644, Size: size, Hash: h})
+		e.Mode = 0o644
+		root, err = b.Set(ctx, root, tree.MustParsePath(path), e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1211,6 +1237,13 @@ func TestVectorsLookupFrames(t *testing.T) {
 	t1 = put(t1, "data/big.bin", pattern251(70000))
 	t1 = put(t1, "docs/readme.md", []byte("# readme\n"))
 	t1 = put(t1, "empty.txt", nil)
+	// A one-chunk file with a file node, as trees before direct entries
+	// hold them: still read.
+	if h, size, err := b.WriteFile(ctx, strings.NewReader("an older file\n")); err != nil {
+		t.Fatal(err)
+	} else if t1, err = b.Set(ctx, t1, tree.MustParsePath("legacy.txt"), tree.Entry{Kind: tree.KindFile, Mode: 0o644, Size: size, Hash: h}); err != nil {
+		t.Fatal(err)
+	}
 	t1, err = b.Set(ctx, t1, tree.MustParsePath("link"), tree.Entry{Kind: tree.KindSymlink, Mode: 0o777, Size: 10, Target: "index.html"})
 	if err != nil {
 		t.Fatal(err)
@@ -1264,6 +1297,8 @@ func TestVectorsLookupFrames(t *testing.T) {
 	add("latest index.html after r1", env.frame(t2, "index.html", &r2, false, nil), "index.html", latest, &r1, now)
 	add("latest index.html, r2 again", env.frame(t2, "index.html", &r2, false, nil), "index.html", latest, &r2, now)
 	add("app.js, 3 chunks inline", env.frame(t2, "app.js", nil, false, nil), "app.js", t2, nil, now)
+	add("legacy.txt, one chunk under a file node, inline", env.frame(t2, "legacy.txt", nil, false, nil), "legacy.txt", t2, nil, now)
+	add("docs/readme.md, direct, inline", env.frame(t2, "docs/readme.md", nil, false, nil), "docs/readme.md", t2, nil, now)
 	add("data/big.bin, too big for inline", env.frame(t2, "data/big.bin", nil, false, nil), "data/big.bin", t2, nil, now)
 	add("latest missing.txt", env.frame(t2, "missing.txt", &r2, false, nil), "missing.txt", latest, nil, now)
 	add("index.html/x", env.frame(t2, "index.html/x", nil, false, nil), "index.html/x", t2, nil, now)

@@ -14,10 +14,37 @@ import (
 // WriteFile splits r into chunks, stores them and the file's index nodes,
 // and returns the hash of the top file node and the file's size. Chunks
 // are stored in parallel; the order of the result never depends on it.
+// New trees take WriteFileEntry, which stores no node for a small file.
 func (b *Builder) WriteFile(ctx context.Context, r io.Reader) (blockstore.Hash, uint64, error) {
+	hashes, size, err := b.writeChunks(ctx, r)
+	if err != nil {
+		return blockstore.Hash{}, 0, err
+	}
+	h, err := b.putFileIndex(ctx, hashes, size, b.chunkSize())
+	return h, size, err
+}
+
+// WriteFileEntry stores r as WriteFile does and returns its file entry
+// (Kind, Size, Hash, Direct; the caller names it): a file of one chunk
+// (1 byte to the chunk size) is direct, its hash the chunk's, and no
+// file node is stored, so a small file costs one block.
+func (b *Builder) WriteFileEntry(ctx context.Context, r io.Reader) (Entry, error) {
+	hashes, size, err := b.writeChunks(ctx, r)
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(hashes) == 1 {
+		return Entry{Kind: KindFile, Size: size, Hash: hashes[0], Direct: true}, nil
+	}
+	h, err := b.putFileIndex(ctx, hashes, size, b.chunkSize())
+	return Entry{Kind: KindFile, Size: size, Hash: h}, err
+}
+
+// writeChunks stores r's chunks and returns their hashes, in order.
+func (b *Builder) writeChunks(ctx context.Context, r io.Reader) ([]blockstore.Hash, uint64, error) {
 	cs := b.chunkSize()
 	if cs < MinChunkSize || cs > MaxChunkSize {
-		return blockstore.Hash{}, 0, fmt.Errorf("tree: chunk size %d outside %d..%d", cs, MinChunkSize, MaxChunkSize)
+		return nil, 0, fmt.Errorf("tree: chunk size %d outside %d..%d", cs, MinChunkSize, MaxChunkSize)
 	}
 	var (
 		hashes []blockstore.Hash
@@ -86,10 +113,9 @@ func (b *Builder) WriteFile(ctx context.Context, r io.Reader) (blockstore.Hash, 
 	}
 	wg.Wait()
 	if first != nil {
-		return blockstore.Hash{}, 0, first
+		return nil, 0, first
 	}
-	h, err := b.putFileIndex(ctx, hashes, size, cs)
-	return h, size, err
+	return hashes, size, nil
 }
 
 // chunkPools holds one buffer pool per chunk size, shared by every
@@ -125,6 +151,33 @@ func (b *Builder) putFileIndex(ctx context.Context, hashes []blockstore.Hash, si
 		level++
 	}
 	return b.putNode(ctx, &FileNode{Level: level, ChunkSize: cs, Size: size, Hashes: hashes})
+}
+
+// DirectFile is the file node a direct entry stands for: one chunk, the
+// entry's hash, covering its size. It is never stored or encoded (its
+// ChunkSize is MaxChunkSize, what a direct file may be at most); readers
+// take it wherever a file's top node goes (Chunks, ReadFile, inline
+// data checks).
+func DirectFile(e Entry) *FileNode {
+	return &FileNode{Level: 0, ChunkSize: MaxChunkSize, Size: e.Size, Hashes: []blockstore.Hash{e.Hash}}
+}
+
+// EntryChunks calls fn for every chunk of the file entry e, in order:
+// the one chunk of a direct file, else those its file node lists (loaded
+// from g, and checked to be a file node of e's size).
+func EntryChunks(ctx context.Context, g Getter, e Entry, fn func(Chunk) error) error {
+	if e.Direct {
+		return fn(Chunk{Offset: 0, Size: uint32(e.Size), Hash: e.Hash})
+	}
+	n, err := LoadNode(ctx, g, e.Hash)
+	if err != nil {
+		return err
+	}
+	f, ok := n.(*FileNode)
+	if !ok || f.Size != e.Size {
+		return fmt.Errorf("file %s: %w: not the file node of a %d-byte file", e.Hash.Short(), ErrMalformed, e.Size)
+	}
+	return Chunks(ctx, g, f, 0, f.Size, fn)
 }
 
 // Chunk is one data block of a file.

@@ -23,6 +23,18 @@ func newBuilder(t testing.TB) *Builder {
 
 func fileEntry(t testing.TB, b *Builder, content string) Entry {
 	t.Helper()
+	e, err := b.WriteFileEntry(context.Background(), strings.NewReader(content))
+	if err != nil {
+		t.Fatalf("WriteFileEntry: %v", err)
+	}
+	e.Mode = 0o644
+	return e
+}
+
+// fileNodeEntry is fileEntry with a file node even for one chunk (as
+// trees written before direct entries have).
+func fileNodeEntry(t testing.TB, b *Builder, content string) Entry {
+	t.Helper()
 	h, size, err := b.WriteFile(context.Background(), strings.NewReader(content))
 	if err != nil {
 		t.Fatalf("WriteFile: %v", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
@@ -13,8 +14,14 @@ import (
 // Wire constants. They are explicit numbers, never iota: inserting a
 // constant must not silently renumber the format.
 const (
-	// FormatVersion is the second byte of every node.
+	// FormatVersion is the second byte of shard and file nodes, and of
+	// directory nodes written before direct file entries existed.
 	FormatVersion = 0x01
+	// DirFormatVersion is the second byte of the directory nodes this
+	// package writes: their file entries may be direct (flagDirect, the
+	// hash naming the file's one chunk). Version 1 directory nodes are
+	// still read; they cannot hold direct entries.
+	DirFormatVersion = 0x02
 
 	TagDir   = 0x01 // a directory, or one leaf bucket of a sharded directory
 	TagShard = 0x02 // an inner node of a sharded directory
@@ -73,9 +80,12 @@ func (k Kind) String() string {
 
 // entry flag bits
 const (
-	flagMTime   = 0x01
-	flagType    = 0x02
-	knownFlags  = flagMTime | flagType
+	flagMTime = 0x01
+	flagType  = 0x02
+	// flagDirect: the file's hash names its only chunk, not a file node
+	// (directory nodes of version 2).
+	flagDirect  = 0x04
+	knownFlags  = flagMTime | flagType | flagDirect
 	maxModeBits = 0o777
 )
 
@@ -95,8 +105,13 @@ type Entry struct {
 	// Type is a file's media type (ValidMediaType), decided by whoever
 	// wrote the entry; "" means none is stored. Only files carry one.
 	Type string
-	// Hash is the file node (files) or the top directory node (dirs).
+	// Hash is the file node (files) or the top directory node (dirs);
+	// for a direct file, its only chunk.
 	Hash blockstore.Hash
+	// Direct marks a file of one chunk whose Hash names that chunk
+	// itself: a small file is one block, not a chunk and a file node.
+	// Its size is 1..MaxChunkSize.
+	Direct bool
 	// Target is a symlink's target. Lookups never follow it.
 	Target string
 }
@@ -126,6 +141,9 @@ func (e *Entry) appendTo(b []byte) []byte {
 	}
 	if e.Type != "" {
 		flags |= flagType
+	}
+	if e.Direct {
+		flags |= flagDirect
 	}
 	b = append(b, byte(e.Kind), flags)
 	b = binary.AppendUvarint(b, uint64(e.Mode))
@@ -168,6 +186,9 @@ func (e *Entry) validate() error {
 			return fmt.Errorf("entry %q: %w", e.Name, err)
 		}
 	}
+	if e.Direct && (e.Kind != KindFile || e.Size == 0 || e.Size > MaxChunkSize) {
+		return fmt.Errorf("entry %q: a direct %s of %d bytes (want a file of 1..%d)", e.Name, e.Kind, e.Size, MaxChunkSize)
+	}
 	switch e.Kind {
 	case KindFile, KindDir:
 		if e.Target != "" {
@@ -189,7 +210,7 @@ func (e *Entry) validate() error {
 	return nil
 }
 
-func readEntry(r *wire.Reader) Entry {
+func readEntry(r *wire.Reader, version byte) Entry {
 	var e Entry
 	n := r.Uvarint()
 	if n > MaxNameLen {
@@ -199,9 +220,10 @@ func readEntry(r *wire.Reader) Entry {
 	e.Name = string(r.Bytes(n))
 	e.Kind = Kind(r.U8())
 	flags := r.U8()
-	if flags&^knownFlags != 0 {
-		r.Fail("unknown entry flags %#x", flags)
+	if flags&^knownFlags != 0 || (version < DirFormatVersion && flags&flagDirect != 0) {
+		r.Fail("unknown entry flags %#x in a version %d directory", flags, version)
 	}
+	e.Direct = flags&flagDirect != 0
 	mode := r.Uvarint()
 	if mode > maxModeBits {
 		r.Fail("mode %#o exceeds %#o", mode, maxModeBits)
@@ -256,6 +278,11 @@ var (
 // a whole directory, or one bucket of a sharded one.
 type DirNode struct {
 	Entries []Entry
+	// Version is the node's format version as decoded (FormatVersion or
+	// DirFormatVersion); 0 in a new node. Encode writes DirFormatVersion,
+	// except for a version 1 node without direct entries, which stays as
+	// it was read, so re-encoding gives the same bytes.
+	Version byte
 }
 
 func (d *DirNode) tag() byte { return TagDir }
@@ -267,7 +294,11 @@ func (d *DirNode) Encode() []byte {
 		n += d.Entries[i].encodedLen()
 	}
 	b := make([]byte, 0, n)
-	b = append(b, TagDir, FormatVersion)
+	v := byte(DirFormatVersion)
+	if d.Version == FormatVersion && !slices.ContainsFunc(d.Entries, func(e Entry) bool { return e.Direct }) {
+		v = FormatVersion
+	}
+	b = append(b, TagDir, v)
 	b = binary.AppendUvarint(b, uint64(len(d.Entries)))
 	for i := range d.Entries {
 		b = d.Entries[i].appendTo(b)
@@ -297,15 +328,15 @@ func (d *DirNode) Find(name string) int {
 // counts before allocation.
 const minEntryLen = 8
 
-func decodeDir(r *wire.Reader) *DirNode {
+func decodeDir(r *wire.Reader, version byte) *DirNode {
 	count := r.Uvarint()
 	if count > uint64(r.Remaining()/minEntryLen) {
 		r.Fail("entry count %d cannot fit in %d bytes", count, r.Remaining())
 		return nil
 	}
-	d := &DirNode{Entries: make([]Entry, 0, count)}
+	d := &DirNode{Entries: make([]Entry, 0, count), Version: version}
 	for i := uint64(0); i < count && r.Err == nil; i++ {
-		e := readEntry(r)
+		e := readEntry(r, version)
 		if r.Err == nil && len(d.Entries) > 0 && d.Entries[len(d.Entries)-1].Name >= e.Name {
 			r.Fail("entry %q out of order or duplicated", clip(e.Name))
 		}
@@ -511,13 +542,14 @@ func Decode(b []byte) (Node, error) {
 	}
 	r := wire.NewReader(b, ErrMalformed)
 	tag := r.U8()
-	if v := r.U8(); r.Err == nil && v != FormatVersion {
+	v := r.U8()
+	if r.Err == nil && v != FormatVersion && !(tag == TagDir && v == DirFormatVersion) {
 		return nil, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, v)
 	}
 	var n Node
 	switch tag {
 	case TagDir:
-		n = decodeDir(r)
+		n = decodeDir(r, v)
 	case TagShard:
 		n = decodeShard(r)
 	case TagFile:

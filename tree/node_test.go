@@ -80,7 +80,13 @@ func TestDecodeRefuses(t *testing.T) {
 	unsorted := (&DirNode{Entries: []Entry{{Name: "b", Kind: KindFile, Hash: h}, {Name: "a", Kind: KindFile, Hash: h}}}).Encode()
 	dup := (&DirNode{Entries: []Entry{{Name: "a", Kind: KindFile, Hash: h}, {Name: "a", Kind: KindFile, Hash: h}}}).Encode()
 	overlong := []byte{TagDir, FormatVersion, 0x80, 0x00} // count 0 spelled in two bytes
-	badVersion := []byte{TagDir, 2, 0}
+	badVersion := []byte{TagDir, 3, 0}
+	shardV2 := []byte{TagShard, DirFormatVersion, 0, 0, 0}
+	direct := func(kind Kind, size uint64) []byte {
+		return (&DirNode{Entries: []Entry{{Name: "a", Kind: kind, Size: size, Hash: h, Direct: true}}}).Encode()
+	}
+	directInV1 := direct(KindFile, 10)
+	directInV1[1] = FormatVersion
 	badTag := []byte{0x7f, FormatVersion}
 	wrongCount := (&FileNode{ChunkSize: MinChunkSize, Size: MinChunkSize + 1, Hashes: []blockstore.Hash{h}}).Encode()
 	tinyChunk := (&FileNode{ChunkSize: 512, Size: 1, Hashes: []blockstore.Hash{h}}).Encode()
@@ -109,6 +115,11 @@ func TestDecodeRefuses(t *testing.T) {
 		"duplicate entries":    dup,
 		"non-minimal varint":   overlong,
 		"unknown version":      badVersion,
+		"shard of version 2":   shardV2,
+		"direct entry in v1":   directInV1,
+		"direct empty file":    direct(KindFile, 0),
+		"direct over a chunk":  direct(KindFile, MaxChunkSize+1),
+		"direct directory":     direct(KindDir, 10),
 		"unknown tag":          badTag,
 		"wrong hash count":     wrongCount,
 		"chunk size too small": tinyChunk,
@@ -214,5 +225,31 @@ func TestSetKeepsType(t *testing.T) {
 	e.Type = "text/markdown;charset=utf-8"
 	if _, err := b.Set(ctx, root, MustParsePath("docs/bad.md"), e); err == nil {
 		t.Fatal("Set stored a media type in a spelling the format refuses")
+	}
+}
+
+// TestDirectEntriesAndOldDirectories: a version 2 directory holds direct
+// file entries; a version 1 directory (trees written before them) still
+// decodes and re-encodes to its own bytes.
+func TestDirectEntriesAndOldDirectories(t *testing.T) {
+	h := blockstore.Sum([]byte("x"))
+	d := &DirNode{Entries: []Entry{{Name: "a", Kind: KindFile, Size: 1, Hash: h, Direct: true}, {Name: "b", Kind: KindFile, Size: 5, Hash: h}}}
+	enc := d.Encode()
+	if enc[1] != DirFormatVersion {
+		t.Fatalf("a new directory node has version %d, want %d", enc[1], DirFormatVersion)
+	}
+	n, err := Decode(enc)
+	if err != nil || !bytes.Equal(n.Encode(), enc) || !n.(*DirNode).Entries[0].Direct || n.(*DirNode).Entries[1].Direct {
+		t.Fatalf("round trip: %v, %#v", err, n)
+	}
+	old := []byte{TagDir, FormatVersion, 1, 1, 'b', byte(KindFile), 0, 0, 5}
+	old = append(old, h[:]...)
+	n, err = Decode(old)
+	if err != nil || !bytes.Equal(n.Encode(), old) {
+		t.Fatalf("a version 1 directory: %v, re-encoded %x, want %x", err, n.Encode(), old)
+	}
+	f := DirectFile(d.Entries[0])
+	if f.Size != 1 || len(f.Hashes) != 1 || f.Hashes[0] != h || f.Level != 0 {
+		t.Fatalf("DirectFile: %+v", f)
 	}
 }

@@ -125,7 +125,8 @@ type Result struct {
 	// symlink entry for NotDir and SymlinkInPath.
 	Entry Entry
 	// Node is the target's node when Found and the target is a file
-	// (*FileNode) or a directory (*DirNode or *ShardNode); nil otherwise.
+	// (*FileNode; for a direct file, DirectFile's, which no block holds)
+	// or a directory (*DirNode or *ShardNode); nil otherwise.
 	Node Node
 }
 
@@ -247,6 +248,11 @@ func (v *verifier) target(e Entry, depth int) (Result, error) {
 	r := Result{Status: Found, Depth: depth, Entry: e}
 	switch e.Kind {
 	case KindFile:
+		if e.Direct {
+			// The entry names the file's one chunk: no node follows.
+			r.Node = DirectFile(e)
+			break
+		}
 		n, err := v.next(e.Hash)
 		if err != nil {
 			return Result{}, err
@@ -309,7 +315,7 @@ func BuildProof(ctx context.Context, g Getter, root blockstore.Hash, p Path) (*P
 			return done()
 		}
 		if c == len(p)-1 {
-			if e.Kind != KindSymlink {
+			if e.Kind != KindSymlink && !e.Direct {
 				if err := addNode(e.Hash); err != nil {
 					return nil, Result{}, err
 				}

@@ -155,7 +155,7 @@ func TestProofOfHugeDirectory(t *testing.T) {
 	ctx := context.Background()
 	b := newBuilder(t)
 	es := manyEntries(n, 99)
-	file := fileEntry(t, b, "the same small file everywhere")
+	file := fileNodeEntry(t, b, "the same small file everywhere") // the bound includes a file node
 	for i := range es {
 		es[i].Hash, es[i].Size = file.Hash, file.Size
 	}

@@ -122,7 +122,7 @@ func buildVectors(t *testing.T) vectors {
 	}
 	root := buildIncrementalTyped(t, b, fx, types)
 	v := vectors{
-		Description: "grits tree format v1 test vectors: see docs/design.md. Rebuild the files, import them with chunk_size, and every node, proof and the root must match.",
+		Description: "grits tree format test vectors (directory nodes of version 2, with direct entries for one-chunk files): see docs/design.md. Rebuild the files, import them with chunk_size, and every node, proof and the root must match.",
 		PatternRule: "byte i = i mod 251",
 		ChunkSize:   DefaultChunkSize,
 		Files:       vectorFiles,
@@ -149,7 +149,7 @@ func buildVectors(t *testing.T) vectors {
 		switch n := n.(type) {
 		case *DirNode:
 			for _, e := range n.Entries {
-				if e.Kind != KindSymlink {
+				if e.Kind != KindSymlink && !e.Direct { // a direct file's hash is its chunk
 					walk(e.Hash)
 				}
 			}

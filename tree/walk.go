@@ -41,6 +41,8 @@ type Visit struct {
 	Path Path
 	// Offset of a chunk in its file.
 	Offset uint64
+	// Size of a chunk (BlockChunk); 0 for nodes.
+	Size uint32
 	// Err is set, for a node, when it could not be loaded or decoded, or
 	// does not fit where it is linked: the walk reports it and goes on
 	// with the rest of the tree.
@@ -131,6 +133,10 @@ func walkNode(ctx context.Context, g Getter, v Visit, depth uint8, parent *FileN
 			case KindDir:
 				err = walkNode(ctx, g, Visit{Hash: e.Hash, Kind: BlockDir, Path: child}, 0, nil, fn)
 			case KindFile:
+				if e.Direct {
+					_, err = fn(Visit{Hash: e.Hash, Kind: BlockChunk, Path: child, Size: uint32(e.Size)})
+					break
+				}
 				err = walkNode(ctx, g, Visit{Hash: e.Hash, Kind: BlockFile, Path: child}, 0, nil, fn)
 			}
 			if err != nil {
@@ -148,7 +154,7 @@ func walkNode(ctx context.Context, g Getter, v Visit, depth uint8, parent *FileN
 		for i, h := range n.Hashes {
 			off := v.Offset + uint64(i)*span
 			if n.Level == 0 {
-				if _, err := fn(Visit{Hash: h, Kind: BlockChunk, Path: v.Path, Offset: off}); err != nil {
+				if _, err := fn(Visit{Hash: h, Kind: BlockChunk, Path: v.Path, Offset: off, Size: uint32(n.ChildSize(i))}); err != nil {
 					return err
 				}
 				continue

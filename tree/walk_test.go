@@ -15,7 +15,7 @@ import (
 func TestWalkReportsMisfits(t *testing.T) {
 	ctx := context.Background()
 	b := newBuilder(t)
-	chunk := fileEntry(t, b, "x") // a real file, for its chunk hash
+	chunk := fileNodeEntry(t, b, "x") // a real file node, for its chunk hash
 	chunkNode, _ := LoadNode(ctx, b.Store, chunk.Hash)
 	h0 := chunkNode.(*FileNode).Hashes[0]
 	put := func(n Node) blockstore.Hash {

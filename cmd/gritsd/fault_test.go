@@ -68,15 +68,18 @@ func TestCorruptBlock(t *testing.T) {
 		name string
 		// file is the tree path whose block is damaged.
 		file string
-		// node: damage the file node rather than a chunk.
-		node bool
+		// node: damage the file node rather than a chunk; direct: the
+		// file is one chunk, named by its entry.
+		node, direct bool
 		// catFirst: the damage is met by a reader before fsck runs.
 		catFirst bool
 	}{
-		{"chunk, fsck first", "/media/big.bin", false, false},
-		{"chunk, cat first", "/media/big.bin", false, true},
-		{"file node, fsck first", "/index.html", true, false},
-		{"file node, cat first", "/a/b/c/deep.txt", true, true},
+		{"chunk, fsck first", "/media/big.bin", false, false, false},
+		{"chunk, cat first", "/media/big.bin", false, false, true},
+		{"file node, fsck first", "/media/big.bin", true, false, false},
+		{"file node, cat first", "/media/big.bin", true, false, true},
+		{"direct file, fsck first", "/index.html", false, true, false},
+		{"direct file, cat first", "/a/b/c/deep.txt", false, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,11 +95,16 @@ func TestCorruptBlock(t *testing.T) {
 
 			var h blockstore.Hash
 			var p, where string
-			if tt.node {
+			switch {
+			case tt.node:
 				ls := parseLsHashes(t, d.must(t, "ls", tt.file))
 				h, p = d.findBlockByShortHash(t, ls[filepath.Base(tt.file)])
 				where = "file node of " + tt.file
-			} else {
+			case tt.direct:
+				h = blockstore.Sum(want)
+				p = d.blockPath(h)
+				where = "chunk at offset 0 of " + tt.file
+			default:
 				off := victimChunk * chunkSize
 				h = blockstore.Sum(want[off : off+chunkSize])
 				p = d.blockPath(h)
@@ -104,7 +112,7 @@ func TestCorruptBlock(t *testing.T) {
 			}
 			if fi, err := os.Stat(p); err != nil {
 				t.Fatalf("want the block of %s at %s: %v", where, p, err)
-			} else if !tt.node && fi.Size() != chunkSize {
+			} else if !tt.node && !tt.direct && fi.Size() != chunkSize {
 				t.Fatalf("%s: want a full chunk of %d bytes, got %d", p, chunkSize, fi.Size())
 			}
 			damaged := flipByte(t, p, 1000)

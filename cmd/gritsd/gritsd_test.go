@@ -342,8 +342,9 @@ func TestProof(t *testing.T) {
 		detail string // in the first line
 		kinds  []string
 	}{
-		{"/index.html", true, "a file of 38 bytes", []string{"dir", "file"}},
-		{"/a/b/c/deep.txt", true, "a file of 10 bytes", []string{"dir", "dir", "dir", "dir", "file"}},
+		// One-chunk files are direct entries: no file node of their own.
+		{"/index.html", true, "a file of 38 bytes", []string{"dir"}},
+		{"/a/b/c/deep.txt", true, "a file of 10 bytes", []string{"dir", "dir", "dir", "dir"}},
 		{"/media/big.bin", true, fmt.Sprintf("a file of %d bytes", 12*chunkSize+12345), []string{"dir", "dir", "file"}},
 		{"/a/b/empty-dir", true, "a dir of 0 bytes", []string{"dir", "dir", "dir", "dir"}},
 		{"/link", true, "a symlink of 14 bytes", []string{"dir"}},

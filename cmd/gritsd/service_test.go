@@ -167,7 +167,7 @@ func TestReload(t *testing.T) {
 	client := gwNewH2(t, pool, nil)
 	worker := func() string {
 		t.Helper()
-		_, body := client.get(t, "https://"+addr+"/grits-sw.js")
+		_, body := client.get(t, "https://"+addr+"/grits/v1/sw-lib.js") // the settings live there
 		return string(body)
 	}
 	if !servedCert().Equal(certs[0]) || !strings.Contains(worker(), "/first/") {

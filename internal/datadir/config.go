@@ -48,9 +48,12 @@ type ServeConfig struct {
 	// not a member (0: the default, negative: none).
 	Grits1RateLimit float64 `json:"grits1_rate_limit,omitempty"`
 
-	Upstream      string   `json:"upstream,omitempty"`
-	UpstreamHost  string   `json:"upstream_host,omitempty"`
-	InjectSW      bool     `json:"inject_sw,omitempty"`
+	Upstream     string `json:"upstream,omitempty"`
+	UpstreamHost string `json:"upstream_host,omitempty"`
+	InjectSW     bool   `json:"inject_sw,omitempty"`
+	// InjectSWTree adds the registration script to the HTML pages the
+	// origin serves from the tree.
+	InjectSWTree  bool     `json:"inject_sw_tree,omitempty"`
 	ProxyPrefixes []string `json:"proxy_prefixes,omitempty"`
 	Watch         string   `json:"watch,omitempty"`
 	WatchQuiet    Duration `json:"watch_quiet,omitzero"`
@@ -58,6 +61,9 @@ type ServeConfig struct {
 	SWScope    string   `json:"sw_scope,omitempty"`
 	SWPaths    []string `json:"sw_paths,omitempty"`
 	SWNavigate bool     `json:"sw_navigate,omitempty"`
+	// MediaHosts are other names the tree is served under,
+	// "https://HOST[:PORT]=/TREE/PATH" (sw.ParseHost).
+	MediaHosts []string `json:"media_hosts,omitempty"`
 	SWCacheMB  int64    `json:"sw_cache_mb,omitempty"`
 	// SWRootCheck is how long an open page may read an old root before
 	// its worker asks the origin for a newer one.
@@ -697,7 +703,7 @@ func (s *ServeConfig) validate(role string) error {
 		}
 	}
 	if role != RoleOrigin {
-		for key, set := range map[string]bool{"upstream": s.Upstream != "", "watch": s.Watch != "", "inject_sw": s.InjectSW,
+		for key, set := range map[string]bool{"upstream": s.Upstream != "", "watch": s.Watch != "", "inject_sw": s.InjectSW, "inject_sw_tree": s.InjectSWTree,
 			"proxy_prefixes": len(s.ProxyPrefixes) > 0} {
 			if set {
 				return keyErrorf(key, "only an origin has it (this node is a %s)", role)

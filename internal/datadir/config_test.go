@@ -74,6 +74,7 @@ func sample() Config {
 	c.HTTPWriteTimeout, c.HTTPBodyTimeout, c.HTTPBodyMinRate = Duration{time.Minute}, Duration{2 * time.Minute}, 100
 	c.Grits1RateLimit = 50
 	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck = "/app/", []string{"/static/", "/media/"}, true, 64, Duration{30 * time.Second}
+	c.MediaHosts = []string{"https://files.example.org=/system"}
 	c.LogLevel, c.LogFormat = "debug", "json"
 	c.Mount, c.MountAt, c.MountQuiet, c.MountOwner, c.Publish, c.NoReadDirPlus = "/mnt/site", "/system", Duration{2 * time.Second}, "www-data", "all", true
 	c.StoreMax, c.OffloadReplicas = 1<<30, 3
@@ -97,7 +98,7 @@ func TestConfigRoundTrip(t *testing.T) {
 		// Every field set away from its default is written as a setting.
 		if c.Role == RoleStorage {
 			for _, k := range ConfigKeys() {
-				if k != "version" && KeyLine(b, k) == 0 && !slices.Contains([]string{"acme_domains", "upstream", "upstream_host", "inject_sw", "proxy_prefixes", "watch"}, k) {
+				if k != "version" && KeyLine(b, k) == 0 && !slices.Contains([]string{"acme_domains", "upstream", "upstream_host", "inject_sw", "inject_sw_tree", "proxy_prefixes", "watch"}, k) {
 					t.Errorf("%s is not set in the written file", k)
 				}
 			}

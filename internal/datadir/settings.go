@@ -130,6 +130,10 @@ func Settings() []Setting {
 			Doc: "Serve pages (navigations) from volunteers too; by default pages come from the origin, and from volunteers when it is unreachable."},
 		{Key: "sw_cache_mb", Group: groupWorker, Default: "256", Flag: "sw-cache-mb", Reload: true,
 			Doc: "MiB of verified blocks the worker keeps in each browser."},
+		{Key: "media_hosts", Group: groupWorker, Default: "[]", Flag: "media-host", Reload: true,
+			Doc: "Other host names the origin serves the tree under, each \"https://HOST[:PORT]=/TREE/PATH\" (a media host such as Mastodon's S3_ALIAS_HOST: https://files.example.org=/system serves the tree's /system/a.png as https://files.example.org/a.png, CORS open); the worker serves their URLs from volunteers too. The certificate must name them."},
+		{Key: "inject_sw_tree", Group: groupWorker, Default: "false", Flag: "inject-sw-tree", Reload: true,
+			Doc: "Add the worker's registration script to the HTML pages the origin serves from the tree (before </head>), so a site generator's output needs no change. Pages that already include it are left alone."},
 		{Key: "sw_root_check", Group: groupWorker, Default: `"10s"`, Flag: "sw-root-check", Reload: true,
 			Doc: "How long a page left open may read an old root before its worker asks the origin for a newer one (one small conditional request); volunteers' answers bring newer roots sooner, for free. 1s to 24h."},
 

@@ -15,7 +15,10 @@
 //
 // Trust: what the cache holds was verified before it was put, but
 // storage can rot or be tampered with, so get() hashes the bytes again
-// and discards an entry that no longer matches its name.
+// and discards an entry that no longer matches its name. A small
+// in-memory layer (opts.memoryBytes) keeps recent blocks as they were
+// verified: the worker's own memory, no store read and no re-hash, for
+// the blocks a page asks for again within the worker's life.
 
 import { blake3, toHex, bytesEqual, fromHex } from './blake3.js';
 import { decodeNode, findEntry, nameHash, nibble, shardChild, parsePath, validName, verifyProof, parseHash, GritsError } from './grits.js';
@@ -62,7 +65,29 @@ export class BlockCache {
     this.bytes = 0;
     this.stats = { hits: 0, misses: 0, corrupt: 0, evicted: 0 };
     this.ready = null;
+    /** @type {Promise<unknown>} */
     this.queue = Promise.resolve(); // serialises puts and evictions
+    this.memoryMax = opts.memoryBytes > 0 ? opts.memoryBytes : 0;
+    /** @type {Map<string, Uint8Array>} */
+    this.hot = new Map(); // hex -> verified bytes, least recently used first
+    this.hotBytes = 0;
+  }
+
+  // remember keeps verified bytes in memory, within memoryMax.
+  remember(key, bytes) {
+    if (bytes.length > this.memoryMax / 4) return;
+    const old = this.hot.get(key);
+    if (old) {
+      this.hot.delete(key);
+      this.hotBytes -= old.length;
+    }
+    this.hot.set(key, bytes);
+    this.hotBytes += bytes.length;
+    for (const [k, b] of this.hot) {
+      if (this.hotBytes <= this.memoryMax) break;
+      this.hot.delete(k);
+      this.hotBytes -= b.length;
+    }
   }
 
   /** init rebuilds the index from the store (once) and trims it to maxBytes. */
@@ -95,8 +120,20 @@ export class BlockCache {
    * recently used.
    */
   async get(hash) {
-    await this.init();
     const key = typeof hash === 'string' ? hash : toHex(hash);
+    const mem = this.hot.get(key);
+    if (mem) {
+      this.hot.delete(key);
+      this.hot.set(key, mem);
+      const size = this.index.get(key);
+      if (size !== undefined) {
+        this.index.delete(key);
+        this.index.set(key, size);
+      }
+      this.stats.hits++;
+      return mem;
+    }
+    await this.init();
     const size = this.index.get(key);
     if (size === undefined) {
       this.stats.misses++;
@@ -117,10 +154,16 @@ export class BlockCache {
     this.index.delete(key);
     this.index.set(key, size);
     this.stats.hits++;
+    this.remember(key, b);
     return b;
   }
 
   forget(key) {
+    const mem = this.hot.get(key);
+    if (mem) {
+      this.hot.delete(key);
+      this.hotBytes -= mem.length;
+    }
     const size = this.index.get(key);
     if (size === undefined) return;
     this.index.delete(key);
@@ -136,6 +179,7 @@ export class BlockCache {
    */
   put(hash, bytes) {
     const key = typeof hash === 'string' ? hash : toHex(hash);
+    this.remember(key, bytes);
     if (bytes.length > this.maxBytes) return Promise.resolve(false);
     this.queue = this.queue.then(async () => {
       await this.init();
@@ -223,7 +267,8 @@ export async function localLookup(treeHash, path, getNode) {
       const e = r.entry;
       if (e === null) break; // absent
       if (c === names.length - 1) {
-        if (e.kind === 'file' || e.kind === 'dir') {
+        // A direct file's hash is its chunk: no node to load.
+        if ((e.kind === 'file' && !e.direct) || e.kind === 'dir') {
           if ((await load(e.hash)) === null) return null;
         }
         done = true;

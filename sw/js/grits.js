@@ -28,6 +28,8 @@ import { blake3, bytesEqual, formatHash, parseHash, toHex, fromHex, HASH_SIZE } 
 // ---- constants (tree/node.go, tree/name.go, tree/proof.go, tree/root.go, proto) ----
 
 export const FORMAT_VERSION = 0x01;
+/** Directory nodes that may hold direct file entries (tree.DirFormatVersion). */
+export const DIR_FORMAT_VERSION = 0x02;
 export const TAG_DIR = 0x01;
 export const TAG_SHARD = 0x02;
 export const TAG_FILE = 0x03;
@@ -310,13 +312,16 @@ const MTIME_END_NS = BigInt(Date.UTC(2262, 0, 1)) * 1000000n;
 
 const KINDS = [null, 'file', 'dir', 'symlink'];
 
-function readEntry(r) {
+function readEntry(r, version) {
   const n = r.uvarint();
   if (n > MAX_NAME_LEN) r.fail(`name length ${n} exceeds ${MAX_NAME_LEN}`);
   const nameBytes = r.bytes(n);
   const kindByte = r.u8();
   const flags = r.u8();
-  if (flags & ~0x03) r.fail(`unknown entry flags 0x${flags.toString(16)}`);
+  if ((flags & ~0x07) || (version < DIR_FORMAT_VERSION && (flags & 0x04))) {
+    r.fail(`unknown entry flags 0x${flags.toString(16)} in a version ${version} directory`);
+  }
+  const direct = (flags & 0x04) !== 0;
   const mode = r.uvarint();
   if (mode > 0o777) r.fail(`mode ${mode.toString(8)} exceeds 777`);
   const size = r.uvarint();
@@ -352,6 +357,9 @@ function readEntry(r) {
     if (!validMediaType(type)) r.fail(`entry ${JSON.stringify(name)}: media type ${JSON.stringify(type)} is not in its one valid spelling`);
   }
   const kind = KINDS[kindByte] || null;
+  if (direct && (kindByte !== 1 || size === 0 || size > MAX_CHUNK_SIZE)) {
+    r.fail(`entry ${JSON.stringify(name)}: a direct ${KINDS[kindByte] || 'Kind(' + kindByte + ')'} of ${size} bytes (want a file of 1..${MAX_CHUNK_SIZE})`);
+  }
   if (kind === null) r.fail(`entry ${JSON.stringify(name)}: unknown kind ${kindByte}`);
   if (kind === 'symlink') {
     if (targetBytes.length === 0 || targetBytes.indexOf(0) >= 0) {
@@ -368,23 +376,24 @@ function readEntry(r) {
     mtimeNs,
     type,
     hash,
+    direct,
     target: targetBytes === null ? null : utf8Lossy.decode(targetBytes),
     targetBytes,
   };
 }
 
-function decodeDir(r) {
+function decodeDir(r, version) {
   const count = r.uvarint();
   if (count > Math.floor(r.remaining() / 8)) r.fail(`entry count ${count} cannot fit in ${r.remaining()} bytes`);
   const entries = [];
   for (let i = 0; i < count; i++) {
-    const e = readEntry(r);
+    const e = readEntry(r, version);
     if (entries.length > 0 && compareBytes(entries[entries.length - 1].nameBytes, e.nameBytes) >= 0) {
       r.fail(`entry ${JSON.stringify(e.name)} out of order or duplicated`);
     }
     entries.push(e);
   }
-  return { type: 'dir', entries };
+  return { type: 'dir', version, entries };
 }
 
 function decodeShard(r) {
@@ -441,8 +450,9 @@ function decodeFile(r) {
 /**
  * decodeNode parses one encoded tree node (tree.Decode): structure and
  * canonical form, not links. Returns
- *   {type: 'dir', entries: [{name, nameBytes, kind: 'file'|'dir'|'symlink', mode, size, mtimeNs, type, hash, target, targetBytes}]}
- *   (an entry's type is its media type, or null when the tree stores none)
+ *   {type: 'dir', version, entries: [{name, nameBytes, kind: 'file'|'dir'|'symlink', mode, size, mtimeNs, type, hash, direct, target, targetBytes}]}
+ *   (an entry's type is its media type, or null when the tree stores none;
+ *   direct: the hash names the file's one chunk, not a file node)
  *   {type: 'shard', depth, children: [{index, hash, count, bytes}]}
  *   {type: 'file', level, chunkSize, size, hashes: [Uint8Array(32)]}
  * and throws GritsError('malformed') for anything else.
@@ -453,11 +463,11 @@ export function decodeNode(b) {
   const r = new Reader(b, 'malformed');
   const tag = r.u8();
   const v = r.u8();
-  if (v !== FORMAT_VERSION) fail('malformed', `unsupported format version ${v}`);
+  if (v !== FORMAT_VERSION && !(tag === TAG_DIR && v === DIR_FORMAT_VERSION)) fail('malformed', `unsupported format version ${v}`);
   let n;
   switch (tag) {
     case TAG_DIR:
-      n = decodeDir(r);
+      n = decodeDir(r, v);
       break;
     case TAG_SHARD:
       n = decodeShard(r);
@@ -501,6 +511,14 @@ export function nibble(h, depth) {
 export function shardChild(shard, i) {
   for (const c of shard.children) if (c.index === i) return c;
   return null;
+}
+
+/**
+ * directFile is the file node a direct entry stands for (tree.DirectFile):
+ * one chunk, the entry's hash, its size; never stored or encoded.
+ */
+export function directFile(e) {
+  return { type: 'file', level: 0, chunkSize: MAX_CHUNK_SIZE, size: e.size, hashes: [e.hash] };
 }
 
 /** fileIsTop reports whether a file node has the canonical level of a file's top node. */
@@ -615,7 +633,9 @@ class ProofWalker {
 
   target(e, depth) {
     const r = { status: 'found', depth, entry: e, node: null };
-    if (e.kind === 'file') {
+    if (e.kind === 'file' && e.direct) {
+      r.node = directFile(e); // the entry names the one chunk: no node follows
+    } else if (e.kind === 'file') {
       const n = this.next(e.hash);
       if (n.type !== 'file' || !fileIsTop(n) || n.size !== e.size) {
         fail('bad_proof', `the target's node is not the top file node of a ${e.size}-byte file`);
@@ -681,6 +701,7 @@ export function verifyProof(treeHash, path, proof) {
     mtimeNs: null,
     type: null,
     hash: root,
+    direct: false,
     target: null,
     targetBytes: null,
   };

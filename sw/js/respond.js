@@ -128,6 +128,16 @@ export function httpDate(ms) {
 }
 
 /**
+ * A segment of an answer's body: literal bytes, or a range of the file.
+ * @typedef {{bytes: Uint8Array, start?: undefined, length?: undefined} | {bytes?: undefined, start: number, length: number}} Segment
+ */
+
+/**
+ * An answer to send: status, headers and body segments.
+ * @typedef {{status: number, headers: Record<string, string>, body: Segment[]}} Plan
+ */
+
+/**
  * planFile answers a GET or HEAD for a file the tree holds, as the origin
  * would. req: {method, range, ifRange, ifNoneMatch} (header values or
  * null). file: {size, etag, type, lastModified (an HTTP date or '')}.
@@ -135,6 +145,10 @@ export function httpDate(ms) {
  * segments, each {bytes: Uint8Array} (literal) or {start, length} (file
  * bytes), empty for HEAD and bodiless answers. boundary names the parts
  * of a multipart answer (randomBoundary by default).
+ * @param {{method: string, range?: string|null, ifRange?: string|null, ifNoneMatch?: string|null}} req
+ * @param {{size: number, etag: string, type: string, lastModified: string}} file
+ * @param {string} [boundary]
+ * @returns {Plan}
  */
 export function planFile(req, file, boundary) {
   const headers = {
@@ -175,6 +189,7 @@ export function planFile(req, file, boundary) {
   // Several ranges: multipart/byteranges, laid out as Go's
   // mime/multipart writes it (part headers sorted by name).
   const bnd = boundary || randomBoundary();
+  /** @type {Segment[]} */
   const body = [];
   let n = 0;
   ranges.forEach((r, i) => {
@@ -195,6 +210,10 @@ export function planFile(req, file, boundary) {
  * the origin does: a directory asked for without its trailing slash is
  * redirected to it (query kept); anything else is 404 (the origin
  * serves no listings, follows no symlinks). {status, headers, body}.
+ * @param {string} what
+ * @param {string} pathname
+ * @param {string} search
+ * @returns {Plan}
  */
 export function planNotFile(what, pathname, search) {
   if (what === 'dir-no-slash') {
@@ -203,7 +222,12 @@ export function planNotFile(what, pathname, search) {
   return textError(404, '404 page not found');
 }
 
-/** textError is the origin's plain-text error answer (gateway's fail). */
+/**
+ * textError is the origin's plain-text error answer (gateway's fail).
+ * @param {number} status
+ * @param {string} text
+ * @returns {Plan}
+ */
 export function textError(status, text) {
   const b = enc.encode(text + '\n');
   return {

@@ -1,11 +1,13 @@
 // Benchmark (not a test): BLAKE3 throughput of sw/js/blake3.js on 1 MiB
-// inputs, aligned and unaligned, one-shot and streamed in 64 KiB pieces.
+// inputs: the JavaScript and the WebAssembly SIMD engine side by side,
+// then the chosen one aligned and unaligned, one-shot and streamed in
+// 64 KiB pieces.
 //
 //   node sw/test/bench-blake3.mjs [seconds per case, default 2]
 //
 // `node --test sw/test/` also loads every .mjs under a test/ directory;
 // there this file does nothing, so the test run stays fast.
-import { blake3, Hasher } from '../js/blake3.js';
+import { blake3, blake3With, engine, Hasher } from '../js/blake3.js';
 
 function bench(name, fn, bytes, seconds) {
   for (let i = 0; i < 20; i++) fn(); // warm up: let V8 optimise
@@ -29,7 +31,18 @@ if (!process.env.NODE_TEST_CONTEXT) {
   for (let i = 0; i < buf.length; i++) buf[i] = (i * 2654435761) >>> 24;
   const aligned = buf.subarray(0, size);
   const unaligned = buf.subarray(1, size + 1);
-  console.log(`node ${process.version}, ${process.arch}`);
+  console.log(`node ${process.version}, ${process.arch}; engine chosen here: ${engine()}`);
+  // The two engines in turn, twice: neither always meets a busier machine.
+  for (let round = 0; round < 2; round++) {
+    const js = bench('JavaScript, 1 MiB', () => blake3With('js', aligned), size, seconds);
+    let simd = 0;
+    try {
+      simd = bench('WebAssembly SIMD, 1 MiB', () => blake3With('wasm-simd', aligned), size, seconds);
+    } catch (err) {
+      console.log(`WebAssembly SIMD: ${err.message}`);
+    }
+    if (simd) console.log(`SIMD / JavaScript: ${(simd / js).toFixed(2)}x`);
+  }
   bench('blake3(1 MiB), aligned', () => blake3(aligned), size, seconds);
   bench('blake3(1 MiB), unaligned', () => blake3(unaligned), size, seconds);
   bench('Hasher, 1 MiB in 64 KiB pieces', () => {

@@ -4,7 +4,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { blake3, Hasher, toHex, fromHex, formatHash, parseHash, bytesEqual } from '../js/blake3.js';
+import { execFileSync } from 'node:child_process';
+import { blake3, blake3With, engine, Hasher, toHex, fromHex, formatHash, parseHash, bytesEqual } from '../js/blake3.js';
 import { generateCompress, splice } from './gen-blake3-compress.mjs';
 
 const json = (name) => JSON.parse(readFileSync(new URL(`../testdata/${name}`, import.meta.url), 'utf8'));
@@ -141,4 +142,49 @@ test('hash text form: b3- and 64 lower-case hex digits, nothing else', () => {
 test('the compression function is what the generator writes', () => {
   const src = readFileSync(new URL('../js/blake3.js', import.meta.url), 'utf8');
   assert.equal(src, splice(src, generateCompress()), 'run node sw/test/gen-blake3-compress.mjs --write');
+});
+
+// The WebAssembly SIMD engine and the JavaScript one give the same
+// answers, the official vectors and Go's, one-shot and streamed; Node
+// (V8) has WebAssembly SIMD, so here both must run.
+test('both engines: official vectors and Go\'s random inputs', () => {
+  assert.ok(['wasm-simd', 'js'].includes(engine()));
+  for (const name of ['js', 'wasm-simd']) {
+    for (const c of json('blake3_vectors.json').cases) {
+      assert.equal(toHex(blake3With(name, pattern251(c.input_len))), c.hash, `${name}, length ${c.input_len}`);
+    }
+    for (const c of json('blake3_random.json').cases) {
+      const src = xorshiftBytes(c.seed, c.length);
+      assert.equal(toHex(blake3With(name, src)), c.hash, `${name}, seed ${c.seed} length ${c.length}`);
+      const buf = new Uint8Array(c.length + 3);
+      buf.set(src, 3);
+      assert.equal(toHex(blake3With(name, buf.subarray(3))), c.hash, `${name}, unaligned, length ${c.length}`);
+    }
+  }
+});
+
+test('JavaScript-only hasher, streamed, matches the chosen engine across 64-chunk groups', () => {
+  const rnd = prng(777);
+  for (const n of [8 * 1024 + 1, 64 * 1024, 64 * 1024 + 1, 65 * 1024 + 7, 129 * 1024, 300000, (1 << 20) + 5]) {
+    const b = xorshiftBytes(n, n);
+    const want = toHex(blake3With('js', b));
+    assert.equal(toHex(blake3(b)), want, `one-shot ${n}`);
+    for (const h of [new Hasher(null), new Hasher()]) {
+      for (let i = 0; i < n; ) {
+        const k = rnd(3) === 0 ? 1 + rnd(70000) : 1024 * (1 + rnd(80));
+        h.update(b.subarray(i, i + k));
+        i += k;
+      }
+      assert.equal(toHex(h.digest()), want, `streamed ${n}`);
+    }
+  }
+});
+
+test('the SIMD module is what gen-blake3-simd.mjs and wat2wasm make', () => {
+  try {
+    execFileSync('wat2wasm', ['--version']);
+  } catch {
+    assert.fail('wat2wasm is missing: apt-get install wabt (.ci/run does)');
+  }
+  execFileSync(process.execPath, [new URL('./gen-blake3-simd.mjs', import.meta.url).pathname, '--check'], { env: { ...process.env, NODE_TEST_CONTEXT: '' } });
 });

@@ -150,7 +150,7 @@ test('local lookup misses (null) when a node on the path is not cached, and only
   assert.equal(proof.status, 'found');
   // Every node of the path's proof is needed...
   const proofNodes = (await import('../js/grits.js')).decodeProof(fromHex(l.proof_hex)).nodes;
-  assert.ok(proofNodes.length >= 4);
+  assert.ok(proofNodes.length >= 3); // root, docs, guide: intro.md is a direct file, no node of its own
   for (const n of proofNodes) {
     assert.equal(await localLookup(tree, l.path, get(toHex(blake3(n)))), null, 'missing node: ask a volunteer');
   }

@@ -107,17 +107,24 @@ func (r *reloader) reload() {
 
 // reloadableFrom is what a running node takes from the settings.
 func reloadableFrom(c *datadir.Config) (node.Reloadable, error) {
-	s, err := swSettingsOf(c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck.Duration)
+	s, err := swSettingsOf(c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck.Duration, c.MediaHosts)
 	if err != nil {
 		return node.Reloadable{}, err
 	}
 	return node.Reloadable{Seeds: c.Seeds, Web: node.WebConfig{RateLimit: c.RateLimit, TrustedProxies: c.TrustedProxies, SW: s,
-		Upstream: c.Upstream, UpstreamHost: c.UpstreamHost, ProxyPrefixes: c.ProxyPrefixes, InjectSW: c.InjectSW, TLSCert: c.TLSCert, TLSKey: c.TLSKey}}, nil
+		Upstream: c.Upstream, UpstreamHost: c.UpstreamHost, ProxyPrefixes: c.ProxyPrefixes, InjectSW: c.InjectSW, InjectSWTree: c.InjectSWTree, TLSCert: c.TLSCert, TLSKey: c.TLSKey}}, nil
 }
 
 // swSettingsOf checks the service worker's settings.
-func swSettingsOf(scope string, paths []string, navigate bool, cacheMB int64, rootCheck time.Duration) (sw.Settings, error) {
+func swSettingsOf(scope string, paths []string, navigate bool, cacheMB int64, rootCheck time.Duration, hosts []string) (sw.Settings, error) {
 	s := sw.Settings{Scope: scope, Navigate: navigate, RootCheck: rootCheck}
+	for _, v := range hosts {
+		h, err := sw.ParseHost(v)
+		if err != nil {
+			return s, usagef("--media-host: %v", err)
+		}
+		s.Hosts = append(s.Hosts, h)
+	}
 	if rootCheck < 0 || rootCheck != 0 && (rootCheck < sw.MinRootCheck || rootCheck > sw.MaxRootCheck) {
 		return s, usagef("--sw-root-check %v: want %v to %v", rootCheck, sw.MinRootCheck, sw.MaxRootCheck)
 	}

@@ -66,7 +66,7 @@ func runServe(ctx context.Context, c *cmdContext) error {
 	cfg := node.Config{Dir: d, Listen: *listenFlag, Gossip: *gossipFlag, Advertise: *advertiseFlag, URL: *urlFlag,
 		Profile: membership.Profile(*profileFlag), Admin: *adminFlag, Watch: *wflags.watch, WatchQuiet: *wflags.watchQuiet, Logger: c.logger,
 		Web: node.WebConfig{HTTPS: *wflags.https, TLSCert: *wflags.tlsCert, TLSKey: *wflags.tlsKey, ACMEEmail: *wflags.acmeEmail,
-			Upstream: *wflags.upstream, UpstreamHost: *wflags.upstreamHost, ProxyPrefixes: wflags.proxyPrefixes, InjectSW: *wflags.injectSW,
+			Upstream: *wflags.upstream, UpstreamHost: *wflags.upstreamHost, ProxyPrefixes: wflags.proxyPrefixes, InjectSW: *wflags.injectSW, InjectSWTree: *wflags.injectSWTree,
 			TrustedProxies: wflags.trustedProxies, RateLimit: *wflags.rateLimit, SW: settings, HTTP2: *wflags.http2}, Mount: mc}
 	if v := *wflags.acmeDomains; v != "" {
 		cfg.Web.ACMEDomains = strings.Split(v, ",")

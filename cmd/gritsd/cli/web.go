@@ -18,8 +18,8 @@ const DefaultHTTPS = node.DefaultHTTPS
 type webFlags struct {
 	https, tlsCert, tlsKey, acmeDomains, acmeEmail, upstream, watch *string
 	http2, upstreamHost                                             *string
-	proxyPrefixes, trustedProxies                                   stringList
-	injectSW                                                        *bool
+	proxyPrefixes, trustedProxies, mediaHosts                       stringList
+	injectSW, injectSWTree                                          *bool
 	watchQuiet                                                      *time.Duration
 	rateLimit                                                       *float64
 	// The service worker the origin serves.
@@ -40,6 +40,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 		upstream:     c.flags.String("upstream", "", "origin: the site's app server (http://HOST:PORT); paths not in the tree are proxied to it"),
 		upstreamHost: c.flags.String("upstream-host", "", "origin with --upstream: the Host the app receives (default: the host of this node's public URL); never the browser's"),
 		injectSW:     c.flags.Bool("inject-sw", false, "origin with --upstream: add the service worker's registration script to the app's HTML pages"),
+		injectSWTree: c.flags.Bool("inject-sw-tree", false, "origin: add the service worker's registration script to the HTML pages served from the tree"),
 		watch:        c.flags.String("watch", "", "origin: re-import this directory into the tree whenever it changes"),
 		watchQuiet:   c.flags.Duration("watch-quiet", 2*time.Second, "with --watch: how long changes must pause before an import"),
 		http2:        c.flags.String("http2", "", "HTTP/2 server: grits (the gateway's own, default) or go (Go's net/http server)"),
@@ -51,6 +52,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 	w.swRoot = c.flags.Duration("sw-root-check", 0, fmt.Sprintf("origin: how long a page left open may read an old root before its service worker asks for a newer one (default %v; volunteers' answers bring newer roots sooner)", sw.DefaultRootCheck))
 	w.swCacheMB = c.flags.Int64("sw-cache-mb", 0, fmt.Sprintf("origin: MiB of verified blocks the service worker keeps in each browser (default %d)", sw.DefaultCacheBytes>>20))
 	c.flags.Var(&w.trustedProxies, "trusted-proxy", "address or CIDR of a reverse proxy in front of this node whose X-Forwarded-For is believed for rate limits (repeatable); others' is ignored")
+	c.flags.Var(&w.mediaHosts, "media-host", "origin: another host name the tree is served under, https://HOST[:PORT]=/TREE/PATH (repeatable); the worker serves its URLs from volunteers")
 	c.flags.Var(&w.proxyPrefixes, "proxy-prefix", "origin with --upstream: always proxy paths under this prefix (repeatable), e.g. /api/")
 	return w
 }
@@ -64,5 +66,5 @@ func (w *webFlags) swSettings() (sw.Settings, error) {
 			paths[i] = strings.TrimSpace(paths[i])
 		}
 	}
-	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB, *w.swRoot)
+	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB, *w.swRoot, w.mediaHosts)
 }

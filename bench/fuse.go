@@ -45,13 +45,9 @@ func fuseSuite(ctx context.Context, work string, quick bool) ([]Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	bin := filepath.Join(work, "gritsd")
-	if _, err := os.Stat(bin); err != nil {
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gritsd")
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			return nil, fmt.Errorf("build gritsd (run from the repository root): %w", err)
-		}
+	bin, err := gritsdBinary(ctx, work)
+	if err != nil {
+		return nil, err
 	}
 	seqSize, files, cold, reps := fuseSeqSize, fuseTreeFiles, fuseColdSize, 3
 	if quick {

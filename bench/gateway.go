@@ -44,11 +44,9 @@ func gatewaySuite(ctx context.Context, work string, quick bool) ([]Result, error
 			return nil, fmt.Errorf("%s not found: apt-get install nginx-light nghttp2-client", tool)
 		}
 	}
-	bin := filepath.Join(work, "gritsd")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gritsd")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build gritsd (run from the repository root): %w", err)
+	bin, err := gritsdBinary(ctx, work)
+	if err != nil {
+		return nil, err
 	}
 	cases := []blockCase{{"16 KiB blocks", 16 << 10, 512}, {"256 KiB blocks", 256 << 10, 128}}
 	requests := 40000

@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -191,4 +192,19 @@ func printGateway(w io.Writer, results []Result) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.2fx\t\n", r.Suite, r.Case, r.Server, r.Protocol, r.Requests, r.ReqPerS, r.MBPerS, r.Ratio)
 	}
 	tw.Flush()
+}
+
+// gritsdBinary is the gritsd every suite runs: WORK/gritsd, built from
+// this checkout the first time a suite asks (or put there by -gritsd).
+func gritsdBinary(ctx context.Context, work string) (string, error) {
+	bin := filepath.Join(work, "gritsd")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gritsd")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("build gritsd (run from the repository root): %w", err)
+	}
+	return bin, nil
 }

@@ -94,6 +94,7 @@ var scraped = []struct {
 	{"grits_gateway_cache_requests_total", "Block reads through the gateway's hot-block cache, by result (hit, miss).", []string{"result"}},
 	{"grits_gateway_cache_bytes", "Bytes held by the gateway's hot-block cache.", nil},
 	{"grits_swarm_fetches_total", "Blocks this node fetched from the swarm, by result (fetched, failed, coalesced).", []string{"result"}},
+	{"grits_swarm_source_errors_total", "Requests to one source for a block that failed, the next source then asked (slow or broken members).", nil},
 	{"grits_swarm_fetched_bytes_total", "Bytes of blocks fetched from the swarm.", nil},
 	{"grits_verification_failures_total", "Data that failed verification, by cause: from peers (frame, block, proof, root, identity) or from this node's disk (disk).", []string{"cause"}},
 	{"grits_grits1_connections_refused_total", "grits/1 connections refused (limits, or not authorized).", nil},
@@ -186,6 +187,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("grits_swarm_fetches_total", fs.Failed, "failed")
 		counter("grits_swarm_fetches_total", fs.Coalesced, "coalesced")
 		counter("grits_swarm_fetched_bytes_total", fs.Bytes)
+		counter("grits_swarm_source_errors_total", fs.SourceErrors)
 	}
 	if src.Client != nil {
 		bad = src.Client.Stats().Bad

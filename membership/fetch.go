@@ -36,7 +36,7 @@ type Fetcher struct {
 	// refs, once set, limits what strangers can make this node fetch.
 	refs atomic.Pointer[Refs]
 
-	upstream, fetched, coalesced, failed atomic.Int64
+	upstream, fetched, coalesced, failed, sourceErrors atomic.Int64
 }
 
 // callKey separates fetches made for members from the others: a fetch
@@ -61,6 +61,10 @@ type FetchStats struct {
 	Bytes     int64 // their bytes
 	Coalesced int64 // requests that joined a fetch already under way
 	Failed    int64 // fetches no source could serve
+	// SourceErrors counts requests to one source that failed (the next
+	// source was asked): slow or broken members, and fetch cycles, which
+	// only a stall timeout would end.
+	SourceErrors int64
 }
 
 // NewFetcher returns a Fetcher; timeout bounds one block's whole search
@@ -77,7 +81,7 @@ func NewFetcher(s *Swarm, store blockstore.Store, client *transport.Client, time
 
 // Stats returns counters since the Fetcher was made.
 func (f *Fetcher) Stats() FetchStats {
-	return FetchStats{Fetched: f.fetched.Load(), Bytes: f.upstream.Load(), Coalesced: f.coalesced.Load(), Failed: f.failed.Load()}
+	return FetchStats{Fetched: f.fetched.Load(), Bytes: f.upstream.Load(), Coalesced: f.coalesced.Load(), Failed: f.failed.Load(), SourceErrors: f.sourceErrors.Load()}
 }
 
 // Get returns block h, fetching it if this node may (see Fetcher).
@@ -190,6 +194,7 @@ func (f *Fetcher) upstreamFetch(ctx context.Context, h blockstore.Hash, r blocks
 		data, err := f.client.GetBlock(ctx, addr, h)
 		if err != nil {
 			errs = append(errs, err)
+			f.sourceErrors.Add(1)
 			if ctx.Err() != nil {
 				break
 			}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -99,6 +100,46 @@ func newClusterWith(t testing.TB, profile Profile, warmMax int64) *cluster {
 	return c
 }
 
+// lowPorts are the ports lowPort handed out in this test process.
+var lowPorts struct {
+	sync.Mutex
+	taken map[int]bool
+}
+
+// lowPort returns a loopback port free for TCP and UDP in 10000..19999,
+// below Linux's ephemeral range (32768 and up), where bind(":0") never
+// lands: a node that restarts finds its ports still free. (The real-
+// process tests in cmd/gritsd use 20000..31999.)
+func lowPort(t testing.TB) int {
+	t.Helper()
+	lowPorts.Lock()
+	defer lowPorts.Unlock()
+	if lowPorts.taken == nil {
+		lowPorts.taken = map[int]bool{}
+	}
+	for range 1000 {
+		p := 10000 + mrand.IntN(10000)
+		if lowPorts.taken[p] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		lowPorts.taken[p] = true
+		return p
+	}
+	t.Fatal("no free loopback port in 10000..19999")
+	return 0
+}
+
 // add starts a node; key nil makes a new one.
 func (c *cluster) add(role Role, key ed25519.PrivateKey, pins []string) *node {
 	c.t.Helper()
@@ -149,11 +190,16 @@ func (n *node) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A restarted node comes back on its ports, as an operator's would.
-	laddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
-	if n.addr != "" {
-		laddr, _ = net.ResolveUDPAddr("udp", n.addr)
+	// A restarted node comes back on its ports, as an operator's would;
+	// they are below the kernel's ephemeral range, so that nothing else
+	// binds them while the node is down.
+	if n.addr == "" {
+		n.addr = fmt.Sprintf("127.0.0.1:%d", lowPort(t))
 	}
+	if n.gossip == "" {
+		n.gossip = fmt.Sprintf("127.0.0.1:%d", lowPort(t))
+	}
+	laddr, _ := net.ResolveUDPAddr("udp", n.addr)
 	pc, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -27,9 +28,12 @@ import (
 func TestDevCertificatesComeFromTheOriginAndSurviveRestarts(t *testing.T) {
 	o, keyStr := newOriginWithKey(t)
 	o.importTree(t, newSource(t, []entry{{path: "index.html", data: []byte("<!doctype html><html><body><h1>pinned</h1></body></html>")}}))
-	osrv := startServe(t, o, gwGossip...)
+	// Both nodes restart on their addresses later: ports below the
+	// ephemeral range, so that nothing takes them meanwhile.
+	fixed := func() string { return fmt.Sprintf("127.0.0.1:%d", fixedPort(t)) }
+	osrv := startServe(t, o, append(gwGossip, "--listen", fixed(), "--https", fixed())...)
 	oaddr, _ := gwHTTPS(t, osrv)
-	v := gwEnrol(t, o, osrv.addr) // its clients trust the origin's CA alone
+	v := gwEnrolWith(t, o, osrv.addr, "--https", fixed()) // its clients trust the origin's CA alone
 	originCA := gwCAPool(t, o.path("ca.pem"))
 	c := gwNewH2(t, originCA, nil)
 

@@ -535,6 +535,12 @@ type gwVolunteer struct {
 // originAddr and starts it.
 func gwEnrol(t *testing.T, origin dataDir, originAddr string) *gwVolunteer {
 	t.Helper()
+	return gwEnrolWith(t, origin, originAddr)
+}
+
+// gwEnrolWith is gwEnrol with extra serve flags.
+func gwEnrolWith(t *testing.T, origin dataDir, originAddr string, extra ...string) *gwVolunteer {
+	t.Helper()
 	r := origin.must(t, "token", "--origin-addr", originAddr)
 	tok := strings.TrimSpace(r.stdout)
 	if !strings.HasPrefix(tok, "grits-join-1.") {
@@ -542,7 +548,7 @@ func gwEnrol(t *testing.T, origin dataDir, originAddr string) *gwVolunteer {
 	}
 	v := &gwVolunteer{d: dataDir(filepath.Join(t.TempDir(), "volunteer"))}
 	v.d.must(t, "join", tok)
-	v.srv = startServe(t, v.d, gwGossip...)
+	v.srv = startServe(t, v.d, append(append([]string(nil), gwGossip...), extra...)...)
 	v.addr, v.url = gwHTTPS(t, v.srv)
 	v.base = "https://" + v.addr
 	// A volunteer's certificate comes from the origin's development CA:

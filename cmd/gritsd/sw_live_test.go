@@ -539,7 +539,9 @@ func (k *killingReader) Close() error { return k.r.Close() }
 // version into control without a stuck old worker, and it keeps serving.
 func TestServiceWorkerUpdates(t *testing.T) {
 	files := demoFiles(t)
-	s := newSWSite(t, files)
+	// The origin restarts on its address: a port below the ephemeral
+	// range, so that nothing takes it meanwhile.
+	s := newSWSite(t, files, "--https", fmt.Sprintf("127.0.0.1:%d", fixedPort(t)))
 	s.volunteer()
 	s.waitPeers(1, "")
 	b := s.browser()

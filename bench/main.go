@@ -89,7 +89,7 @@ var suites = []suite{
 func main() {
 	out := flag.String("out", "bench-results", "directory for results.json and chart.svg")
 	quick := flag.Bool("quick", false, "fewer requests (a smoke run)")
-	bin := flag.String("gritsd", "", "measure this gritsd binary (browser, protocol, offload suites) instead of one built from this tree: another commit's, for a before/after in one session")
+	bin := flag.String("gritsd", "", "measure this gritsd binary (every suite) instead of one built from this tree: another commit's, for a before/after in one session")
 	cases := flag.String("browser-cases", "hash,throughput,pages", "the browser suite's parts to run: hash (BLAKE3 in the page), throughput (50 MiB through the worker), pages (page loads over delayed links)")
 	var names []string
 	for _, s := range suites {

@@ -590,6 +590,14 @@ function noteVolunteerRoot(peer, resp) {
   });
 }
 
+// While the origin is unreachable (a restart, an outage) it is no last
+// resort: the swarm then asks benched volunteers too, after the healthy
+// ones, rather than fail a request a volunteer benched a moment ago (say,
+// during its own restart) could serve.
+const ORIGIN_DOWN_MS = 30_000;
+let originDownAt = -Infinity;
+function originDown() { return Date.now() - originDownAt < ORIGIN_DOWN_MS; }
+
 /**
  * serve answers a request for a file of the tree (prefix: a media host's
  * tree path, '' for the site) from the swarm, else from the network.
@@ -613,10 +621,21 @@ async function serve(req, url, prefix = '') {
     resp = await fetch(req);
   } catch (err) {
     // The origin is down: what the tree proves, the worker answers as
-    // the origin would have (404, the directory's redirect).
+    // the origin would have (404, the directory's redirect); the rest
+    // the swarm gets one more try, benched volunteers included.
     if (proven) return planResponse(req, proven);
-    throw err;
+    if (req.signal && req.signal.aborted) throw err;
+    const first = !originDown();
+    originDownAt = Date.now();
+    if (!first) throw err;
+    try {
+      return await fromSwarm(req, url, prefix);
+    } catch (err2) {
+      if (err2 instanceof Proven) return planResponse(req, err2.plan);
+      throw err;
+    }
   }
+  originDownAt = -Infinity;
   noteRoot(resp);
   countOrigin(resp);
   return resp;
@@ -889,7 +908,7 @@ function unresponsive(peer, reason) {
 // swarm asks the volunteers ranked for key, hedged (peers.js), with
 // attempt(peer, signal) fetching and verifying.
 function swarm(key, attempt, signal) {
-  const list = scores.rank(key).slice(0, MAX_PEERS_PER_REQUEST);
+  const list = scores.rank(key, { withBenched: originDown() }).slice(0, MAX_PEERS_PER_REQUEST);
   if (list.length === 0) return Promise.reject(new Error('no volunteers'));
   return hedged(list, attempt, {
     delay: () => scores.hedgeDelay(),
@@ -986,8 +1005,17 @@ async function block(h, signal, keep = true) {
     }, signal);
   } catch (err) {
     if (signal && signal.aborted) throw err;
-    // The origin is the last resort: no deadline.
-    const resp = await fetch(`${ORIGIN}/grits/v1/block/${hex}`, { signal });
+    // The origin is the last resort: no deadline. If it is unreachable,
+    // the volunteers benched a moment ago get one more try.
+    let resp;
+    try {
+      resp = await fetch(`${ORIGIN}/grits/v1/block/${hex}`, { signal });
+      originDownAt = -Infinity;
+    } catch (err2) {
+      if ((signal && signal.aborted) || originDown()) throw err2;
+      originDownAt = Date.now();
+      return block(h, signal, keep);
+    }
     if (!resp.ok) throw new Error(`block ${hex.slice(0, 15)} at the origin: ${resp.status}`);
     data = new Uint8Array(await resp.arrayBuffer());
     if (!g.bytesEqual(g.blake3(data), h)) throw new Error(`block ${hex.slice(0, 15)} from the origin does not match its hash`);

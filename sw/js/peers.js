@@ -252,19 +252,26 @@ export class PeerScores {
    * rank orders the healthy peers for a key: rendezvous order, with the
    * clearly bad ones after the rest (cheapest first among them). If no
    * peer is healthy, the benched ones follow (soonest back first) rather
-   * than nothing: with the origin down they are all there is.
+   * than nothing: with the origin down they are all there is. With
+   * withBenched the benched ones follow the healthy ones anyway: the
+   * caller has no origin to fall back on (it is unreachable), so a peer
+   * that failed a moment ago is still a better bet than failing.
+   * @param {string} key
+   * @param {{withBenched?: boolean}} [opts]
    */
-  rank(key) {
+  rank(key, opts = {}) {
     const healthy = this.healthy();
     const bad = this.clearlyBad(healthy);
     const byHash = (list) => list.map((u) => ({ u, w: rendezvousWeight(u, key) })).sort((a, b) => b.w - a.w || (a.u < b.u ? -1 : 1)).map((x) => x.u);
     const m = this.medians();
     const good = byHash(healthy.filter((u) => !bad.has(u)));
     const worse = [...bad].sort((a, b) => this.cost(a, m) - this.cost(b, m));
-    if (healthy.length > 0) return good.concat(worse);
     const t = this.now();
-    return [...this.peers.values()].filter((s) => s.listed && !s.dropped && t < s.backoffUntil)
+    const benched = [...this.peers.values()].filter((s) => s.listed && !s.dropped && t < s.backoffUntil)
       .sort((a, b) => a.backoffUntil - b.backoffUntil).map((s) => s.url);
+    if (healthy.length === 0) return benched;
+    const ranked = good.concat(worse);
+    return opts.withBenched ? ranked.concat(benched) : ranked;
   }
 
   /** p95 of the recent latencies (all peers), or null with too few samples. */

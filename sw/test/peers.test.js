@@ -106,6 +106,10 @@ test('timeouts bench a peer with a backoff that doubles, then it comes back', ()
   assert.ok(s.inBackoff(A));
   assert.deepEqual(s.healthy(), [B]);
   assert.deepEqual(s.rank('/x'), [B]);
+  assert.deepEqual(s.rank('/x', { withBenched: true }), [B, A], 'with no origin to fall back on, the benched peer comes after the healthy ones');
+  s.drop(B);
+  assert.deepEqual(s.rank('/x', { withBenched: true }), [A], 'a dropped peer never comes back');
+  s.setPeers([{ url: A }, { url: B }]);
   c.t += BACKOFF_BASE_MS;
   assert.ok(!s.inBackoff(A), 'first backoff is BACKOFF_BASE_MS');
   s.recordError(A, 'network');

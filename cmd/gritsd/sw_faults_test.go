@@ -103,7 +103,7 @@ type pageAnswer struct {
 
 // answerHeaders are the headers a worker's answer must share with the
 // origin's.
-var answerHeaders = []string{"Content-Type", "Content-Range", "Content-Length", "Etag", "Accept-Ranges", "Location"}
+var answerHeaders = []string{"Content-Type", "Content-Range", "Content-Length", "Etag", "Accept-Ranges", "Location", "X-Content-Type-Options"}
 
 // normalized is an answer with its multipart boundary named BOUNDARY.
 func normalized(status int, hdr func(string) string, body []byte) (int, map[string]string, string) {

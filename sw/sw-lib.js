@@ -32,7 +32,8 @@
 //   (js/cache.js), bounded, least recently used out first; lookups walk
 //   the cached nodes first, so unchanged content costs no round trip,
 //   across worker restarts and new roots, and is there offline.
-// - Which requests it handles: settings.paths (URL path prefixes);
+// - Which requests it handles: settings.paths (URL path prefixes; by
+//   default the tree's top-level names, so an app's routes stay off);
 //   navigations go to the origin first unless settings.navigate.
 // - handleMessage answers {type: 'grits-stats'} with counters (see stats).
 /* global GRITS_CONFIG */
@@ -51,7 +52,9 @@ const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self
  * @type {{paths: string[], navigate: boolean, cacheBytes: number, rootCheckMs: number}}
  */
 const cfg = {
-  paths: Array.isArray(GRITS_CONFIG.paths) && GRITS_CONFIG.paths.length > 0 ? [...GRITS_CONFIG.paths] : ['/'],
+  // An empty list (paths from a tree not read yet) serves nothing from
+  // the swarm; no list (an origin before sw_paths followed the tree), '/'.
+  paths: Array.isArray(GRITS_CONFIG.paths) ? [...GRITS_CONFIG.paths] : ['/'],
   navigate: GRITS_CONFIG.navigate === true,
   cacheBytes: GRITS_CONFIG.cacheBytes > 0 ? GRITS_CONFIG.cacheBytes : DEFAULT_CACHE_BYTES,
   rootCheckMs: Number(GRITS_CONFIG.rootCheckMs) > 0 ? Number(GRITS_CONFIG.rootCheckMs) : 10_000,
@@ -443,8 +446,13 @@ async function registerScript(event) {
 }
 
 
+// inPaths: pathname starts with a configured prefix. A directory's URL
+// counts as its index page's ("/" as "/index.html"), so a prefix naming
+// a top-level file, as the tree's paths do, covers the site's front
+// page; and "/dir" as "/dir/" (the tree answers it with a redirect).
 function inPaths(pathname) {
-  return cfg.paths.some((p) => pathname.startsWith(p));
+  const index = pathname.endsWith('/') ? pathname + 'index.html' : '';
+  return cfg.paths.some((p) => pathname.startsWith(p) || pathname + '/' === p || (index !== '' && index.startsWith(p)));
 }
 
 /**

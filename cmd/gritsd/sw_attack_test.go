@@ -21,11 +21,19 @@ import (
 // requests it picks.
 
 // waitReportSaying waits until the origin lists a browser's report about
-// the volunteer at url whose reason contains say.
-func (s *swSite) waitReportSaying(url, say string) string {
+// the volunteer at url whose reason contains say. poke, if set, runs
+// every few seconds meanwhile (to have the worker ask the volunteer
+// again: on a loaded machine a request may time out before the
+// volunteer's answer shows what it is).
+func (s *swSite) waitReportSaying(url, say string, poke func()) string {
 	s.t.Helper()
 	var reason string
-	eventually(s.t, 20*time.Second, 200*time.Millisecond, func() error {
+	last := time.Now()
+	eventually(s.t, 60*time.Second, 200*time.Millisecond, func() error {
+		if poke != nil && time.Since(last) > 5*time.Second {
+			poke()
+			last = time.Now()
+		}
 		for _, rep := range s.reports() {
 			if rep.Peer == url && strings.Contains(rep.Reason, say) {
 				reason = rep.Reason
@@ -113,6 +121,11 @@ func TestServiceWorkerOutlastsASlowBody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := checkFiles()
+			// More runs than big.bin's: on a loaded machine a run whose
+			// headers come late goes block by block before any drip.
+			for i := 0; i < 3; i++ {
+				files[fmt.Sprintf("/three/%d.bin", i)] = randBytes(uint64(50+i), 600<<10)
+			}
 			s := newSWSite(t, files)
 			var runs, sent atomic.Int64
 			slowURL, _ := s.faultyVolunteer(nil, func(resp *http.Response) error {
@@ -131,7 +144,7 @@ func TestServiceWorkerOutlastsASlowBody(t *testing.T) {
 			if runs.Load() == 0 {
 				t.Fatal("the slow volunteer was never asked for a run of blocks: the test proved nothing")
 			}
-			reason := s.waitReportSaying(slowURL, "too slow")
+			reason := s.waitReportSaying(slowURL, "too slow", nil)
 			p := workerPeer(t, b, slowURL)
 			if p.Fail == 0 || p.Dropped {
 				t.Errorf("the worker's score of the slow volunteer: %+v; want failures counted, not a drop (it sent no bad byte)", p)
@@ -208,6 +221,12 @@ func TestServiceWorkerRefusesAnOversizedBody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := checkFiles()
+			// Files of two blocks: each costs a lookup at a volunteer (its
+			// file node is not a directory's), so a lookup that times out
+			// on a loaded machine is not the only chance.
+			for i := 0; i < 4; i++ {
+				files[fmt.Sprintf("/two/%d.bin", i)] = randBytes(uint64(40+i), 300<<10)
+			}
 			s := newSWSite(t, files)
 			var bombs atomic.Int64
 			bombURL, _ := s.faultyVolunteer(nil, func(resp *http.Response) error {
@@ -234,7 +253,9 @@ func TestServiceWorkerRefusesAnOversizedBody(t *testing.T) {
 			if bombs.Load() == 0 {
 				t.Fatalf("the volunteer was never asked for %s: the test proved nothing", tc.path)
 			}
-			reason := s.waitReportSaying(bombURL, "body larger than")
+			// A root is asked for at install and on navigations, at most
+			// every 15 s a volunteer: navigate again while waiting.
+			reason := s.waitReportSaying(bombURL, "body larger than", func() { s.open(b, "/") })
 			if p := workerPeer(t, b, bombURL); !p.Dropped {
 				t.Errorf("the worker's score of the volunteer that sent an oversized body: %+v; want it dropped", p)
 			}

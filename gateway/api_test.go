@@ -603,6 +603,34 @@ func TestScripts(t *testing.T) {
 	}
 }
 
+// TestSetScripts: the scripts can be replaced while serving (a worker
+// whose paths follow the tree); the new bytes and their ETag are served
+// at once, and a bad route is refused without changing anything.
+func TestSetScripts(t *testing.T) {
+	s := newGWSite(t)
+	cfg := s.config()
+	cfg.Scripts = map[string][]byte{"/grits-sw.js": []byte("// version a\n")}
+	g := startGW(t, cfg)
+	resp, body := g.get(t, "/grits-sw.js")
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || string(body) != "// version a\n" {
+		t.Fatalf("before: %d %q", resp.StatusCode, body)
+	}
+	if err := g.h.SetScripts(map[string][]byte{"/grits-sw.js": []byte("// version b\n")}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = g.do(t, http.MethodGet, "/grits-sw.js", map[string]string{"If-None-Match": etag})
+	if resp.StatusCode != 200 || string(body) != "// version b\n" || resp.Header.Get("ETag") == etag {
+		t.Errorf("after SetScripts: %d %q, ETag %s (was %s)", resp.StatusCode, body, resp.Header.Get("ETag"), etag)
+	}
+	if err := g.h.SetScripts(map[string][]byte{"/grits/v1/root": nil}); err == nil {
+		t.Error("a script route over the API accepted")
+	}
+	if _, body := g.get(t, "/grits-sw.js"); string(body) != "// version b\n" {
+		t.Errorf("a refused SetScripts changed the scripts: %q", body)
+	}
+}
+
 func TestCORS(t *testing.T) {
 	s := newGWSite(t)
 	g := startGW(t, s.config())

@@ -158,12 +158,8 @@ type Config struct {
 	BlockCacheBytes int64
 }
 
-// Validate reports a configuration NewHandler would refuse.
-func (c *Config) Validate() error {
-	if c.Store == nil {
-		return errors.New("gateway: config needs a Store")
-	}
-	for p := range c.Scripts {
+func validScripts(scripts map[string][]byte) error {
+	for p := range scripts {
 		if !strings.HasPrefix(p, "/") || len(p) > MaxURLPath {
 			return fmt.Errorf("gateway: script route %q: want a URL path starting with /", p)
 		}
@@ -171,6 +167,17 @@ func (c *Config) Validate() error {
 			strings.HasPrefix(p, APIPrefix+"lookup/") || strings.HasPrefix(p, APIPrefix+"block/") || strings.HasPrefix(p, APIPrefix+"blocks/") {
 			return fmt.Errorf("gateway: script route %q shadows an API endpoint", p)
 		}
+	}
+	return nil
+}
+
+// Validate reports a configuration NewHandler would refuse.
+func (c *Config) Validate() error {
+	if c.Store == nil {
+		return errors.New("gateway: config needs a Store")
+	}
+	if err := validScripts(c.Scripts); err != nil {
+		return err
 	}
 	for _, p := range c.FallbackPrefixes {
 		if !strings.HasPrefix(p, "/") {
@@ -200,7 +207,7 @@ type Handler struct {
 	cfg       Config
 	log       *slog.Logger
 	maxInline uint64
-	scripts   map[string]staticScript
+	scripts   atomic.Pointer[map[string]staticScript]
 	limiter   *ipRateLimiter // nil: no rate limit
 	trusted   []netip.Prefix
 	blocks    *blockCache   // nil: no block cache
@@ -220,12 +227,32 @@ type staticScript struct {
 	etag string
 }
 
+func (h *Handler) storeScripts(scripts map[string][]byte) {
+	m := make(map[string]staticScript, len(scripts))
+	for p, body := range scripts {
+		b := bytes.Clone(body)
+		m[p] = staticScript{body: b, etag: `"` + blockstore.Sum(b).String() + `"`}
+	}
+	h.scripts.Store(&m)
+}
+
+// SetScripts replaces Config.Scripts (a worker whose settings follow the
+// tree: its paths are the tree's top-level names); requests in flight
+// finish with the old ones. The map is copied.
+func (h *Handler) SetScripts(scripts map[string][]byte) error {
+	if err := validScripts(scripts); err != nil {
+		return err
+	}
+	h.storeScripts(scripts)
+	return nil
+}
+
 // NewHandler checks cfg and returns its handler.
 func NewHandler(cfg Config) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, scripts: map[string]staticScript{}}
+	h := &Handler{cfg: cfg, log: cfg.Logger}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -237,10 +264,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	default:
 		h.maxInline = uint64(cfg.MaxInline)
 	}
-	for p, body := range cfg.Scripts {
-		b := bytes.Clone(body)
-		h.scripts[p] = staticScript{body: b, etag: `"` + blockstore.Sum(b).String() + `"`}
-	}
+	h.storeScripts(cfg.Scripts)
 	for _, pf := range cfg.TrustedProxies {
 		h.trusted = append(h.trusted, pf.Masked())
 	}
@@ -335,7 +359,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadRequest, "bad request path")
 		return
 	}
-	script, isScript := h.scripts[upath]
+	script, isScript := (*h.scripts.Load())[upath]
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:

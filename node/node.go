@@ -252,6 +252,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if err := n.web.start(n); err != nil {
 			return nil, err
 		}
+		if n.origin {
+			n.Go(n.followTreePaths)
+		}
 		n.bg.Go(func() {
 			if err := n.web.srv.Serve(n.ctx); err != nil {
 				n.log.Error("https stopped", "err", err)

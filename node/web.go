@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/acme"
 
+	"github.com/grits-cdn/grits/blockstore"
 	"github.com/grits-cdn/grits/gateway"
 	"github.com/grits-cdn/grits/internal/datadir"
 	"github.com/grits-cdn/grits/membership"
@@ -98,6 +99,14 @@ type web struct {
 
 	reports   reportBook
 	reportKey []byte // signs the report tokens; one per process, kept across reloads
+
+	// With sw_paths unset, the worker's paths are the tree's top-level
+	// names (followTreePaths): swBase is its settings, swTree the tree
+	// its paths were read from.
+	swMu     sync.Mutex
+	swFollow bool
+	swTree   blockstore.Hash
+	swBase   sw.Settings
 }
 
 // report takes a browser's report (its token already checked): kept, and
@@ -197,6 +206,11 @@ func listenWeb(ctx context.Context, n *Node, advertise, publicURL string) (*web,
 func (wb *web) start(n *Node) error {
 	w := n.cfg.Web
 	swarm := n.swarm
+	var (
+		followTree bool
+		fromTree   blockstore.Hash // the tree the worker's paths were read from
+		swBase     sw.Settings
+	)
 	cfg := gateway.Config{
 		Store:     n.store,
 		Latest:    n.roots.Latest,
@@ -230,6 +244,14 @@ func (wb *web) start(n *Node) error {
 		settings.SiteKey = n.dir.Config.SiteKey.String()
 		if err := settings.Validate(); err != nil {
 			return configErrorf("--sw-*: %v", err)
+		}
+		followTree = len(settings.Paths) == 0
+		if followTree {
+			// sw_paths unset: the tree's top-level names, kept current
+			// by followTreePaths.
+			settings.FromTree = true
+			settings.Paths, fromTree = n.treePaths(context.Background())
+			swBase = settings
 		}
 		scripts, err := sw.Scripts(settings)
 		if err != nil {
@@ -289,7 +311,10 @@ func (wb *web) start(n *Node) error {
 	if err != nil {
 		return err
 	}
+	wb.swMu.Lock()
 	wb.gw = h
+	wb.swFollow, wb.swTree, wb.swBase = followTree, fromTree, swBase
+	wb.swMu.Unlock()
 	var handler http.Handler = h
 	inner := handler
 	handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {

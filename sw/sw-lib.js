@@ -32,12 +32,13 @@
 //   (js/cache.js), bounded, least recently used out first; lookups walk
 //   the cached nodes first, so unchanged content costs no round trip,
 //   across worker restarts and new roots, and is there offline.
-// - Which requests it handles: settings.paths (URL path prefixes);
+// - Which requests it handles: settings.paths (URL path prefixes; by
+//   default the tree's top-level names, so an app's routes stay off);
 //   navigations go to the origin first unless settings.navigate.
 // - handleMessage answers {type: 'grits-stats'} with counters (see stats).
 /* global GRITS_CONFIG */
 import * as g from './js/grits.js';
-import { PeerScores, hedged } from './js/peers.js';
+import { PeerScores, hedged, bodyDeadlineMs, readLimited, BodyTooLarge } from './js/peers.js';
 import { BlockCache, localLookup, DEFAULT_CACHE_BYTES } from './js/cache.js';
 import { serveType } from './js/types.js';
 import { planFile, planNotFile, textError, httpDate } from './js/respond.js';
@@ -51,7 +52,9 @@ const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self
  * @type {{paths: string[], navigate: boolean, cacheBytes: number, rootCheckMs: number}}
  */
 const cfg = {
-  paths: Array.isArray(GRITS_CONFIG.paths) && GRITS_CONFIG.paths.length > 0 ? [...GRITS_CONFIG.paths] : ['/'],
+  // An empty list (paths from a tree not read yet) serves nothing from
+  // the swarm; no list (an origin before sw_paths followed the tree), '/'.
+  paths: Array.isArray(GRITS_CONFIG.paths) ? [...GRITS_CONFIG.paths] : ['/'],
   navigate: GRITS_CONFIG.navigate === true,
   cacheBytes: GRITS_CONFIG.cacheBytes > 0 ? GRITS_CONFIG.cacheBytes : DEFAULT_CACHE_BYTES,
   rootCheckMs: Number(GRITS_CONFIG.rootCheckMs) > 0 ? Number(GRITS_CONFIG.rootCheckMs) : 10_000,
@@ -80,6 +83,12 @@ const MAX_PEERS_PER_REQUEST = 3;
 // next one (and finally the origin): a hanging volunteer costs a page
 // this much, not forever. peers.js keeps the hedge delay below it.
 const PEER_TIMEOUT_MS = 3000;
+// The most a volunteer's body may hold (more is a lie, and is not read:
+// a small compressed body can decompress to gigabytes): a lookup's one
+// frame (type byte, length varint, payload); a block or tree node whose
+// size is not known ahead; a root.
+const LOOKUP_BODY_MAX = 1 + 10 + g.MAX_LOOKUP_RESULT_PAYLOAD;
+const BLOCK_MAX = Math.max(g.MAX_CHUNK_SIZE, g.MAX_NODE_SIZE);
 const ORIGIN = self.location.origin;
 
 let root = null; // the newest verified root
@@ -298,7 +307,7 @@ function warmPeers() {
     if (last !== undefined && Date.now() - last < WARM_EVERY_MS) continue;
     warmedAt.set(peer, Date.now());
     fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: AbortSignal.timeout(PEER_TIMEOUT_MS) })
-      .then((resp) => { noteVolunteerRoot(peer, resp); return resp.arrayBuffer(); })
+      .then((resp) => { noteVolunteerRoot(peer, resp); return volunteerRootBody(peer, resp); })
       .catch(() => {}); // a dead volunteer shows when it is asked for something
   }
 }
@@ -437,8 +446,13 @@ async function registerScript(event) {
 }
 
 
+// inPaths: pathname starts with a configured prefix. A directory's URL
+// counts as its index page's ("/" as "/index.html"), so a prefix naming
+// a top-level file, as the tree's paths do, covers the site's front
+// page; and "/dir" as "/dir/" (the tree answers it with a redirect).
 function inPaths(pathname) {
-  return cfg.paths.some((p) => pathname.startsWith(p));
+  const index = pathname.endsWith('/') ? pathname + 'index.html' : '';
+  return cfg.paths.some((p) => pathname.startsWith(p) || pathname + '/' === p || (index !== '' && index.startsWith(p)));
 }
 
 /**
@@ -702,7 +716,18 @@ function restore() {
   if (!restored) {
     restored = (async () => {
       const b = await loadState('root');
-      if (b) await acceptRoot(b, false).catch(() => {});
+      if (b) {
+        // Expired or not, the kept root is the newest ever accepted:
+        // nothing older is taken after it (a volunteer's older root
+        // that has not expired, with the origin down).
+        try {
+          const r = await g.verifyKeptRoot(b, SITE_KEY);
+          if (!newest || r.seq > newest.seq) newest = r;
+        } catch (err) {
+          console.warn('grits: kept root refused', err.message);
+        }
+        await acceptRoot(b, false).catch(() => {});
+      }
       const p = await loadJSON('peers');
       if (Array.isArray(p) && peersAt === 0) scores.setPeers(p);
       const d = await loadJSON('dropped');
@@ -712,19 +737,26 @@ function restore() {
   return restored;
 }
 
+// newest is the newest root ever accepted, kept across restarts even
+// once it has expired (root, the one served from, is then newer or
+// unset): every root taken must succeed it.
+let newest = null;
+
 async function acceptRoot(bytes, save = true) {
   // The root held, again (every origin answer carries it): nothing to check.
   if (root && g.bytesEqual(bytes, root.bytes)) return root;
   const r = await g.verifyRoot(g.decodeRoot(bytes), SITE_KEY, Date.now());
-  if (root) {
+  const last = newest && (!root || newest.seq > root.seq) ? newest : root;
+  if (last) {
     try {
-      g.checkSuccessor(r, root);
+      g.checkSuccessor(r, last);
     } catch (err) {
-      if (err.code === 'same_root') return root;
-      throw err;
+      if (err.code !== 'same_root') throw err;
+      if (root && g.bytesEqual(root.hash, r.hash)) return root;
     }
   }
   root = r;
+  if (!newest || r.seq > newest.seq) newest = r;
   if (save) saveState('root', r.bytes);
   return root;
 }
@@ -760,8 +792,7 @@ async function rootFromVolunteers() {
   await refreshPeers();
   const offers = await Promise.allSettled(scores.listed().map(async (peer) => {
     const resp = await fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: AbortSignal.timeout(PEER_TIMEOUT_MS) });
-    if (!resp.ok) throw new Error(`root at ${peer}: ${resp.status}`);
-    return g.verifyRoot(g.decodeRoot(new Uint8Array(await resp.arrayBuffer())), SITE_KEY, Date.now());
+    return g.verifyRoot(g.decodeRoot(await volunteerRootBody(peer, resp)), SITE_KEY, Date.now());
   }));
   const valid = offers.filter((o) => o.status === 'fulfilled').map((o) => o.value).sort((a, b) => (a.seq < b.seq ? 1 : -1));
   for (const r of valid) {
@@ -773,6 +804,21 @@ async function rootFromVolunteers() {
   }
   if (root) return root;
   throw new Error('no valid root from the origin or any volunteer');
+}
+
+// volunteerRootBody reads a volunteer's answer to /grits/v1/root: a
+// root record, ROOT_SIZE bytes; a longer body is a lie, not read.
+async function volunteerRootBody(peer, resp) {
+  if (!resp.ok) {
+    resp.body?.cancel().catch(() => {});
+    throw new Error(`root at ${peer}: ${resp.status}`);
+  }
+  try {
+    return await readLimited(resp, g.ROOT_SIZE);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) drop(peer, '', `root: ${err.message}`);
+    throw err;
+  }
 }
 
 // refreshPeers keeps the volunteer list (with the load each advertises)
@@ -834,36 +880,53 @@ function report(peer, hash, reason) {
 
 class StatusError extends Error {}
 
-// peerGet fetches url from a volunteer within PEER_TIMEOUT_MS and
-// returns the body, recording into the peer's score the time to headers,
-// the body's throughput and any failure. A request aborted by `signal`
-// says nothing about the peer's failing, but a hedge it lost without
-// sending headers says it is slow; page, if given, is the page's own
-// signal: its abort says nothing at all.
-async function peerGet(peer, url, signal, page) {
+// peerGet fetches url from a volunteer and returns the body, at most
+// limit bytes (more is a lie: the peer is dropped), all within
+// PEER_TIMEOUT_MS, headers and body. It records into the peer's score
+// the time to headers, the body's throughput and any failure. A
+// request aborted by `signal` says nothing about the peer's failing,
+// but a hedge it lost says it is slow: without its headers, its
+// latency; after them, how fast its body was coming. page, if given,
+// is the page's own signal: its abort says nothing at all.
+async function peerGet(peer, url, signal, page, limit) {
   const timeout = AbortSignal.timeout(PEER_TIMEOUT_MS);
   const s = AbortSignal.any([signal, timeout]);
   const t0 = performance.now();
   let headersAt = 0;
+  const progress = { bytes: 0 };
   try {
     const resp = await fetch(url, { mode: 'cors', cache: 'no-store', signal: s });
     const t1 = headersAt = performance.now();
     noteVolunteerRoot(peer, resp);
     if (!resp.ok) {
       scores.recordError(peer, 'status');
+      resp.body?.cancel().catch(() => {});
       throw new StatusError(`${url}: ${resp.status}`);
     }
     scores.recordLatency(peer, t1 - t0);
-    const data = new Uint8Array(await resp.arrayBuffer());
+    const data = await readLimited(resp, limit, progress);
     scores.recordThroughput(peer, data.length, performance.now() - t1);
     return data;
   } catch (err) {
     if (err instanceof StatusError) throw err;
+    if (err instanceof BodyTooLarge) {
+      drop(peer, '', `${url.slice(peer.length)}: ${err.message}`);
+      throw err;
+    }
     if (signal.aborted) {
       // A hedge won. If this peer had not even sent its headers, note it:
       // a volunteer that hangs loses every race and would otherwise
-      // never be found out.
-      if (headersAt === 0 && !(page && page.aborted)) silent(peer, performance.now() - t0);
+      // never be found out; one that drips its body, likewise.
+      if (page && page.aborted) throw err;
+      if (headersAt === 0) silent(peer, performance.now() - t0);
+      else scores.recordPartial(peer, progress.bytes, performance.now() - headersAt);
+      throw err;
+    }
+    if (timeout.aborted && headersAt > 0) {
+      // Headers, then a body too slow to finish in time (a drip).
+      scores.recordPartial(peer, progress.bytes, performance.now() - headersAt);
+      scores.recordError(peer, 'slow');
+      unresponsive(peer, `too slow: ${progress.bytes} bytes of body in ${Math.round(performance.now() - headersAt)} ms`);
       throw err;
     }
     scores.recordError(peer, timeout.aborted ? 'timeout' : 'network');
@@ -889,7 +952,7 @@ function silent(peer, ms) {
   const timeout = AbortSignal.timeout(PEER_TIMEOUT_MS);
   fetch(`${peer}/grits/v1/root`, { mode: 'cors', cache: 'no-store', signal: timeout }).then((resp) => {
     noteVolunteerRoot(peer, resp);
-    return resp.arrayBuffer();
+    return volunteerRootBody(peer, resp).catch(() => {});
   }, (err) => {
     scores.recordError(peer, timeout.aborted ? 'timeout' : 'network');
     unresponsive(peer, timeout.aborted ? `no answer in ${PEER_TIMEOUT_MS} ms` : `unreachable: ${err.message}`);
@@ -958,7 +1021,7 @@ async function lookupOnce(r, path, key) {
   const enc = path.split('/').map(encodeURIComponent).join('/');
   const v = await swarm(path, async (peer, signal) => {
     stats.lookupsSent++;
-    const body = await peerGet(peer, `${peer}/grits/v1/lookup/${g.formatHash(r.tree)}${enc}`, signal);
+    const body = await peerGet(peer, `${peer}/grits/v1/lookup/${g.formatHash(r.tree)}${enc}`, signal, undefined, LOOKUP_BODY_MAX);
     let result, v;
     try {
       result = g.decodeLookupFrame(body);
@@ -985,7 +1048,9 @@ async function lookupOnce(r, path, key) {
 
 // block returns the bytes of block h, checked against h: from the cache,
 // else from volunteers (hedged), else from the origin. {data, source}.
-async function block(h, signal, keep = true) {
+// size is the most the block can be (its exact size when known): a
+// volunteer's body beyond it is a lie.
+async function block(h, signal, keep = true, size = BLOCK_MAX) {
   const cached = await cache.get(h);
   if (cached) return { data: cached, source: 'cache' };
   const hex = g.formatHash(h);
@@ -995,7 +1060,7 @@ async function block(h, signal, keep = true) {
   try {
     data = await swarm(hex, async (peer, s) => {
       stats.blocksSent++;
-      const d = await peerGet(peer, `${peer}/grits/v1/block/${hex}`, s, signal);
+      const d = await peerGet(peer, `${peer}/grits/v1/block/${hex}`, s, signal, size);
       if (!g.bytesEqual(g.blake3(d), h)) {
         drop(peer, hex, 'block does not match its hash');
         throw new Error(`block ${hex.slice(0, 15)} from ${peer} does not match its hash`);
@@ -1051,12 +1116,12 @@ function fetchRun(run, signal, keep) {
       }
       // Fetched ahead of the page (warmPage): wait for that.
       const ahead = prefetching.get(g.toHex(c.hash));
-      if (ahead) ahead.then(out[i].resolve, () => block(c.hash, signal, keep).then(out[i].resolve, out[i].reject));
+      if (ahead) ahead.then(out[i].resolve, () => block(c.hash, signal, keep, c.size).then(out[i].resolve, out[i].reject));
       else want.push(i);
     });
     if (want.length > 1) await runFromVolunteer(run, want, out, signal, keep);
     for (const i of want) {
-      if (!out[i].settled) block(run[i].hash, signal, keep).then(out[i].resolve, out[i].reject);
+      if (!out[i].settled) block(run[i].hash, signal, keep, run[i].size).then(out[i].resolve, out[i].reject);
     }
   })().catch((err) => out.forEach((d) => { if (!d.settled) d.reject(err); }));
   return out.map((d) => d.promise);
@@ -1069,23 +1134,35 @@ function fetchRun(run, signal, keep) {
 async function runFromVolunteer(run, want, out, signal, keep) {
   await refreshPeers();
   const hashes = want.map((i) => g.formatHash(run[i].hash));
-  const peer = scores.rank(hashes[0])[0];
+  // Only a healthy peer gets a run: with every one benched (rank still
+  // lists them), the blocks go one by one, each within PEER_TIMEOUT_MS.
+  const peer = scores.rank(hashes[0]).find((p) => !scores.inBackoff(p));
   if (!peer || (signal && signal.aborted)) return;
   const ctl = new AbortController();
   const onAbort = () => ctl.abort();
   if (signal) signal.addEventListener('abort', onAbort);
   // No headers within twice the hedge delay: the blocks go one by one
-  // (hedged) instead. Then a body that stalls for PEER_TIMEOUT_MS ends.
+  // (hedged) instead. After the headers, each block has a deadline
+  // (bodyDeadlineMs at the slowest rate the worker accepts, from what
+  // it measured): a body that drips or crawls ends there, however
+  // steadily its bytes come; one that stalls for PEER_TIMEOUT_MS ends
+  // sooner. Whatever is unfinished then goes to the next volunteers.
   let fired = ''; // which of our timers ended the request, if one did
   let timer = setTimeout(() => { fired = 'slow'; ctl.abort(); }, Math.min(PEER_TIMEOUT_MS, 2 * scores.hedgeDelay()));
-  const stall = () => {
+  let due = Infinity; // when block want[k] must be complete
+  const arm = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => { fired = 'stalled'; ctl.abort(); }, PEER_TIMEOUT_MS);
+    const left = due - performance.now();
+    if (left < PEER_TIMEOUT_MS) timer = setTimeout(() => { fired = 'crawled'; ctl.abort(); }, Math.max(0, left));
+    else timer = setTimeout(() => { fired = 'stalled'; ctl.abort(); }, PEER_TIMEOUT_MS);
   };
   const t0 = performance.now();
   let t1 = 0;
   let got = 0;
   let k = 0;
+  let recv = 0; // bytes of body, the unfinished block's included
+  let rate = 0;
+  const total = want.reduce((n, i) => n + run[i].size, 0);
   try {
     stats.blocksSent += hashes.length;
     const resp = await fetch(`${peer}/grits/v1/blocks/${hashes.join(',')}`, { mode: 'cors', cache: 'no-store', signal: ctl.signal });
@@ -1093,17 +1170,20 @@ async function runFromVolunteer(run, want, out, signal, keep) {
     noteVolunteerRoot(peer, resp);
     if (!resp.ok) {
       scores.recordError(peer, 'status');
+      resp.body?.cancel().catch(() => {});
       return;
     }
     scores.recordLatency(peer, t1 - t0);
-    stall();
+    rate = scores.minThroughput();
+    due = t1 + bodyDeadlineMs(run[want[0]].size, rate);
+    arm();
     const reader = resp.body.getReader();
     let buf = new Uint8Array(run[want[0]].size);
     let fill = 0;
     while (k < want.length) {
       const { done, value } = await reader.read();
       if (done) break; // a short body: the rest is asked for elsewhere
-      stall();
+      recv += value.length;
       let off = 0;
       while (off < value.length) {
         if (k === want.length) {
@@ -1129,8 +1209,10 @@ async function runFromVolunteer(run, want, out, signal, keep) {
         if (k < want.length) {
           buf = new Uint8Array(run[want[k]].size);
           fill = 0;
+          due = t1 + bodyDeadlineMs(got + buf.length, rate);
         }
       }
+      arm();
     }
     scores.recordThroughput(peer, got, performance.now() - t1);
     if (k === want.length) scores.recordSuccess(peer);
@@ -1140,6 +1222,12 @@ async function runFromVolunteer(run, want, out, signal, keep) {
       // No headers in time: like a hedge that lost, it says the peer is
       // slow; several in a row bench it.
       silent(peer, performance.now() - t0);
+    } else if (fired === 'crawled') {
+      // Bytes kept coming, too slowly to matter: the rate counts
+      // against the peer and benches it like a timeout.
+      scores.recordPartial(peer, recv, performance.now() - t1);
+      scores.recordError(peer, 'slow');
+      unresponsive(peer, `too slow: ${recv} of ${total} bytes in ${Math.round(performance.now() - t1)} ms (want ${Math.round(rate / 1024)} KiB/s)`);
     } else if (fired === 'stalled') {
       scores.recordError(peer, 'timeout');
       unresponsive(peer, `a body stalled for ${PEER_TIMEOUT_MS} ms`);

@@ -47,6 +47,9 @@ const (
 	MinCacheBytes     = 1 << 20
 	MaxCacheBytes     = 64 << 30
 	MaxPaths          = 64
+	// MaxTreePaths bounds the paths taken from the tree's top level
+	// (TreePaths); a tree with more top-level names serves "/" instead.
+	MaxTreePaths = 256
 
 	// DefaultRootCheck is how long an open page may keep reading an old
 	// root: a worker that has heard nothing newer from the origin for
@@ -113,6 +116,10 @@ type Settings struct {
 	// (default ["/"]); other requests go to the network untouched, such
 	// as an app's dynamic routes.
 	Paths []string
+	// FromTree says Paths are the tree's top-level names (TreePaths,
+	// when no paths were configured): an empty list then serves nothing
+	// from the swarm (no tree yet), rather than "/".
+	FromTree bool
 	// Navigate serves navigations (pages) from the swarm too, the origin
 	// only when the swarm cannot. Without it pages come from the origin,
 	// and from the swarm only when the origin is unreachable.
@@ -140,8 +147,12 @@ func (s Settings) Validate() error {
 	if strings.ContainsAny(s.SiteKey, unsafeChars) {
 		return fmt.Errorf("site key %q: not a key", s.SiteKey)
 	}
-	if len(s.Paths) > MaxPaths {
-		return fmt.Errorf("service worker paths: %d, at most %d", len(s.Paths), MaxPaths)
+	maxPaths := MaxPaths
+	if s.FromTree {
+		maxPaths = MaxTreePaths
+	}
+	if len(s.Paths) > maxPaths {
+		return fmt.Errorf("service worker paths: %d, at most %d", len(s.Paths), maxPaths)
 	}
 	for _, p := range s.Paths {
 		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, unsafeChars+"?#") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") {
@@ -163,6 +174,53 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("service worker cache of %d bytes: want %d MiB to %d GiB", s.CacheBytes, MinCacheBytes>>20, MaxCacheBytes>>30)
 	}
 	return nil
+}
+
+// TopName is a name at the top of a site's tree.
+type TopName struct {
+	Name string
+	Dir  bool
+}
+
+// TreePaths are the URL path prefixes of a tree's top-level names, for a
+// worker whose paths were not configured: a directory as "/name/", a
+// file as "/name", spelled as a browser's URL.pathname spells them (the
+// WHATWG path percent-encode set), so that an app's dynamic routes
+// beside the tree (its /api/, /@user pages) never reach volunteers as
+// lookups. ok is false (use "/") when there are more than MaxTreePaths.
+// A name whose URL the worker could not hold ("'", "\\") is left to the
+// origin.
+func TreePaths(names []TopName) (paths []string, ok bool) {
+	paths = []string{}
+	for _, n := range names {
+		if strings.ContainsAny(n.Name, "'\\") {
+			continue
+		}
+		p := "/" + pathnameEscape(n.Name)
+		if n.Dir {
+			p += "/"
+		}
+		paths = append(paths, p)
+	}
+	if len(paths) > MaxTreePaths {
+		return []string{"/"}, false
+	}
+	return paths, true
+}
+
+// pathnameEscape percent-encodes what a browser's URL parser encodes in
+// a path: controls, space, non-ASCII bytes and "#<>?`{}.
+func pathnameEscape(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte("\"#<>?`{}", c) >= 0 {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // config is GRITS_CONFIG, the settings as the worker reads them.
@@ -216,7 +274,10 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	if s.Scope == "" {
 		s.Scope = "/"
 	}
-	if len(s.Paths) == 0 {
+	switch {
+	case s.FromTree && s.Paths == nil:
+		s.Paths = []string{} // nothing: the worker reads null as "/"
+	case len(s.Paths) == 0 && !s.FromTree:
 		s.Paths = []string{"/"}
 	}
 	if s.CacheBytes == 0 {

@@ -1,7 +1,9 @@
 package sw
 
 import (
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +198,64 @@ func TestMediaHosts(t *testing.T) {
 	}
 	if h := (Host{Origin: "https://Files.Example.org:443"}); h.HostName() != "files.example.org" {
 		t.Errorf("HostName %q", h.HostName())
+	}
+}
+
+// TestTreePaths: a worker without sw_paths serves the tree's top-level
+// names, spelled as browsers spell URL paths; too many names fall back
+// to "/", and names a URL path cannot carry safely are left out.
+func TestTreePaths(t *testing.T) {
+	got, ok := TreePaths([]TopName{
+		{Name: "about.html"}, {Name: "css", Dir: true}, {Name: "index.html"},
+		{Name: "my docs", Dir: true}, {Name: "é.txt"}, {Name: `a"b<c>`}, {Name: "q?#"}, {Name: "100%"},
+		{Name: "it's"}, {Name: `back\slash`},
+	})
+	want := []string{"/about.html", "/css/", "/index.html", "/my%20docs/", "/%C3%A9.txt", "/a%22b%3Cc%3E", "/q%3F%23", "/100%"}
+	if !ok || !slices.Equal(got, want) {
+		t.Errorf("TreePaths: %q, %v; want %q", got, ok, want)
+	}
+	if got, ok := TreePaths(nil); !ok || got == nil || len(got) != 0 {
+		t.Errorf("TreePaths of an empty tree: %#v, %v; want an empty list", got, ok)
+	}
+	many := make([]TopName, MaxTreePaths+1)
+	for i := range many {
+		many[i] = TopName{Name: fmt.Sprintf("f%d", i)}
+	}
+	if got, ok := TreePaths(many); ok || !slices.Equal(got, []string{"/"}) {
+		t.Errorf("TreePaths of %d names: %q, %v; want [/], false", len(many), got, ok)
+	}
+	// Every list TreePaths makes is one Scripts takes.
+	if _, err := Scripts(Settings{SiteKey: "ed25519-00", Paths: want, FromTree: true}); err != nil {
+		t.Errorf("Scripts refuses the tree's paths: %v", err)
+	}
+	paths, _ := TreePaths(many[:MaxTreePaths])
+	if _, err := Scripts(Settings{SiteKey: "ed25519-00", Paths: paths, FromTree: true}); err != nil {
+		t.Errorf("Scripts refuses %d paths from the tree: %v", MaxTreePaths, err)
+	}
+}
+
+// TestScriptsPathsFromTheTree: paths that follow the tree are written as
+// they are, an empty list too (no tree yet: nothing from volunteers,
+// not "/"), and the version changes with them, so browsers update.
+func TestScriptsPathsFromTheTree(t *testing.T) {
+	config := func(s Settings) string {
+		t.Helper()
+		sc, err := Scripts(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := string(sc[LibPath])
+		return w[:strings.IndexByte(w, '\n')]
+	}
+	if c := config(Settings{SiteKey: "ed25519-00", FromTree: true}); !strings.Contains(c, `"paths":[]`) {
+		t.Errorf("no paths from the tree yet: %s; want an empty list", c)
+	}
+	if c := config(Settings{SiteKey: "ed25519-00"}); !strings.Contains(c, `"paths":["/"]`) {
+		t.Errorf("paths neither set nor from the tree: %s; want [/]", c)
+	}
+	a := workerVersion(t, Settings{SiteKey: "ed25519-00", FromTree: true, Paths: []string{"/css/", "/index.html"}})
+	b := workerVersion(t, Settings{SiteKey: "ed25519-00", FromTree: true, Paths: []string{"/css/", "/fonts/", "/index.html"}})
+	if a == b {
+		t.Error("a new top-level name leaves the worker's version as it was")
 	}
 }

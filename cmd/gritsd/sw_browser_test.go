@@ -93,6 +93,7 @@ func (s *swSite) faultyVolunteer(hang func(*http.Request) bool, modify func(*htt
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.pool}, ForceAttemptHTTP2: true}
 	rp.ModifyResponse = modify
+	rp.FlushInterval = -1 // a body the proxy slows down reaches the browser as it is written
 	h := http.Handler(rp)
 	if hang != nil {
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -103,7 +103,7 @@ type pageAnswer struct {
 
 // answerHeaders are the headers a worker's answer must share with the
 // origin's.
-var answerHeaders = []string{"Content-Type", "Content-Range", "Content-Length", "Etag", "Accept-Ranges", "Location"}
+var answerHeaders = []string{"Content-Type", "Content-Range", "Content-Length", "Etag", "Accept-Ranges", "Location", "X-Content-Type-Options"}
 
 // normalized is an answer with its multipart boundary named BOUNDARY.
 func normalized(status int, hdr func(string) string, body []byte) (int, map[string]string, string) {
@@ -134,7 +134,9 @@ func normalized(status int, hdr func(string) string, body []byte) (int, map[stri
 // error; HEAD costs no block; several ranges come as multipart.
 func TestServiceWorkerAnswersForTheOriginWhenItIsDown(t *testing.T) {
 	files := originDownFiles()
-	s, _ := newSWSwarm(t, files)
+	// Every path, not only the tree's top-level names (the default): the
+	// worker answers /missing.txt's 404 from the tree too.
+	s, _ := newSWSwarm(t, files, "--sw-paths", "/")
 	c := gwNewH2(t, s.pool, nil)
 	etag := ""
 	reqs := []pageRequest{

@@ -911,6 +911,20 @@ export async function verifyRoot(root, siteKey, now) {
 }
 
 /**
+ * verifyKeptRoot checks a root kept from an earlier run (the newest one
+ * accepted) as verifyRoot does, except for expiry: an expired root names
+ * no tree to serve any more, but its seq still bounds for good the roots
+ * that may follow it (checkSuccessor). Without it, a client restarted
+ * after its root expired would take an older root that has not.
+ * Resolves to the decoded root; rejects as verifyRoot does (never with
+ * expired or from_future).
+ */
+export async function verifyKeptRoot(root, siteKey) {
+  if (root instanceof Uint8Array) root = decodeRoot(root);
+  return verifyRoot(root, siteKey, Number(root.time) * 1000);
+}
+
+/**
  * checkSuccessor reports whether root may replace last, the latest
  * accepted root (tree.Root.CheckSuccessor); both should have passed
  * verifyRoot. Throws same_root (identical: usually a no-op), rollback

@@ -6,13 +6,19 @@
 // What is measured, per volunteer:
 //   latency     EWMA of the time to response headers, ms
 //   throughput  EWMA of body bytes/s, only from bodies big enough for
-//               the transfer time to mean something (MIN_THROUGHPUT_BYTES)
+//               the transfer time to mean something (MIN_THROUGHPUT_BYTES),
+//               and from bodies abandoned midway (recordPartial)
 //   errors      EWMA of failures (1) and successes (0) that also decays
 //               with time (half-life ERROR_HALF_LIFE_MS), so an old
 //               failure is forgiven even if the peer is not asked again
 //   backoff     a timeout or network error benches the peer for
 //               BACKOFF_BASE_MS, doubling on each failure in a row up to
 //               BACKOFF_MAX_MS; a success ends the streak
+//   slow        a body that came slower than the worker accepts
+//               (minThroughput) benches the peer the same way, but only
+//               a big body delivered in time ends that streak: a peer
+//               that answers small requests fast and throttles big ones
+//               stays benched
 //   silent      a hedge the peer lost without sending even its headers
 //               raises its latency average (the wait is a lower bound of
 //               it), so a slow peer is demoted; it is no fault: whether
@@ -53,6 +59,19 @@ export const BAD_ERROR_RATE = 0.5;
 // Cost is the expected time to fetch a REF_BLOCK_BYTES block.
 export const REF_BLOCK_BYTES = 256 << 10;
 export const UNKNOWN_LATENCY_MS = 200;
+// Bodies: after its headers, a volunteer must deliver a body of n bytes
+// within BODY_GRACE_MS + n / minThroughput() (bodyDeadlineMs): the
+// slowest rate accepted is the median measured throughput divided by
+// SLOW_FACTOR, within [MIN_RATE_FLOOR, MIN_RATE_CEILING] bytes/s (the
+// floor before anything is measured). A volunteer that drips or
+// throttles its bodies then costs a page seconds, not forever.
+export const BODY_GRACE_MS = 3000;
+export const SLOW_FACTOR = 8;
+export const MIN_RATE_FLOOR = 64 << 10;
+export const MIN_RATE_CEILING = 512 << 10;
+// A body abandoned after at least PARTIAL_MIN_MS says how fast it was
+// coming (recordPartial); a shorter one says nothing.
+export const PARTIAL_MIN_MS = 250;
 // Reports to the origin: at most REPORT_MAX per REPORT_WINDOW_MS.
 export const REPORT_MAX = 5;
 export const REPORT_WINDOW_MS = 60_000;
@@ -90,7 +109,7 @@ export class PeerScores {
   stats(url) {
     let s = this.peers.get(url);
     if (!s) {
-      s = { url, listed: true, load: 0, region: '', latency: null, throughput: null, err: 0, errAt: 0, streak: 0, backoffUntil: 0, dropped: false, ok: 0, fail: 0 };
+      s = { url, listed: true, load: 0, region: '', latency: null, throughput: null, err: 0, errAt: 0, streak: 0, backoffUntil: 0, slowStreak: 0, slowUntil: 0, dropped: false, ok: 0, fail: 0 };
       this.peers.set(url, s);
     }
     return s;
@@ -162,7 +181,32 @@ export class PeerScores {
     if (bytes < MIN_THROUGHPUT_BYTES) return false;
     const s = this.stats(url);
     s.throughput = ewma(s.throughput, bytes / (Math.max(ms, 1) / 1000));
+    s.slowStreak = 0;
     return true;
+  }
+
+  /**
+   * recordPartial: a body was abandoned (a hedge won after this peer's
+   * headers had come) with bytes received in ms: how fast it was coming
+   * is a throughput sample whatever its size, so a volunteer that drips
+   * loses its rank even when hedges always save the page.
+   */
+  recordPartial(url, bytes, ms) {
+    if (!(ms >= PARTIAL_MIN_MS) || !(bytes >= 0)) return false;
+    const s = this.stats(url);
+    s.throughput = ewma(s.throughput, bytes / (ms / 1000));
+    return true;
+  }
+
+  /**
+   * minThroughput is the slowest body rate, bytes/s, the worker waits
+   * for: the listed peers' median throughput / SLOW_FACTOR, clamped to
+   * [MIN_RATE_FLOOR, MIN_RATE_CEILING].
+   */
+  minThroughput() {
+    const m = this.medians().throughput;
+    if (m == null) return MIN_RATE_FLOOR;
+    return Math.min(MIN_RATE_CEILING, Math.max(MIN_RATE_FLOOR, m / SLOW_FACTOR));
   }
 
   // errRate is the error EWMA decayed by the time since it last changed.
@@ -178,14 +222,16 @@ export class PeerScores {
     s.err = ewma(this.errRate(url), 0);
     s.errAt = this.now();
     s.streak = 0;
-    s.backoffUntil = 0;
+    s.backoffUntil = s.slowUntil;
     s.ok++;
   }
 
   /**
    * recordError: the request failed. kind 'timeout' or 'network' (no
    * answer at all) also benches the peer, for longer on each failure in
-   * a row; 'status' (an HTTP error) only counts against its score.
+   * a row; 'slow' (a body slower than minThroughput) too, on its own
+   * streak that only a big body in time ends; 'status' (an HTTP error)
+   * only counts against its score.
    * An aborted request (a hedge that lost) is not an error: do not call.
    */
   recordError(url, kind = 'network') {
@@ -195,7 +241,11 @@ export class PeerScores {
     s.fail++;
     if (kind === 'timeout' || kind === 'network') {
       s.streak++;
-      s.backoffUntil = this.now() + Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (s.streak - 1));
+      s.backoffUntil = Math.max(s.slowUntil, this.now() + Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (s.streak - 1)));
+    } else if (kind === 'slow') {
+      s.slowStreak++;
+      s.slowUntil = this.now() + Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (s.slowStreak - 1));
+      s.backoffUntil = Math.max(s.backoffUntil, s.slowUntil);
     }
   }
 
@@ -299,6 +349,65 @@ export class PeerScores {
       cost: Math.round(this.cost(s.url, m)), ok: s.ok, fail: s.fail,
     }));
   }
+}
+
+/**
+ * bodyDeadlineMs is how long after its headers a body may take to bring
+ * its first `bytes` bytes at `rate` bytes/s (PeerScores.minThroughput).
+ * @param {number} bytes
+ * @param {number} rate
+ */
+export function bodyDeadlineMs(bytes, rate) {
+  return BODY_GRACE_MS + (bytes * 1000) / Math.max(1, rate);
+}
+
+/** BodyTooLarge is a body that went past the size its request allows: a lie. */
+export class BodyTooLarge extends Error {
+  constructor(limit) {
+    super(`body larger than ${limit} bytes`);
+    this.name = 'BodyTooLarge';
+    this.limit = limit;
+  }
+}
+
+/**
+ * readLimited reads a response's body (decompressed, as the platform
+ * delivers it) and stops at the first byte past `limit`: the body is
+ * cancelled and BodyTooLarge thrown, so a small compressed body cannot
+ * grow into gigabytes in memory. progress.bytes, if given, counts what
+ * arrived so far (for a body abandoned midway).
+ * @param {Response} resp
+ * @param {number} limit
+ * @param {{bytes: number}} [progress]
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
+ */
+export async function readLimited(resp, limit, progress = { bytes: 0 }) {
+  if (!resp.body) return new Uint8Array(0);
+  const reader = resp.body.getReader();
+  /** @type {Uint8Array[]} */
+  const parts = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    progress.bytes = n;
+    if (n > limit) {
+      reader.cancel().catch(() => {});
+      throw new BodyTooLarge(limit);
+    }
+    parts.push(value);
+  }
+  if (parts.length === 1 && parts[0].byteOffset === 0 && parts[0].byteLength === parts[0].buffer.byteLength) {
+    return /** @type {Uint8Array<ArrayBuffer>} */ (parts[0]);
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /**

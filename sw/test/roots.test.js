@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  decodeRoot, verifyRoot, checkSuccessor, rootSignedMessage, parsePublicKey, formatPublicKey, ed25519Verify,
+  decodeRoot, verifyRoot, verifyKeptRoot, checkSuccessor, rootSignedMessage, parsePublicKey, formatPublicKey, ed25519Verify,
   GritsError, fromHex, toHex, formatHash, parseHash, bytesEqual, ROOT_SIZE,
 } from '../js/grits.js';
 
@@ -183,4 +183,40 @@ test('successor rules: rollback, equivocation, same root, gaps', async () => {
   assert.equal(codeOf(() => checkSuccessor(r9, r3)), 'ok');
   assert.equal(codeOf(() => checkSuccessor(r3, r9)), 'rollback');
   assert.ok(bytesEqual(r2.prev, r1.hash));
+});
+
+// The worker keeps its newest root in Cache Storage. After that root
+// expires and the worker restarts (the origin down), a volunteer offers
+// an older root that is still valid: the kept root, checked by
+// verifyKeptRoot (signature, not expiry), still bounds what may follow,
+// so the older one is a rollback. verifyRoot alone, as the worker used
+// to restore the kept root, refuses it as expired, and the worker then
+// held nothing to compare with.
+test('a kept root bounds its successors after it expires', async () => {
+  const s = await signer(golden.seed);
+  const t = 1_800_000_000;
+  const tree = parseHash(golden.roots[0].tree);
+  // seq 7 signed long ago with a long life; seq 8 later, with a short one.
+  const old = await makeRoot(s, siteKey, { seq: 7, time: t, expires: t + 30 * DAY, tree, prev: tree });
+  const kept = await makeRoot(s, siteKey, { seq: 8, time: t + DAY, expires: t + 2 * DAY, tree, prev: decodeRoot(old).hash });
+  const now = (t + 3 * DAY) * 1000; // the kept root has expired, the older one has not
+  assert.equal(await code(verifyRoot(kept, siteKey, now)), 'expired', 'what the worker used to restore with');
+  const held = await verifyKeptRoot(kept, siteKey);
+  assert.equal(held.seq, 8n);
+  const offered = await verifyRoot(old, siteKey, now);
+  assert.equal(codeOf(() => checkSuccessor(offered, held)), 'rollback');
+  // Another root with the kept seq is equivocation; a newer one is fine.
+  const twin = await makeRoot(s, siteKey, { seq: 8, time: t + 2 * DAY, expires: t + 9 * DAY, tree, prev: decodeRoot(old).hash });
+  const twinV = await verifyRoot(twin, siteKey, now);
+  assert.equal(codeOf(() => checkSuccessor(twinV, held)), 'equivocation');
+  const next = await makeRoot(s, siteKey, { seq: 9, time: t + 2 * DAY, expires: t + 9 * DAY, tree, prev: held.hash });
+  const nextV = await verifyRoot(next, siteKey, now);
+  assert.equal(codeOf(() => checkSuccessor(nextV, held)), 'ok');
+  // A kept root that does not verify (a flipped byte, another key) bounds nothing.
+  const bad = kept.slice();
+  bad[100] ^= 1;
+  assert.equal(await code(verifyKeptRoot(bad, siteKey)), 'bad_signature');
+  const other = siteKey.slice();
+  other[0] ^= 1;
+  assert.equal(await code(verifyKeptRoot(kept, other)), 'wrong_key');
 });

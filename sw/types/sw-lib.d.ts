@@ -18,7 +18,7 @@
 declare module '*/grits/v1/sw-lib.js' {
   /** The worker's settings: the origin's sw_* settings unless narrowed. */
   export interface Settings {
-    /** URL path prefixes served from volunteers (sw_paths). */
+    /** URL path prefixes served from volunteers (sw_paths; by default the tree's top-level names, empty before the first root). */
     paths: string[];
     /** Pages (navigations) from volunteers too (sw_navigate). */
     navigate: boolean;

@@ -245,6 +245,13 @@ func (wb *web) start(n *Node) error {
 		if err := settings.Validate(); err != nil {
 			return configErrorf("--sw-*: %v", err)
 		}
+		// sw_paths unset: a static site's every path is the tree's (and
+		// with the origin down the worker answers even absent paths, with
+		// the tree's 404); behind an app only the tree's own names go to
+		// volunteers, so the app's routes (private URLs) never do.
+		if len(settings.Paths) == 0 && w.Upstream == "" {
+			settings.Paths = []string{"/"}
+		}
 		followTree = len(settings.Paths) == 0
 		if followTree {
 			// sw_paths unset: the tree's top-level names, kept current

@@ -134,9 +134,9 @@ func normalized(status int, hdr func(string) string, body []byte) (int, map[stri
 // error; HEAD costs no block; several ranges come as multipart.
 func TestServiceWorkerAnswersForTheOriginWhenItIsDown(t *testing.T) {
 	files := originDownFiles()
-	// Every path, not only the tree's top-level names (the default): the
-	// worker answers /missing.txt's 404 from the tree too.
-	s, _ := newSWSwarm(t, files, "--sw-paths", "/")
+	// A static site (no upstream app): by default every path is the
+	// tree's, so the worker answers /missing.txt's 404 from the tree too.
+	s, _ := newSWSwarm(t, files)
 	c := gwNewH2(t, s.pool, nil)
 	etag := ""
 	reqs := []pageRequest{

@@ -125,7 +125,7 @@ func Settings() []Setting {
 		{Key: "sw_scope", Group: groupWorker, Default: `"/"`, Flag: "sw-scope", Reload: true,
 			Doc: "The URL path the service worker controls."},
 		{Key: "sw_paths", Group: groupWorker, Default: `[]`, Flag: "sw-paths", Reload: true,
-			Doc: "URL path prefixes the worker serves from volunteers; other requests go to the network untouched. Default: the current tree's top-level names (a directory as \"/name/\", a file as \"/name\"), followed as imports change them, so an app's dynamic routes beside the tree never reach volunteers; [\"/\"] sends every GET of the site to volunteers as a lookup first, the app's private URLs included."},
+			Doc: "URL path prefixes the worker serves from volunteers; other requests go to the network untouched. Default: [\"/\"] for a static site (every path is the tree's); with an upstream app, the current tree's top-level names (a directory as \"/name/\", a file as \"/name\"), followed as imports change them, so the app's dynamic routes beside the tree never reach volunteers. [\"/\"] behind an app sends every GET to volunteers as a lookup first, the app's private URLs included."},
 		{Key: "sw_navigate", Group: groupWorker, Default: "false", Flag: "sw-navigate", Reload: true,
 			Doc: "Serve pages (navigations) from volunteers too; by default pages come from the origin, and from volunteers when it is unreachable."},
 		{Key: "sw_cache_mb", Group: groupWorker, Default: "256", Flag: "sw-cache-mb", Reload: true,

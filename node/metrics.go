@@ -46,8 +46,10 @@ func (n *Node) startAdmin(listen string) error {
 	}
 	src := admin.Sources{Role: n.dir.Config.Role, Swarm: n.swarm, Roots: n.roots, Ready: n.Ready,
 		Server: n.server, Client: n.client, Fetcher: n.fetcher, Store: n.dir.Store}
-	if n.web != nil && n.web.gw != nil {
-		src.Cache = n.web.gw
+	if n.web != nil {
+		// The web's current handler, not the one at start: a reload
+		// replaces it (and its cache).
+		src.Cache = n.web
 		if n.origin {
 			src.Reports = func() []admin.Report {
 				var out []admin.Report

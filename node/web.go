@@ -334,3 +334,14 @@ func (wb *web) start(n *Node) error {
 	wb.late.h.Store(&handler)
 	return nil
 }
+
+// CacheStats are the block cache's figures of the handler serving now.
+func (wb *web) CacheStats() gateway.CacheStats {
+	wb.swMu.Lock()
+	h := wb.gw
+	wb.swMu.Unlock()
+	if h == nil {
+		return gateway.CacheStats{}
+	}
+	return h.CacheStats()
+}

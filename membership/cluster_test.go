@@ -32,6 +32,7 @@ type cluster struct {
 	replication int
 	forgetAfter time.Duration // for the nodes to come; 0 for the default
 	capacity    uint64        // advertised by the nodes to come; 0 for 1 GiB
+	stall       bool          // the nodes to come take grits/1 requests and never answer
 	origin      *node
 	nodes       []*node // origin first
 
@@ -60,6 +61,7 @@ type node struct {
 	pins     []string
 	alone    bool   // started without seeds
 	capacity uint64 // advertised; 1 GiB if 0
+	stall    bool   // its server takes requests and never answers
 	pc       *net.UDPConn
 	cancel   context.CancelFunc
 	done     sync.WaitGroup
@@ -159,7 +161,7 @@ func (c *cluster) addNode(role Role, key ed25519.PrivateKey, pins []string, alon
 	if key == nil {
 		_, key, _ = ed25519.GenerateKey(nil)
 	}
-	n := &node{c: c, key: key, id: tree.PublicKeyOf(key), role: role, dir: c.t.TempDir(), pins: pins, alone: alone, capacity: c.capacity}
+	n := &node{c: c, key: key, id: tree.PublicKeyOf(key), role: role, dir: c.t.TempDir(), pins: pins, alone: alone, capacity: c.capacity, stall: c.stall}
 	cert, err := IssueCert(c.siteKey, n.id, role, time.Now(), time.Hour)
 	if err != nil {
 		c.t.Fatal(err)
@@ -222,6 +224,9 @@ func (n *node) start() {
 	n.fetcher = NewFetcher(n.swarm, n.store, n.client, 5*time.Second, nil)
 	cfg := transport.ServerConfig{Identity: ident, Store: n.fetcher, Roots: n.log,
 		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, MaxConnsPerIP: 1000}
+	if n.stall {
+		cfg.Store = stallGetter{}
+	}
 	if n.role == RoleOrigin {
 		cfg.Store = n.store
 		n.enrol, err = NewEnroller(n.c.siteKey, n.swarm, filepath.Join(n.dir, "tokens.used"), time.Hour, nil)
@@ -455,4 +460,12 @@ func cmpOr[T comparable](v, def T) T {
 		return def
 	}
 	return v
+}
+
+// stallGetter never answers: a member that takes requests and stalls.
+type stallGetter struct{}
+
+func (stallGetter) Get(ctx context.Context, h blockstore.Hash) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
 }

@@ -191,7 +191,14 @@ func (f *Fetcher) upstreamFetch(ctx context.Context, h blockstore.Hash, r blocks
 	}
 	var errs []error
 	for _, src := range f.swarm.sourcesForBlock(h, forMember) {
-		data, err := f.client.GetBlock(src.ctx(ctx), src.addr, h)
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if src.home {
+			// A home is a volunteer, any volunteer: one that stalls must
+			// not hold up every miss of the blocks it is home for.
+			sctx, cancel = context.WithTimeout(ctx, HomeWait)
+		}
+		data, err := f.client.GetBlock(src.ctx(sctx), src.addr, h)
+		cancel()
 		if err != nil {
 			errs = append(errs, err)
 			f.sourceErrors.Add(1)
@@ -259,6 +266,9 @@ func (s *Swarm) sourcesForBlock(h blockstore.Hash, forMember bool) []source {
 	if !forMember {
 		for _, m := range s.Homes(h) {
 			add(m)
+			if len(out) > 0 && out[len(out)-1].id == m.ID {
+				out[len(out)-1].home = m.Role == RoleVolunteer
+			}
 		}
 	}
 	for _, m := range alive {
@@ -283,7 +293,13 @@ type source struct {
 	addr  string
 	id    NodeID
 	bound bool
+	home  bool // a volunteer home: asked for HomeWait at most
 }
+
+// HomeWait bounds the wait for a volunteer home's answer before the next
+// source is asked: a block is at most 1 MiB, which a volunteer on a slow
+// link still sends well within it.
+const HomeWait = 2 * time.Second
 
 func (x source) ctx(ctx context.Context) context.Context {
 	if !x.bound {

@@ -428,6 +428,7 @@ func TestFuzzCorpus(t *testing.T) {
 	checkFuzzCorpus(t, "FuzzDecodeSnapshot", snapshotCorpus(t))
 	checkFuzzCorpus(t, "FuzzDecodeHere", hereCorpus(t))
 	checkFuzzCorpus(t, "FuzzDecodeClaim", claimCorpus(t))
+	checkFuzzCorpus(t, "FuzzDecodeGrantCap", grantCapCorpus(t))
 }
 
 // checkFuzzCorpus compares the committed seed files of a fuzzer with the
@@ -482,6 +483,33 @@ func FuzzDecodeClaim(f *testing.F) {
 		}
 		if verr != nil {
 			wantErr(t, "VerifyClaim", verr, ErrBadSignature)
+		}
+	})
+}
+
+func grantCapCorpus(t testing.TB) map[string][]byte {
+	g := IssueGrant(recSite, recID(recNodeSeed), 200e9, recTime)
+	c := map[string][]byte{"valid": g.Encode(), "zero": IssueGrant(recSite, recID(recNodeSeed), 0, recTime).Encode(),
+		"max": IssueGrant(recSite, recID(recNodeSeed), 1<<64-1, recTime).Encode()}
+	truncAndTrail(c, g.Encode())
+	return c
+}
+
+// FuzzDecodeGrantCap decodes a capacity grant as gossip brings it.
+func FuzzDecodeGrantCap(f *testing.F) {
+	addSeeds(f, grantCapCorpus(f))
+	signed := signedSet(grantCapCorpus(f))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := DecodeGrantCap(data)
+		if err != nil {
+			wantErr(t, "DecodeGrantCap", err, ErrMalformed)
+			return
+		}
+		if !bytes.Equal(g.Encode(), data) {
+			t.Fatalf("grant does not round-trip:\n in %x\nout %x", data, g.Encode())
+		}
+		if err := g.Verify(tree.PublicKeyOf(recSite)); err == nil && !signed[string(data)] {
+			t.Fatalf("a grant the site never signed verifies: %x", data)
 		}
 	})
 }

@@ -1,11 +1,13 @@
 package membership
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/grits-cdn/grits/blockstore"
+	"github.com/grits-cdn/grits/transport"
 )
 
 // firstHomeShare is the share of blocks (of a fixed sample) whose first
@@ -73,5 +75,52 @@ func TestHugeCapacityGetsOnlyGrantedShare(t *testing.T) {
 		if s := firstHomeShare(v, greedy.id); s > 1.0/31+0.03 {
 			t.Errorf("node %s makes the greedy node first home of %.1f%% of blocks after a grant of 1 GiB, want about 3%%", v.id.String()[:16], 100*s)
 		}
+	}
+}
+
+// A volunteer home that takes requests and never answers is skipped
+// after HomeWait, not waited for: the reader gets the block from the
+// origin well within its fetch budget, even with a client that would
+// wait a minute for a response. Before, the stalled home held every
+// miss of its blocks for the whole budget.
+func TestStalledHomeIsSkipped(t *testing.T) {
+	c := newCluster(t)
+	c.replication = 1
+	reader := c.add(RoleVolunteer, nil, nil)
+	c.stall = true
+	staller := c.add(RoleVolunteer, nil, nil)
+	c.stall = false
+	r := c.publish(map[string][]byte{"big.bin": randomData(1 << 20)})
+	c.waitRoot(r)
+	eventually(t, 30*time.Second, "the reader placing both volunteers", func() error {
+		if n := len(reader.swarm.candidates()); n != 2 {
+			return fmt.Errorf("%d candidates", n)
+		}
+		return nil
+	})
+	var h blockstore.Hash
+	found := false
+	for _, x := range c.chunksOf(r, "big.bin") {
+		if hs := Homes(x, reader.swarm.candidates(), 1); hs[0].ID == staller.id {
+			h, found = x, true
+			break
+		}
+	}
+	if !found {
+		t.Fatal("no chunk of the file has the stalling node as its home")
+	}
+	client, err := transport.NewClient(transport.ClientConfig{SiteKey: c.site, DialTimeout: userDialTimeout, StallTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	f := NewFetcher(reader.swarm, blockstore.NewMem(-1), client, 20*time.Second, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := f.Fetch(ctx, h, blockstore.Cached); err != nil {
+		t.Fatalf("fetch of a block whose home stalls: %v", err)
+	}
+	if st := f.Stats(); st.SourceErrors != 1 || st.Fetched != 1 {
+		t.Errorf("fetch stats %+v: want the stalled home asked and given up once, the block fetched once", st)
 	}
 }

@@ -172,7 +172,10 @@ func (s *Swarm) startSigning(why string) {
 // maybeSign starts signing once every member seen alive, or seen go
 // within upgradeWindow, reads signed claims (the swarm has been
 // upgraded), and there is at least one such member (a node alone, or
-// just restarted, has not seen its swarm yet).
+// just restarted, has not seen its swarm yet). Members its address book
+// saw within upgradeWindow must have been seen since this start: a
+// restarted node learns the members one by one, and the first ones it
+// learns may all be upgraded while one it has not heard of yet is not.
 func (s *Swarm) maybeSign() {
 	if s.signing.Load() {
 		return
@@ -180,6 +183,12 @@ func (s *Swarm) maybeSign() {
 	now := s.cfg.Now()
 	others := 0
 	s.mu.Lock()
+	for id, k := range s.known {
+		if _, seen := s.view[id]; !seen && time.Since(k.LastSeen) <= upgradeWindow {
+			s.mu.Unlock()
+			return
+		}
+	}
 	for _, m := range s.view {
 		if m.Self {
 			continue
@@ -269,6 +278,5 @@ func (s *Swarm) checkClaim(n *memberlist.Node, meta Meta, id NodeID) error {
 	}
 	s.claimAt[id] = t
 	s.claimMu.Unlock()
-	s.startSigning("a member signs its metadata")
 	return nil
 }

@@ -238,6 +238,7 @@ func TestClaimBindsAddressTimeAndContent(t *testing.T) {
 	if len(b) > MetaMaxSize {
 		t.Fatalf("signed metadata of %d bytes", len(b))
 	}
+	t.Logf("signed metadata: %d bytes of memberlist's %d (the claim adds %d)", len(b), MetaMaxSize, claimExtSize)
 	back, err := DecodeMeta(b)
 	if err != nil {
 		t.Fatal(err)

@@ -369,6 +369,11 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	s.view[m.ID] = m
 	s.remember(m)
 	s.mu.Unlock()
+	// A node that comes back may sign with a clock set back meanwhile;
+	// its claims are still bound to its address.
+	s.claimMu.Lock()
+	delete(s.claimAt, m.ID)
+	s.claimMu.Unlock()
 	s.cfg.Client.DropPeer(m.Meta.ProtoAddr)
 	s.log.Info("member gone", "node", m.ID.String()[:16], "state", m.State, "addr", m.Meta.ProtoAddr)
 }

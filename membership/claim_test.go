@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/grits-cdn/grits/tree"
 )
 
 // rawMeta is the delegate of a memberlist run by hand, as a member with
@@ -286,4 +288,38 @@ func TestClaimBindsAddressTimeAndContent(t *testing.T) {
 	if !bytes.Equal(s2.Ext[1].Data, []byte("x")) {
 		t.Fatal("extension data changed")
 	}
+}
+
+// BenchmarkClaim is the cost of signing (at every metadata change) and
+// verifying (at every new alive message, before the cache) a claim,
+// beside verifying a certificate, which admission did already.
+func BenchmarkClaim(b *testing.B) {
+	v := recFixture(b)
+	ip := net.ParseIP("192.0.2.1")
+	key := recKey(recNodeSeed)
+	signed, err := SignClaim(key, v.Meta, ip, 7946, recTime)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := SignClaim(key, v.Meta, ip, 7946, recTime); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := VerifyClaim(signed, recID(recNodeSeed), ip, 7946); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cert", func(b *testing.B) {
+		for b.Loop() {
+			if err := v.Cert.Verify(tree.PublicKeyOf(recSite), recTime); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

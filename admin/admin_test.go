@@ -317,3 +317,21 @@ func TestServeAndClose(t *testing.T) {
 		t.Fatal("Serve did not return after its context ended")
 	}
 }
+
+// On the origin a replica counts only once its audits verified it: a
+// storage node's claim to hold the whole root is not enough.
+func TestReplicasOnlyAsVerified(t *testing.T) {
+	s, sw := testServer(t, nil)
+	src := s.cfg.Sources
+	if v := viewOf(&src, time.Now()); v.replicas != 1 {
+		t.Fatalf("%d replicas without audits to ask, want the claim's 1", v.replicas)
+	}
+	var asked []membership.NodeID
+	src.Verified = func(id membership.NodeID, seq uint64) bool { asked = append(asked, id); return false }
+	if v := viewOf(&src, time.Now()); v.replicas != 0 {
+		t.Errorf("%d replicas when the audits verified none, want 0", v.replicas)
+	}
+	if len(asked) != 1 || asked[0] != sw.members[2].ID {
+		t.Errorf("asked about %v, want the storage node only", asked)
+	}
+}

@@ -38,6 +38,10 @@ type Sources struct {
 	Cache   interface{ CacheStats() gateway.CacheStats }
 	// Reports are browsers' reports about volunteers (origin only).
 	Reports func() []Report
+	// Verified, if set (the origin), reports whether its audits verified
+	// node id at root seq: a replica counts only then, never on the
+	// node's claim alone.
+	Verified func(id membership.NodeID, seq uint64) bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -84,7 +88,7 @@ var scraped = []struct {
 	{"grits_root_seq", "Sequence number of the latest root this node holds (0: none).", nil},
 	{"grits_root_age_seconds", "Seconds since the latest root was signed.", nil},
 	{"grits_root_expiry_seconds", "Seconds until the latest root expires (negative once expired).", nil},
-	{"grits_replicas_complete", "Nodes other than the origin that pin the whole tree and hold all of the latest root.", nil},
+	{"grits_replicas_complete", "Nodes other than the origin that pin the whole tree and hold all of the latest root (on the origin: as its audits verified; elsewhere: as the nodes claim).", nil},
 	{"grits_replication_lacking_bytes", "Bytes that pinning members still lack of the latest root, summed over them.", nil},
 	{"grits_members_behind", "Live members whose latest root is older than this node's.", nil},
 	{"grits_blockstore_bytes", "Bytes of blocks stored, by residency (pinned, cached).", []string{"residency"}},
@@ -249,7 +253,7 @@ func viewOf(src *Sources, now time.Time) view {
 			v.pinning++
 			v.lacking += m.Meta.Lacking
 		}
-		if holdsAll(m, v.rootSeq) {
+		if holdsAll(m, v.rootSeq) && (src.Verified == nil || src.Verified(m.ID, v.rootSeq)) {
 			v.replicas++
 		}
 		if m.Meta.RootSeq < v.rootSeq {

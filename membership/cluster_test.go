@@ -31,6 +31,8 @@ type cluster struct {
 	profile     Profile
 	replication int
 	forgetAfter time.Duration // for the nodes to come; 0 for the default
+	capacity    uint64        // advertised by the nodes to come; 0 for 1 GiB
+	stall       bool          // the nodes to come take grits/1 requests and never answer
 	origin      *node
 	nodes       []*node // origin first
 
@@ -40,28 +42,30 @@ type cluster struct {
 }
 
 type node struct {
-	c       *cluster
-	key     ed25519.PrivateKey
-	id      NodeID
-	role    Role
-	cert    NodeCert
-	dir     string
-	store   blockstore.Store
-	log     *tree.Log
-	swarm   *Swarm
-	srv     *transport.Server
-	addr    string // grits/1, kept across restarts
-	gossip  string // gossip, kept across restarts
-	client  *transport.Client
-	fetcher *Fetcher
-	keeper  *Keeper
-	enrol   *Enroller
-	pins    []string
-	alone   bool // started without seeds
-	pc      *net.UDPConn
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
-	stopped bool
+	c        *cluster
+	key      ed25519.PrivateKey
+	id       NodeID
+	role     Role
+	cert     NodeCert
+	dir      string
+	store    blockstore.Store
+	log      *tree.Log
+	swarm    *Swarm
+	srv      *transport.Server
+	addr     string // grits/1, kept across restarts
+	gossip   string // gossip, kept across restarts
+	client   *transport.Client
+	fetcher  *Fetcher
+	keeper   *Keeper
+	enrol    *Enroller
+	pins     []string
+	alone    bool   // started without seeds
+	capacity uint64 // advertised; 1 GiB if 0
+	stall    bool   // its server takes requests and never answers
+	pc       *net.UDPConn
+	cancel   context.CancelFunc
+	done     sync.WaitGroup
+	stopped  bool
 }
 
 // The nodes' grits/1 client timeouts.
@@ -157,7 +161,7 @@ func (c *cluster) addNode(role Role, key ed25519.PrivateKey, pins []string, alon
 	if key == nil {
 		_, key, _ = ed25519.GenerateKey(nil)
 	}
-	n := &node{c: c, key: key, id: tree.PublicKeyOf(key), role: role, dir: c.t.TempDir(), pins: pins, alone: alone}
+	n := &node{c: c, key: key, id: tree.PublicKeyOf(key), role: role, dir: c.t.TempDir(), pins: pins, alone: alone, capacity: c.capacity, stall: c.stall}
 	cert, err := IssueCert(c.siteKey, n.id, role, time.Now(), time.Hour)
 	if err != nil {
 		c.t.Fatal(err)
@@ -210,7 +214,7 @@ func (n *node) start() {
 		seeds = []string{o.gossip} // as gritsd join writes it
 	}
 	n.swarm, err = Start(ctx, Config{NodeKey: n.key, Site: n.c.site, Cert: n.cert, Gossip: cmp(n.gossip, "127.0.0.1:0"),
-		ProtoAddr: n.addr, Capacity: 1 << 30, Pins: n.pins, Ring: n.c.ring, Seeds: seeds, Profile: n.c.profile, Replication: n.c.replication,
+		ProtoAddr: n.addr, Capacity: cmpOr(n.capacity, 1<<30), Pins: n.pins, Ring: n.c.ring, Seeds: seeds, Profile: n.c.profile, Replication: n.c.replication,
 		Roots: n.log, Client: n.client, SnapshotPath: filepath.Join(n.dir, "members.json"), ForgetAfter: n.c.forgetAfter, Verifier: verifier,
 		Logger: testLogger(t).With("node", n.id.String()[8:16])})
 	if err != nil {
@@ -220,6 +224,9 @@ func (n *node) start() {
 	n.fetcher = NewFetcher(n.swarm, n.store, n.client, 5*time.Second, nil)
 	cfg := transport.ServerConfig{Identity: ident, Store: n.fetcher, Roots: n.log,
 		Authorize: n.swarm.Authorize, SwarmKeys: n.swarm.KeysFor, MaxConnsPerIP: 1000}
+	if n.stall {
+		cfg.Store = stallGetter{}
+	}
 	if n.role == RoleOrigin {
 		cfg.Store = n.store
 		n.enrol, err = NewEnroller(n.c.siteKey, n.swarm, filepath.Join(n.dir, "tokens.used"), time.Hour, nil)
@@ -445,4 +452,20 @@ func (n *node) snapshot() Snapshot {
 		n.c.t.Fatal(err)
 	}
 	return snap
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// stallGetter never answers: a member that takes requests and stalls.
+type stallGetter struct{}
+
+func (stallGetter) Get(ctx context.Context, h blockstore.Hash) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
 }

@@ -190,8 +190,15 @@ func (f *Fetcher) upstreamFetch(ctx context.Context, h blockstore.Hash, r blocks
 		return data, nil
 	}
 	var errs []error
-	for _, addr := range f.swarm.sourcesForBlock(h, forMember) {
-		data, err := f.client.GetBlock(ctx, addr, h)
+	for _, src := range f.swarm.sourcesForBlock(h, forMember) {
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if src.home {
+			// A home is a volunteer, any volunteer: one that stalls must
+			// not hold up every miss of the blocks it is home for.
+			sctx, cancel = context.WithTimeout(ctx, HomeWait)
+		}
+		data, err := f.client.GetBlock(src.ctx(sctx), src.addr, h)
+		cancel()
 		if err != nil {
 			errs = append(errs, err)
 			f.sourceErrors.Add(1)
@@ -215,15 +222,17 @@ func (f *Fetcher) upstreamFetch(ctx context.Context, h blockstore.Hash, r blocks
 }
 
 // candidates are the nodes placement chooses among: alive volunteers and
-// storage nodes, weighted by the capacity they offer (in GiB, at least 1,
-// so a node offering little still takes a share).
+// storage nodes, weighted by the capacity they offer up to what the
+// origin granted them (in GiB, at least 1, so a node offering little
+// still takes a share).
 func (s *Swarm) candidates() []Candidate {
 	var out []Candidate
 	for _, m := range s.Alive() {
 		if m.Role == RoleOrigin || m.Meta.ProtoAddr == "" {
 			continue
 		}
-		out = append(out, Candidate{ID: m.ID, Weight: max(1, float64(m.Meta.Capacity)/(1<<30))})
+		w := min(m.Meta.Capacity, s.Granted(m.ID))
+		out = append(out, Candidate{ID: m.ID, Weight: max(1, float64(w)/(1<<30))})
 	}
 	return out
 }
@@ -244,19 +253,22 @@ func (s *Swarm) Homes(h blockstore.Hash) []Member {
 // sourcesForBlock is the order in which to ask for h: home nodes, storage
 // nodes, the origin; for a member's request only storage nodes and the
 // origin (see Fetcher).
-func (s *Swarm) sourcesForBlock(h blockstore.Hash, forMember bool) []string {
+func (s *Swarm) sourcesForBlock(h blockstore.Hash, forMember bool) []source {
 	alive := s.Alive()
 	seen := map[NodeID]bool{s.id: true}
-	var out []string
+	var out []source
 	add := func(m Member) {
 		if !seen[m.ID] && m.Meta.ProtoAddr != "" {
 			seen[m.ID] = true
-			out = append(out, m.Meta.ProtoAddr)
+			out = append(out, source{addr: m.Meta.ProtoAddr, id: m.ID, bound: true})
 		}
 	}
 	if !forMember {
 		for _, m := range s.Homes(h) {
 			add(m)
+			if len(out) > 0 && out[len(out)-1].id == m.ID {
+				out[len(out)-1].home = m.Role == RoleVolunteer
+			}
 		}
 	}
 	for _, m := range alive {
@@ -269,8 +281,29 @@ func (s *Swarm) sourcesForBlock(h blockstore.Hash, forMember bool) []string {
 			add(m)
 		}
 	}
-	if a := s.cfg.OriginAddr; a != "" && !slices.Contains(out, a) {
-		out = append(out, a)
+	if a := s.cfg.OriginAddr; a != "" && !slices.ContainsFunc(out, func(x source) bool { return x.addr == a }) {
+		out = append(out, source{addr: a})
 	}
 	return out
+}
+
+// source is a node to ask for a block: its grits/1 address and, when it
+// is a member, the node the request is for (transport.ExpectNode).
+type source struct {
+	addr  string
+	id    NodeID
+	bound bool
+	home  bool // a volunteer home: asked for HomeWait at most
+}
+
+// HomeWait bounds the wait for a volunteer home's answer before the next
+// source is asked: a block is at most 1 MiB, which a volunteer on a slow
+// link still sends well within it.
+const HomeWait = 2 * time.Second
+
+func (x source) ctx(ctx context.Context) context.Context {
+	if !x.bound {
+		return ctx
+	}
+	return transport.ExpectNode(ctx, x.id)
 }

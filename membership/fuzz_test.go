@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"maps"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -426,6 +427,8 @@ func TestFuzzCorpus(t *testing.T) {
 	checkFuzzCorpus(t, "FuzzDecodeMeta", metaCorpus(t))
 	checkFuzzCorpus(t, "FuzzDecodeSnapshot", snapshotCorpus(t))
 	checkFuzzCorpus(t, "FuzzDecodeHere", hereCorpus(t))
+	checkFuzzCorpus(t, "FuzzDecodeClaim", claimCorpus(t))
+	checkFuzzCorpus(t, "FuzzDecodeGrantCap", grantCapCorpus(t))
 }
 
 // checkFuzzCorpus compares the committed seed files of a fuzzer with the
@@ -441,4 +444,72 @@ func checkFuzzCorpus[V []byte | string](t *testing.T, fuzzer string, seeds map[s
 			t.Errorf("%s differs from the generated seed; run with -update", path)
 		}
 	}
+}
+
+func claimCorpus(t testing.TB) map[string][]byte {
+	v := recFixture(t)
+	signed, err := SignClaim(recKey(recNodeSeed), v.Meta, net.ParseIP("192.0.2.1"), 7946, recTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := signed.Ext[0].Data
+	c := map[string][]byte{"valid": good}
+	c["truncated"] = slices.Clone(good[:len(good)-1])
+	c["trailing"] = append(slices.Clone(good), 0)
+	c["empty"] = []byte{}
+	far := slices.Clone(good)
+	far[0] = 0xff // a time past 2^62 ms
+	c["far-future"] = far
+	return c
+}
+
+// FuzzDecodeClaim decodes a claim record, and checks it as the claim of
+// metadata, as admission does with what gossip brings.
+func FuzzDecodeClaim(f *testing.F) {
+	addSeeds(f, claimCorpus(f))
+	v := recFixture(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := v.Meta
+		m.Ext = []MetaExt{{Type: ExtClaim, Data: data}}
+		_, verr := VerifyClaim(m, recID(recNodeSeed), net.ParseIP("192.0.2.1"), 7946)
+		c, err := DecodeClaim(data)
+		if err != nil {
+			wantErr(t, "DecodeClaim", err, ErrMalformed)
+			wantErr(t, "VerifyClaim", verr, ErrMalformed)
+			return
+		}
+		if !bytes.Equal(c.Encode(), data) {
+			t.Fatalf("claim does not round-trip:\n in %x\nout %x", data, c.Encode())
+		}
+		if verr != nil {
+			wantErr(t, "VerifyClaim", verr, ErrBadSignature)
+		}
+	})
+}
+
+func grantCapCorpus(t testing.TB) map[string][]byte {
+	g := IssueGrant(recSite, recID(recNodeSeed), 200e9, recTime)
+	c := map[string][]byte{"valid": g.Encode(), "zero": IssueGrant(recSite, recID(recNodeSeed), 0, recTime).Encode(),
+		"max": IssueGrant(recSite, recID(recNodeSeed), 1<<64-1, recTime).Encode()}
+	truncAndTrail(c, g.Encode())
+	return c
+}
+
+// FuzzDecodeGrantCap decodes a capacity grant as gossip brings it.
+func FuzzDecodeGrantCap(f *testing.F) {
+	addSeeds(f, grantCapCorpus(f))
+	signed := signedSet(grantCapCorpus(f))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := DecodeGrantCap(data)
+		if err != nil {
+			wantErr(t, "DecodeGrantCap", err, ErrMalformed)
+			return
+		}
+		if !bytes.Equal(g.Encode(), data) {
+			t.Fatalf("grant does not round-trip:\n in %x\nout %x", data, g.Encode())
+		}
+		if err := g.Verify(tree.PublicKeyOf(recSite)); err == nil && !signed[string(data)] {
+			t.Fatalf("a grant the site never signed verifies: %x", data)
+		}
+	})
 }

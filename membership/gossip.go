@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/grits-cdn/grits/transport"
 	"github.com/grits-cdn/grits/tree"
 )
 
@@ -24,7 +25,7 @@ type delegate Swarm
 func (d *delegate) NodeMeta(limit int) []byte {
 	s := (*Swarm)(d)
 	s.mu.Lock()
-	b, err := s.meta.Encode()
+	b, err := s.signedMeta().Encode()
 	s.mu.Unlock()
 	if err != nil || len(b) > limit {
 		// Checked at Start and on Update; unreachable unless the limit
@@ -77,6 +78,12 @@ func (s *Swarm) handleMessages() {
 				}
 				if err := s.OfferRoot(s.ctx, r); err != nil && !errors.Is(err, tree.ErrSameRoot) && !errors.Is(err, tree.ErrRollback) {
 					s.log.Warn("dropped a root from gossip", "seq", r.Seq, "err", err)
+				}
+				continue
+			}
+			if len(b) > 0 && b[0] == msgGrant {
+				if err := s.acceptGrant(b[1:]); err != nil {
+					s.log.Debug("dropped a capacity grant from gossip", "err", err)
 				}
 				continue
 			}
@@ -178,7 +185,7 @@ func (s *Swarm) fillGap(ctx context.Context, last, r tree.Root) error {
 	var errs []error
 	for _, m := range s.sourcesFor(r.Seq) {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		roots, err := s.cfg.Client.Roots(rctx, m.Meta.ProtoAddr, last.Seq, int(r.Seq-last.Seq-1))
+		roots, err := s.cfg.Client.Roots(transport.ExpectNode(rctx, m.ID), m.Meta.ProtoAddr, last.Seq, int(r.Seq-last.Seq-1))
 		cancel()
 		if err != nil {
 			errs = append(errs, err)
@@ -239,6 +246,9 @@ func (s *Swarm) syncLoop() {
 		case <-t.C:
 		}
 		s.runKeySteps()
+		if s.grantsDue() {
+			s.spreadGrants()
+		}
 		root, bans := s.behind()
 		if bans {
 			s.catchUpBans()
@@ -281,7 +291,7 @@ func (s *Swarm) catchUpRoot() {
 	}
 	for _, m := range s.sourcesFor(best) {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		roots, err := s.cfg.Client.Roots(ctx, m.Meta.ProtoAddr, max(mine, best-1), 1)
+		roots, err := s.cfg.Client.Roots(transport.ExpectNode(ctx, m.ID), m.Meta.ProtoAddr, max(mine, best-1), 1)
 		cancel()
 		if err != nil || len(roots) == 0 {
 			s.log.Debug("fetching the latest root", "from", m.Meta.ProtoAddr, "err", err)
@@ -302,7 +312,7 @@ func (s *Swarm) catchUpBans() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		raw, err := s.cfg.Client.SwarmKeys(ctx, m.Meta.ProtoAddr)
+		raw, err := s.cfg.Client.SwarmKeys(transport.ExpectNode(ctx, m.ID), m.Meta.ProtoAddr)
 		cancel()
 		if err != nil {
 			s.log.Debug("fetching swarm keys", "from", m.Meta.ProtoAddr, "err", err)
@@ -335,7 +345,11 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	s.view[m.ID] = m
 	s.remember(m)
 	s.mu.Unlock()
+	s.maybeSign()
 	if !m.Self {
+		s.grantMu.Lock()
+		s.grantsJoined = true
+		s.grantMu.Unlock()
 		s.markJoined() // joined by another member, or through it
 		s.log.Info("member joined", "node", m.ID.String()[:16], "role", m.Role, "addr", m.Meta.ProtoAddr)
 	}
@@ -355,6 +369,11 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	s.view[m.ID] = m
 	s.remember(m)
 	s.mu.Unlock()
+	// A node that comes back may sign with a clock set back meanwhile;
+	// its claims are still bound to its address.
+	s.claimMu.Lock()
+	delete(s.claimAt, m.ID)
+	s.claimMu.Unlock()
 	s.cfg.Client.DropPeer(m.Meta.ProtoAddr)
 	s.log.Info("member gone", "node", m.ID.String()[:16], "state", m.State, "addr", m.Meta.ProtoAddr)
 }
@@ -372,10 +391,12 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 	s.view[m.ID] = m
 	s.remember(m)
 	s.mu.Unlock()
+	s.maybeSign()
 }
 
 // admission checks every node gossip tells about: a valid certificate
-// for the name it uses, not banned.
+// for the name it uses, not banned, and what it says about itself signed
+// by the key of that name (claim.go).
 type admission Swarm
 
 func (a *admission) check(n *memberlist.Node) error {
@@ -388,12 +409,18 @@ func (a *admission) check(n *memberlist.Node) error {
 	if err != nil {
 		return fmt.Errorf("node name %q is not a node ID: %w", n.Name, err)
 	}
-	_, err = s.checkCert(id, meta.Cert)
-	return err
+	if _, err := s.checkCert(id, meta.Cert); err != nil {
+		return err
+	}
+	if id == s.id {
+		return nil // memberlist itself refutes what others say about this node
+	}
+	return s.checkClaim(n, meta, id)
 }
 
 func (a *admission) NotifyAlive(n *memberlist.Node) error {
 	if err := a.check(n); err != nil {
+		(*Swarm)(a).refused.Add(1)
 		(*Swarm)(a).log.Debug("refused a node in gossip", "name", n.Name, "addr", n.Address(), "err", err)
 		return err
 	}

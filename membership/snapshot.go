@@ -65,6 +65,9 @@ type Snapshot struct {
 	Site    tree.PublicKey // the swarm's site key
 	Node    NodeID         // the node that wrote it
 	Members []Known        // sorted by ID, without Node
+	// Signed: the swarm signs its claims (claim.go), so a restarted node
+	// refuses unsigned metadata from the start.
+	Signed bool
 }
 
 // snapshotJSON is the file's form. JSON so that an operator can read
@@ -74,6 +77,7 @@ type snapshotJSON struct {
 	Site    string       `json:"site"`
 	Node    string       `json:"node"`
 	Members []memberJSON `json:"members"`
+	Signed  bool         `json:"signed,omitempty"`
 }
 
 type memberJSON struct {
@@ -87,7 +91,7 @@ type memberJSON struct {
 // Encode returns the file's bytes. Members are sorted by ID and times
 // kept to the second, so equal snapshots encode equally.
 func (s Snapshot) Encode() []byte {
-	f := snapshotJSON{Version: snapshotVersion, Site: s.Site.String(), Node: s.Node.String(), Members: []memberJSON{}}
+	f := snapshotJSON{Version: snapshotVersion, Site: s.Site.String(), Node: s.Node.String(), Members: []memberJSON{}, Signed: s.Signed}
 	ms := slices.Clone(s.Members)
 	slices.SortFunc(ms, func(a, b Known) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	for _, m := range ms {
@@ -125,7 +129,7 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	if f.Version != snapshotVersion {
 		return bad("version %d, this gritsd reads %d", f.Version, snapshotVersion)
 	}
-	var s Snapshot
+	s := Snapshot{Signed: f.Signed}
 	var err error
 	if s.Site, err = tree.ParsePublicKey(f.Site); err != nil {
 		return bad("site: %v", err)
@@ -282,7 +286,7 @@ func (s *Swarm) finalSnapshot() {
 // member known, those alive now seen now.
 func (s *Swarm) Snapshot() Snapshot {
 	now := time.Now()
-	snap := Snapshot{Site: s.cfg.Site, Node: s.id}
+	snap := Snapshot{Site: s.cfg.Site, Node: s.id, Signed: s.signing.Load()}
 	s.mu.Lock()
 	for id, k := range s.known {
 		if m, ok := s.view[id]; ok && (m.State == StateAlive || m.State == StateSuspect) {

@@ -30,7 +30,10 @@ func snapJSON(f func(string) string) []byte {
 func snapshotCorpus(t testing.TB) map[string][]byte {
 	good := snapFixture().Encode()
 	empty := Snapshot{Site: recID(recSiteSeed), Node: recID(recNodeSeed)}
+	signed := snapFixture()
+	signed.Signed = true
 	return map[string][]byte{
+		"signed":       signed.Encode(),
 		"realistic":    good,
 		"no-members":   empty.Encode(),
 		"truncated":    good[:len(good)/2],

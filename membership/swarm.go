@@ -104,6 +104,12 @@ type Member struct {
 	GossipAddr string
 	Meta       Meta
 	Self       bool
+	// Signed: its metadata carried a valid claim signed by its own key
+	// (claim.go); unsigned only while the swarm is being upgraded.
+	Signed bool
+	// readsClaims: its gossip says it reads signed claims (a delegate
+	// protocol version of at least claimsVersion).
+	readsClaims bool
 }
 
 // Swarm is this node's membership in the swarm.
@@ -135,6 +141,24 @@ type Swarm struct {
 
 	certMu  sync.Mutex
 	certsOK map[string]struct{} // encoded certificates whose signature verified
+
+	// signing: this node signs its metadata and refuses members' unsigned
+	// metadata (claim.go). It is set once and kept (in the snapshot too).
+	signing atomic.Bool
+	// selfIP, selfPort: the gossip address memberlist advertises, which
+	// the claim covers (guarded by mu; unset until memberlist is made).
+	selfIP    net.IP
+	selfPort  uint16
+	lastClaim time.Time // guarded by mu: claims' times strictly increase
+	claimMu   sync.Mutex
+	claimAt   map[NodeID]time.Time // the newest claim accepted from each member
+	claimsOK  map[string]time.Time // metadata+address whose claim verified, by claim time
+	refused   atomic.Int64         // alive messages admission refused
+
+	grantMu      sync.Mutex
+	grants       map[NodeID]CapacityGrant // the newest verified grant of each node
+	grantsSpread time.Time                // when the origin last spread them
+	grantsJoined bool                     // a node joined since (the origin spreads them again)
 
 	rootMu   sync.Mutex       // serializes root acceptance
 	rootSubs []chan tree.Root // guarded by mu
@@ -197,7 +221,8 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 	s := &Swarm{cfg: cfg, id: tree.PublicKeyOf(cfg.NodeKey), log: cfg.Logger, mc: mc,
-		view: map[NodeID]Member{}, known: map[NodeID]Known{}, certsOK: map[string]struct{}{}, msgs: make(chan []byte, 64), joined: make(chan struct{}),
+		view: map[NodeID]Member{}, known: map[NodeID]Known{}, certsOK: map[string]struct{}{},
+		claimAt: map[NodeID]time.Time{}, claimsOK: map[string]time.Time{}, grants: map[NodeID]CapacityGrant{}, msgs: make(chan []byte, 64), joined: make(chan struct{}),
 		pulls: make(chan string, 16), metaDirty: make(chan struct{}, 1), snapDirty: make(chan struct{}, 1)}
 	s.name = s.id.String()
 	if cfg.Cert.Node != s.id {
@@ -212,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	if r, ok := cfg.Roots.Latest(); ok {
 		s.meta.RootSeq = r.Seq
 	}
-	if _, err := s.meta.Encode(); err != nil {
+	if err := checkMetaSize(s.meta); err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 
@@ -227,6 +252,9 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 			if !cfg.Ring.Bans.Banned(k.ID) {
 				s.known[k.ID] = k
 			}
+		}
+		if snap.Signed {
+			s.signing.Store(true)
 		}
 	}
 	remembered := len(s.known)
@@ -252,6 +280,11 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	mc.Delegate = (*delegate)(s)
 	mc.Events = (*events)(s)
 	mc.Alive = (*admission)(s)
+	// The delegate protocol version says, in every alive message, what a
+	// node reads: at claimsVersion, signed claims. The current version
+	// stays 0 so that memberlist still talks to nodes of the previous
+	// release, whose maximum is 0.
+	mc.DelegateProtocolMin, mc.DelegateProtocolVersion, mc.DelegateProtocolMax = 0, 0, claimsVersion
 	mc.Logger = log.New(&logBridge{s.log.With("component", "gossip")}, "", 0)
 	mc.DeadNodeReclaimTime = time.Second // a restarted node may come back at a new port
 	s.queue = &memberlist.TransmitLimitedQueue{RetransmitMult: mc.RetransmitMult,
@@ -270,15 +303,22 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	// Read once: memberlist updates its own Node in place, under its lock.
 	local := s.ml.LocalNode()
 	s.gossipIP, s.gossipAddr = local.Addr.String(), net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
+	s.mu.Lock()
+	s.selfIP, s.selfPort = slices.Clone(local.Addr), local.Port
+	update := s.signing.Load() // the first metadata went out unsigned: the address was not known
+	s.mu.Unlock()
 	if h, p, err := net.SplitHostPort(cfg.ProtoAddr); err == nil {
 		if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
 			// Listening on every address: advertise the one gossip chose.
 			s.mu.Lock()
 			s.meta.ProtoAddr = net.JoinHostPort(s.gossipIP, p)
 			s.mu.Unlock()
-			if err := s.ml.UpdateNode(time.Second); err != nil {
-				s.log.Debug("spreading metadata", "err", err)
-			}
+			update = true
+		}
+	}
+	if update {
+		if err := s.ml.UpdateNode(time.Second); err != nil {
+			s.log.Debug("spreading metadata", "err", err)
 		}
 	}
 	if cfg.Verifier != nil {
@@ -389,7 +429,9 @@ func (s *Swarm) memberOf(n *memberlist.Node, st State) (Member, bool) {
 	if err != nil {
 		return Member{}, false
 	}
-	return Member{ID: cert.Node, Role: cert.Role, State: st, Since: s.cfg.Now(), GossipAddr: n.Address(), Meta: meta, Self: cert.Node == s.id}, true
+	_, err = s.claimOf(n, meta, cert.Node)
+	return Member{ID: cert.Node, Role: cert.Role, State: st, Since: s.cfg.Now(), GossipAddr: n.Address(), Meta: meta, Self: cert.Node == s.id,
+		Signed: err == nil, readsClaims: n.DMax >= claimsVersion}, true
 }
 
 // Alive returns the members that are alive or suspect (still trusted to
@@ -418,8 +460,8 @@ func (s *Swarm) Update(f func(*Meta)) {
 	s.mu.Lock()
 	old := s.meta
 	f(&s.meta)
-	s.meta.Cert, s.meta.ProtoAddr = old.Cert, old.ProtoAddr
-	if _, err := s.meta.Encode(); err != nil {
+	s.meta.Cert, s.meta.ProtoAddr, s.meta.Ext = old.Cert, old.ProtoAddr, old.Ext
+	if err := checkMetaSize(s.meta); err != nil {
 		s.log.Error("metadata update refused", "err", err)
 		s.meta = old
 	}

@@ -46,6 +46,12 @@ func (n *Node) startAdmin(listen string) error {
 	}
 	src := admin.Sources{Role: n.dir.Config.Role, Swarm: n.swarm, Roots: n.roots, Ready: n.Ready,
 		Server: n.server, Client: n.client, Fetcher: n.fetcher, Store: n.dir.Store}
+	if n.offload != nil {
+		src.Verified = func(id membership.NodeID, seq uint64) bool {
+			st := n.offload.Stats()
+			return auditedAt(&st, id, seq)
+		}
+	}
 	if n.web != nil {
 		// The web's current handler, not the one at start: a reload
 		// replaces it (and its cache).

@@ -241,6 +241,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	} else {
 		n.Go(n.announceRoots)
 		n.Go(n.watchRing)
+		n.Go(n.watchGrants)
 		n.Go(n.keepRootFresh)
 	}
 	n.Go(n.reportLoad)

@@ -26,11 +26,14 @@ type Status struct {
 	Admin   string         `json:"admin,omitempty"`
 	Members []StatusMember `json:"members"`
 	// Replicas counts the nodes other than the origin that hold the
-	// whole current root (pinning "/" and complete at its seq); on the
-	// origin, only those its audits verified at that seq.
-	Replicas int   `json:"replicas"`
-	Bans     int   `json:"banned"`
-	BanList  int64 `json:"ban_list_version"`
+	// whole current root, as the origin's audits verified them at that
+	// seq (pinning "/", complete at it, and audited). Only the origin
+	// audits: elsewhere it is 0, and ClaimedReplicas counts the nodes
+	// that say they hold it, which is only what they say.
+	Replicas        int   `json:"replicas"`
+	ClaimedReplicas int   `json:"claimed_replicas,omitempty"`
+	Bans            int   `json:"banned"`
+	BanList         int64 `json:"ban_list_version"`
 	// Upstream is what this node fetched from the swarm.
 	Upstream membership.FetchStats `json:"upstream"`
 	Served   ServedStats           `json:"served"`
@@ -105,7 +108,12 @@ type StatusMember struct {
 	Pins     []string          `json:"pins,omitempty"`
 	Load     uint8             `json:"load"`
 	Capacity uint64            `json:"capacity_bytes"`
-	Self     bool              `json:"self,omitempty"`
+	// Granted is the most capacity placement counts for it (the origin's
+	// grant, or membership.DefaultGrant).
+	Granted uint64 `json:"granted_bytes,omitempty"`
+	// Signed: what it says about itself is signed with its key.
+	Signed bool `json:"signed,omitempty"`
+	Self   bool `json:"self,omitempty"`
 }
 
 // HoldsAll reports whether m pins the whole tree and holds it
@@ -146,12 +154,20 @@ func (n *Node) Status() Status {
 		st.Bans, st.BanList = len(b.Nodes), int64(b.Version)
 	}
 	for _, m := range s.Members() {
-		if HoldsAll(m, seq) && (st.Offload == nil || auditedAt(st.Offload, m.ID, seq)) {
+		switch {
+		case !HoldsAll(m, seq):
+		case st.Offload != nil && auditedAt(st.Offload, m.ID, seq):
 			st.Replicas++
+		case st.Offload == nil:
+			st.ClaimedReplicas++
+		}
+		var granted uint64
+		if m.Role != membership.RoleOrigin {
+			granted = s.Granted(m.ID)
 		}
 		st.Members = append(st.Members, StatusMember{ID: m.ID, Role: m.Role.String(), State: string(m.State), Since: m.Since,
 			Addr: m.Meta.ProtoAddr, URL: m.Meta.URL, RootSeq: m.Meta.RootSeq, Complete: m.Meta.Complete, Lacking: m.Meta.Lacking,
-			Pins: m.Meta.Pins, Load: m.Meta.Load, Capacity: m.Meta.Capacity, Self: m.Self})
+			Pins: m.Meta.Pins, Load: m.Meta.Load, Capacity: m.Meta.Capacity, Granted: granted, Signed: m.Signed, Self: m.Self})
 	}
 	return st
 }

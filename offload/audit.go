@@ -85,7 +85,9 @@ func (m *Manager) idle(id tree.PublicKey) {
 
 // audit asks p for chunk c, whole.
 func (m *Manager) audit(ctx context.Context, p Peer, c chunk) {
-	actx, cancel := context.WithTimeout(ctx, m.cfg.AuditTimeout)
+	// Bound to p: a node that advertised another's address must not be
+	// counted for the other's answers.
+	actx, cancel := context.WithTimeout(transport.ExpectNode(ctx, p.ID), m.cfg.AuditTimeout)
 	data, err := m.cfg.Client.GetBlock(actx, p.Addr, c.h)
 	cancel()
 	if ctx.Err() != nil {
@@ -211,7 +213,7 @@ feed:
 // else the whole block.
 func (m *Manager) check(ctx context.Context, p Peer, c chunk) bool {
 	data, err := m.cfg.Store.Peek(ctx, c.h)
-	actx, cancel := context.WithTimeout(ctx, m.cfg.AuditTimeout)
+	actx, cancel := context.WithTimeout(transport.ExpectNode(ctx, p.ID), m.cfg.AuditTimeout)
 	defer cancel()
 	var n int64
 	switch {

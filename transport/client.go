@@ -324,6 +324,18 @@ func (c *Client) DropPeer(peer string) {
 	}
 }
 
+type expectKey struct{}
+
+// ExpectNode returns a context under which requests go out only on a
+// connection whose server proved node id in the handshake; to any other
+// the request fails with a *PeerError matching ErrBadPeer (BadIdentity).
+// Whoever dials an address it learnt from what a node said about itself
+// binds the request to that node, so a node cannot pass off another's
+// address (and answers) as its own.
+func ExpectNode(ctx context.Context, id NodeID) context.Context {
+	return context.WithValue(ctx, expectKey{}, id)
+}
+
 // exchange is one request on its own stream.
 type exchange struct {
 	c    *Client
@@ -338,6 +350,17 @@ func (c *Client) send(ctx context.Context, peer string, req proto.Message) (*exc
 	conn, err := c.conn(ctx, peer)
 	if err != nil {
 		return nil, peerErr(peer, err)
+	}
+	if want, ok := ctx.Value(expectKey{}).(NodeID); ok {
+		got, err := PeerID(conn.ConnectionState().TLS)
+		if err != nil {
+			return nil, c.bad(peer, BadIdentity, "server identity: %w", err)
+		}
+		if got != want {
+			// The connection stays pooled: it is good for whoever is at
+			// that address, just not the node asked for.
+			return nil, c.bad(peer, BadIdentity, "the server at %s proved node %s, the request is for node %s", peer, got, want)
+		}
 	}
 	// Connections are dialled without 0-RTT, so no request, idempotent
 	// or not (Enroll), can be replayed from early data (SPEC.md 1).

@@ -982,3 +982,43 @@ func TestTLSCert(t *testing.T) {
 	_, err = member.TLSCert(ctx, bare, []byte("csr"))
 	checkHonestFailure(t, err, bare, proto.ErrBadRequest)
 }
+
+// A request bound to a node (ExpectNode) goes only to a server that
+// proved that node's key: an address advertised by one node and served
+// by another is refused, and the connection stays good for requests
+// bound to the node that is really there.
+func TestExpectNode(t *testing.T) {
+	s := newSite(t, map[string][]byte{"a.txt": []byte("a")})
+	serverKey := newNodeKey(t)
+	serverID := tree.PublicKeyOf(serverKey)
+	crt, err := Certificate(serverKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startServer(t, ServerConfig{Identity: crt, Store: s.store, Roots: &rootList{s.root}})
+	ctx := context.Background()
+	c := newClient(t, s.pub, nil)
+	other := tree.PublicKeyOf(newNodeKey(t))
+	chunk := s.chunkHashes(t, "a.txt")[0]
+	for name, call := range map[string]func(context.Context) error{
+		"Root":     func(ctx context.Context) error { _, err := c.Root(ctx, addr); return err },
+		"Roots":    func(ctx context.Context) error { _, err := c.Roots(ctx, addr, 0, 1); return err },
+		"GetBlock": func(ctx context.Context) error { _, err := c.GetBlock(ctx, addr, chunk); return err },
+	} {
+		err := call(ExpectNode(ctx, other))
+		checkBadPeer(t, err, addr)
+		var pe *PeerError
+		if errors.As(err, &pe) && pe.Cause != BadIdentity {
+			t.Errorf("%s for another node: cause %v, want BadIdentity", name, pe.Cause)
+		}
+		if err := call(ExpectNode(ctx, serverID)); err != nil {
+			t.Errorf("%s for the node there: %v", name, err)
+		}
+		if err := call(ctx); err != nil {
+			t.Errorf("%s unbound: %v", name, err)
+		}
+	}
+	if n := c.Stats().Bad[BadIdentity]; n != 3 {
+		t.Errorf("%d requests counted as refused identities, want 3", n)
+	}
+}

@@ -299,6 +299,18 @@ func TestRollingUpgrade(t *testing.T) {
 		}
 		return nil
 	})
+	// Upgraded, the swarm signs what each node says about itself: every
+	// node lists every member as signed (design.md, "Upgrades").
+	for _, n := range all {
+		for _, m := range all {
+			eventually(t, swarmWait, 200*time.Millisecond, func() error {
+				if _, signed, err := n.d.granted(t, m.id); err != nil || !signed {
+					return fmt.Errorf("%s lists %s as signed %v (%v)", n.role, m.id[:16], signed, err)
+				}
+				return nil
+			})
+		}
+	}
 	close(stop)
 	<-loadDone
 	if f := failures.Load(); f > 0 {

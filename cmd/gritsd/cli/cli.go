@@ -59,6 +59,7 @@ var commands = []command{
 	{"token", "[--ttl D] [--role volunteer|storage] [--origin-addr HOST:PORT]", "origin: print a one-time join token", runToken},
 	{"join", "TOKEN", "enroll this node with the origin a token names (creates the data directory if needed)", runJoin},
 	{"ban", "NODE", "origin: exclude a node from the swarm and rotate the gossip key", runBan},
+	{"grant", "NODE --capacity SIZE", "origin: set the most capacity placement counts for a node (default 10 GiB)", runGrant},
 	{"status", "[--wait-replicas N] [--timeout D] [--json]", "members, roots and replication, from the running daemon", runStatus},
 	{"mount", "MOUNTPOINT [--at PATH] [--quiet D] [--publish RULE] [--owner USER[:GROUP]]", "origin: the tree as a read-write file system; changes become signed roots (SIGINT/SIGTERM unmounts)", runMount},
 	{"get", "--peer HOST:PORT [--peer ...] PATH [-o FILE] [--site-key KEY]", "fetch a path from peers, verify it, write it atomically", runGet},

@@ -52,6 +52,10 @@ func runStatus(ctx context.Context, c *cmdContext) error {
 		last := -1
 		for {
 			st, err := fetchStatus(ctx, d)
+			if err == nil && st.Role != datadir.RoleOrigin {
+				// Elsewhere a replica is only a node's claim.
+				return fmt.Errorf("--wait-replicas counts the nodes the origin's audits verified: run it on the origin (this %s node only hears what nodes claim: %d say they hold the whole root)", st.Role, st.ClaimedReplicas)
+			}
 			if err == nil && st.Root != nil && st.Replicas >= *wait {
 				c.errorf("%d replicas of root seq %d\n", st.Replicas, st.Root.Seq)
 				return nil
@@ -102,10 +106,14 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(w, "; metrics and dashboard on http://%s/", st.Admin)
 	}
 	fmt.Fprintln(w)
-	if st.Root != nil {
-		fmt.Fprintf(w, "root seq %d (%s), expires %s; %d complete replicas besides the origin\n",
+	switch {
+	case st.Root != nil && st.Role == datadir.RoleOrigin:
+		fmt.Fprintf(w, "root seq %d (%s), expires %s; %d complete replicas besides the origin (verified by its audits)\n",
 			st.Root.Seq, st.Root.Tree, st.Root.Expires.Format(time.RFC3339), st.Replicas)
-	} else {
+	case st.Root != nil:
+		fmt.Fprintf(w, "root seq %d (%s), expires %s; %d nodes claim the whole root (only the origin's audits count: ask it)\n",
+			st.Root.Seq, st.Root.Tree, st.Root.Expires.Format(time.RFC3339), st.ClaimedReplicas)
+	default:
 		fmt.Fprintf(w, "no root yet\n")
 	}
 	if st.Bans > 0 {

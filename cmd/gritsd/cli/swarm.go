@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -250,4 +252,72 @@ func resolveNode(ctx context.Context, d *datadir.Dir, s string) (membership.Node
 		return found[0], nil
 	}
 	return membership.NodeID{}, usagef("%s matches %d members; give more digits", prefix, len(found))
+}
+
+func runGrant(ctx context.Context, c *cmdContext) error {
+	capacity := c.flags.String("capacity", "", "the most capacity placement counts for the node: bytes, or with a unit (200GB, 1.5TiB), or \"default\"")
+	if err := c.parse(1, 1); err != nil {
+		return err
+	}
+	if *capacity == "" {
+		return usagef("--capacity: say how much (for example --capacity 200GB, or --capacity default for %s)", humanBytes(membership.DefaultGrant))
+	}
+	n, err := parseCapacity(*capacity)
+	if err != nil {
+		return usagef("--capacity %q: %v", *capacity, err)
+	}
+	d, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.RequireOrigin("grant"); err != nil {
+		return err
+	}
+	id, err := resolveNode(ctx, d, c.args[0])
+	if err != nil {
+		return err
+	}
+	if err := d.Lock(); err != nil {
+		return err
+	}
+	defer d.Unlock()
+	g := membership.IssueGrant(d.SiteKey, id, n, time.Now())
+	if gs, err := node.LoadGrants(d); err == nil {
+		for _, old := range gs {
+			if old.Node == id && !g.Issued.After(old.Issued) {
+				// The newest grant wins everywhere: make this one newer.
+				g = membership.IssueGrant(d.SiteKey, id, n, old.Issued.Add(time.Second))
+			}
+		}
+	}
+	if err := node.SaveGrant(d, g); err != nil {
+		return err
+	}
+	c.errorf("granted %s %s of placement weight; a running gritsd serve spreads it within seconds.\n", id, humanBytes(int64(min(n, 1<<62))))
+	return nil
+}
+
+// parseCapacity reads a size: bytes, or a number with a decimal (KB, MB,
+// GB, TB) or binary (KiB, MiB, GiB, TiB) unit, or "default".
+func parseCapacity(s string) (uint64, error) {
+	if s == "default" {
+		return membership.DefaultGrant, nil
+	}
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), 1.0
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) || v*mult >= 1<<63 {
+		return 0, errors.New("want a size such as 200GB, 1.5TiB or 10737418240")
+	}
+	return uint64(v * mult), nil
 }

@@ -176,13 +176,32 @@ func (s *Swarm) startSigning(why string) {
 // saw within upgradeWindow must have been seen since this start: a
 // restarted node learns the members one by one, and the first ones it
 // learns may all be upgraded while one it has not heard of yet is not.
+//
+// It decides only a push-pull interval after the node joined (syncLoop
+// asks each round): memberlist announces the members of a join's state
+// one by one, so a node restarted from a release without members.json
+// would otherwise see one upgraded member, sign, and refuse the old
+// origin announced a moment later: a split swarm in the middle of a
+// rolling upgrade (TestRollingUpgrade saw it).
 func (s *Swarm) maybeSign() {
 	if s.signing.Load() {
+		return
+	}
+	select {
+	case <-s.joined:
+	default:
 		return
 	}
 	now := s.cfg.Now()
 	others := 0
 	s.mu.Lock()
+	if s.signAfter.IsZero() {
+		s.signAfter = now.Add(s.mc.PushPullInterval)
+	}
+	if now.Before(s.signAfter) {
+		s.mu.Unlock()
+		return
+	}
 	for id, k := range s.known {
 		if _, seen := s.view[id]; !seen && time.Since(k.LastSeen) <= upgradeWindow {
 			s.mu.Unlock()

@@ -246,6 +246,7 @@ func (s *Swarm) syncLoop() {
 		case <-t.C:
 		}
 		s.runKeySteps()
+		s.maybeSign()
 		if s.grantsDue() {
 			s.spreadGrants()
 		}

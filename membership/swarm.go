@@ -150,6 +150,7 @@ type Swarm struct {
 	selfIP    net.IP
 	selfPort  uint16
 	lastClaim time.Time // guarded by mu: claims' times strictly increase
+	signAfter time.Time // guarded by mu: maybeSign decides no earlier (zero until joined)
 	claimMu   sync.Mutex
 	claimAt   map[NodeID]time.Time // the newest claim accepted from each member
 	claimsOK  map[string]time.Time // metadata+address whose claim verified, by claim time

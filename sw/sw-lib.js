@@ -488,17 +488,7 @@ export function handleFetch(event) {
     event.respondWith(page.then(async (resp) => {
       await noteRoot(resp);
       countOrigin(resp);
-      // A new tree (an import since the last page): its directories,
-      // while the page parses; and the files the page names.
-      if (root) event.waitUntil(prefetchTree(root).catch(() => {}));
-      // A page already read under this tree: its files are here (reading
-      // it again would only pass its body through the worker's thread).
-      const seen = root ? g.toHex(root.tree) + url.href : '';
-      if (seen && !pagesWarmed.has(seen)) {
-        if (pagesWarmed.size >= 256) pagesWarmed.clear();
-        pagesWarmed.add(seen);
-        event.waitUntil(warmPage(resp.clone(), url).catch(() => {}));
-      }
+      aheadOfPage(event, resp, url);
       return resp;
     }, async (err) => {
       await rootFromVolunteers().catch(() => {});
@@ -512,8 +502,35 @@ export function handleFetch(event) {
     }));
     return true;
   }
+  if (req.mode === 'navigate') {
+    // sw_navigate: the page from the swarm too, and what it names
+    // fetched ahead as for the origin's pages.
+    warmPeers();
+    event.respondWith(serve(req, url).then((resp) => {
+      aheadOfPage(event, resp, url);
+      return resp;
+    }));
+    return true;
+  }
   event.respondWith(serve(req, url));
   return true;
+}
+
+// aheadOfPage starts, for a page about to be handed over (the origin's
+// or the swarm's), what its own requests will want: a new tree's
+// directories (an import since the last page), while the page parses,
+// and the files the page names (warmPage), once per page and tree: a
+// page already read under this tree has its files here, and reading it
+// again would only pass its body through the worker's thread. Only
+// fetches, each verified as any other: it changes no answer.
+function aheadOfPage(event, resp, url) {
+  if (!root) return;
+  event.waitUntil(prefetchTree(root).catch(() => {}));
+  const seen = g.toHex(root.tree) + url.href;
+  if (pagesWarmed.has(seen)) return;
+  if (pagesWarmed.size >= 256) pagesWarmed.clear();
+  pagesWarmed.add(seen);
+  event.waitUntil(warmPage(resp.clone(), url).catch(() => {}));
 }
 
 // ---- keeping the root fresh while pages stay open ----

@@ -345,7 +345,7 @@ async function prefetchTree(r) {
   stats.prefetchedNodes += nodes;
 }
 
-// warmPage reads a page the origin sent (a clone of the response) for the
+// warmPage reads a page (a clone of an HTML response, aheadOfPage) for the
 // files it names (img, script, source, video and audio src; link href
 // for style sheets, preloads and icons) and fetches what a page's
 // requests will ask for: their lookups, and the blocks of files up to
@@ -361,8 +361,6 @@ const PAGE_HTML_MAX = 1 << 20;
 const prefetching = new Map(); // block hex -> promise of {data, source}
 const pagesWarmed = new Set(); // tree hex + page URL
 async function warmPage(resp, pageURL) {
-  const type = (resp.headers.get('Content-Type') || '').toLowerCase();
-  if (!resp.ok || resp.type === 'opaque' || !type.startsWith('text/html') || Number(resp.headers.get('Content-Length')) > PAGE_HTML_MAX) return;
   const html = await resp.text();
   if (html.length > PAGE_HTML_MAX) return;
   const urls = new Map();
@@ -526,6 +524,11 @@ export function handleFetch(event) {
 function aheadOfPage(event, resp, url) {
   if (!root) return;
   event.waitUntil(prefetchTree(root).catch(() => {}));
+  // Only an HTML page is cloned: a clone keeps what the page has read
+  // and it has not, until it is read or collected, so a clone of a video
+  // opened as a page could hold much of it in memory for nothing.
+  const type = (resp.headers.get('Content-Type') || '').toLowerCase();
+  if (!resp.ok || resp.type === 'opaque' || !type.startsWith('text/html') || Number(resp.headers.get('Content-Length')) > PAGE_HTML_MAX) return;
   const seen = g.toHex(root.tree) + url.href;
   if (pagesWarmed.has(seen)) return;
   if (pagesWarmed.size >= 256) pagesWarmed.clear();

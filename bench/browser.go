@@ -10,7 +10,10 @@ package main
 //     through the worker, from volunteers, beside the same page loaded
 //     straight from the origin without a worker, over a simulated network:
 //     50 ms round trip between browser and origin, 10 ms between browser
-//     and volunteers (userspace relays, relay.go). Cold and warm.
+//     and volunteers (userspace relays, relay.go). Cold and warm; the
+//     worker with the origin's sw_navigate off (the default: the page
+//     from the origin, its assets from the worker) and on (the page from
+//     the worker too).
 //  3. A 50 MiB file read through the worker (every block verified), beside
 //     the page fetching the same blocks from the same volunteer itself
 //     with the worker's parallelism and no hashing; loopback, no relay.
@@ -36,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -237,6 +241,8 @@ type benchSite struct {
 	keyPath  string
 	origin   *benchNode
 	vols     []*benchNode
+	// navigate is the origin's sw_navigate as last set (setNavigate).
+	navigate bool
 }
 
 func newBenchSite(ctx context.Context, bin, dir string, files map[string][]byte, volunteers int, relays bool) (s *benchSite, err error) {
@@ -394,6 +400,50 @@ func (s *benchSite) Close() {
 	}
 	s.origin.stop()
 	s.vols, s.origin = nil, nil
+}
+
+// setNavigate turns the origin's sw_navigate on or off (its gritsd.toml,
+// then SIGHUP) and waits until the worker script it serves says so. A
+// fresh browser profile then installs the worker with that setting.
+func (s *benchSite) setNavigate(ctx context.Context, on bool) error {
+	if s.navigate == on {
+		return nil
+	}
+	path := filepath.Join(s.origin.data, "gritsd.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("sw_navigate: %w", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "sw_navigate") {
+			lines = append(lines, l)
+		}
+	}
+	lines = append(lines, fmt.Sprintf("sw_navigate = %v", on), "")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		return fmt.Errorf("sw_navigate: %w", err)
+	}
+	if err := s.origin.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("sw_navigate: SIGHUP the origin: %w", err)
+	}
+	c := s.client()
+	defer c.CloseIdleConnections()
+	want := fmt.Sprintf(`"navigate":%v`, on)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		resp, err := c.Get("https://" + s.origin.https + "/grits/v1/sw-lib.js")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if bytes.Contains(body, []byte(want)) {
+				s.navigate = on
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("the origin's worker does not say %s 30 s after SIGHUP: %s", want, s.origin.lastLines())
 }
 
 // client talks to the nodes directly (not through relays).
@@ -857,7 +907,9 @@ type loadSample struct {
 
 // pageLoadBench loads the page, cold then warm, through the worker and
 // straight from the origin, each in a fresh browser profile per
-// repetition, and reports the medians.
+// repetition, and reports the medians. Through the worker twice: with
+// the origin's sw_navigate off (the default: the page itself from the
+// origin) and on (the page from the worker as well).
 //
 // Cold: a fresh profile that has first visited a page without assets on
 // the origin: for the worker path /install.html, which registers the
@@ -873,25 +925,35 @@ type loadSample struct {
 // upper bound of round trips, and the load time over the RTT the lower
 // one). The counts come from each node's own counters (gritsd status
 // --json, served.http_requests, before and after the load), minus the
-// navigation itself, over the six assets; the worker's lookupsSent and
+// navigation itself (if it made a request), over the six assets; the worker's lookupsSent and
 // blocksSent (grits-stats, reset before the load) say which volunteer
 // requests were lookups and which blocks. The relays' datagram and
 // connection counts show that the traffic did pass them, over UDP.
 func pageLoadBench(ctx context.Context, s *benchSite, reps int, rtt linkRTT) ([]Result, error) {
 	type variant struct {
-		name, pre, page string
-		worker          bool
+		name, pre, page  string
+		worker, navigate bool
 	}
 	variants := []variant{
-		{"origin direct", "/blank.html", "/direct.html", false},
-		{"service worker", "/install.html", "/sw.html", true},
+		{"origin direct", "/blank.html", "/direct.html", false, false},
+		{"service worker", "/install.html", "/sw.html", true, false},
+		// The origin's sw_navigate on: pages too come from the worker
+		// (its cache, else volunteers), as a static site may choose.
+		{"service worker, sw_navigate", "/install.html", "/sw.html", true, true},
 	}
 	samples := map[string][]loadSample{} // variant + " cold"/" warm"
-	deadline := time.Now().Add(8 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for rep := 0; rep < reps && (rep == 0 || time.Now().Before(deadline)); rep++ {
-		for _, vi := range []int{rep % 2, 1 - rep%2} {
-			v := variants[vi]
+		// Each variant goes first in turn: none always meets a cold
+		// connection or a busier machine.
+		for k := range variants {
+			v := variants[(rep+k)%len(variants)]
 			err := func() error {
+				if v.worker {
+					if err := s.setNavigate(ctx, v.navigate); err != nil {
+						return err
+					}
+				}
 				b, done, err := s.freshBrowser(ctx)
 				if err != nil {
 					return err
@@ -914,32 +976,41 @@ func pageLoadBench(ctx context.Context, s *benchSite, reps int, rtt linkRTT) ([]
 			}
 		}
 	}
+	if err := s.setNavigate(ctx, false); err != nil {
+		return nil, err
+	}
+	// Requests per asset: the load's requests minus the page's own, over
+	// the assets. A page the worker answered from its cache (sw_navigate,
+	// warm) made none: a load without any request counts 0.
+	perAsset := func(x loadSample) float64 {
+		return float64(max(0, x.originReq+x.volReq-1)) / float64(len(pageAssets))
+	}
 	var results []Result
 	for _, phase := range []string{"cold", "warm"} {
 		base := samples["origin direct "+phase]
-		sw := samples["service worker "+phase]
 		bms := median(msOf(base))
-		wms := median(msOf(sw))
 		caseName := fmt.Sprintf("page load %s, RTT %d/%d ms", phase, rtt.origin.Milliseconds(), rtt.volunteer.Milliseconds())
+		caseRT := fmt.Sprintf("requests per asset %s, RTT %d/%d ms", phase, rtt.origin.Milliseconds(), rtt.volunteer.Milliseconds())
+		bq := medianSample(base)
 		results = append(results,
 			Result{Suite: "browser", Case: caseName, Server: "origin direct", Protocol: navProto(base), Unit: "ms", Value: bms,
 				Millis: bms, Baseline: "origin direct", BaselineValue: bms, Ratio: 1, Requests: len(base),
 				Note: fmt.Sprintf("median of %s", fmtList(msOf(base), "%.0f"))},
-			Result{Suite: "browser", Case: caseName, Server: "service worker", Protocol: navProto(sw), Unit: "ms", Value: wms,
-				Millis: wms, Baseline: "origin direct", BaselineValue: bms, Ratio: wms / bms, Requests: len(sw),
-				Note: fmt.Sprintf("median of %s; ratio < 1 is faster", fmtList(msOf(sw), "%.0f"))})
-		bq, wq := medianSample(base), medianSample(sw)
-		perAsset := func(x loadSample) float64 {
-			return float64(x.originReq+x.volReq-1) / float64(len(pageAssets))
-		}
-		caseRT := fmt.Sprintf("requests per asset %s, RTT %d/%d ms", phase, rtt.origin.Milliseconds(), rtt.volunteer.Milliseconds())
-		results = append(results,
 			Result{Suite: "browser", Case: caseRT, Server: "origin direct", Protocol: navProto(base), Unit: "req/asset", Value: perAsset(bq),
 				Baseline: "origin direct", BaselineValue: perAsset(bq), Ratio: 1, Requests: int(bq.originReq + bq.volReq),
-				Note: sampleNote(bq, false)},
-			Result{Suite: "browser", Case: caseRT, Server: "service worker", Protocol: navProto(sw), Unit: "req/asset", Value: perAsset(wq),
-				Baseline: "origin direct", BaselineValue: perAsset(bq), Ratio: ratio(perAsset(wq), perAsset(bq)), Requests: int(wq.originReq + wq.volReq),
-				Note: sampleNote(wq, true)})
+				Note: sampleNote(bq, false)})
+		for _, v := range variants[1:] {
+			sw := samples[v.name+" "+phase]
+			wms := median(msOf(sw))
+			wq := medianSample(sw)
+			results = append(results,
+				Result{Suite: "browser", Case: caseName, Server: v.name, Protocol: navProto(sw), Unit: "ms", Value: wms,
+					Millis: wms, Baseline: "origin direct", BaselineValue: bms, Ratio: wms / bms, Requests: len(sw),
+					Note: fmt.Sprintf("median of %s; ratio < 1 is faster", fmtList(msOf(sw), "%.0f"))},
+				Result{Suite: "browser", Case: caseRT, Server: v.name, Protocol: navProto(sw), Unit: "req/asset", Value: perAsset(wq),
+					Baseline: "origin direct", BaselineValue: perAsset(bq), Ratio: ratio(perAsset(wq), perAsset(bq)), Requests: int(wq.originReq + wq.volReq),
+					Note: sampleNote(wq, true)})
+		}
 	}
 	return results, nil
 }
@@ -985,7 +1056,7 @@ func (s *benchSite) measureLoad(ctx context.Context, b *chromium.Browser, page s
 	}
 	smp.ms, smp.nav = pl.Ms, pl.Nav
 	if os.Getenv("GRITS_BENCH_TRACE") != "" {
-		fmt.Fprintf(os.Stderr, "  %s (worker %v): load %.0f ms, DOMContentLoaded %.0f; [name start workerStart fetchStart responseStart responseEnd]:\n", page, worker, pl.Ms, pl.DOMContentLoaded)
+		fmt.Fprintf(os.Stderr, "  %s (worker %v, sw_navigate %v): load %.0f ms, DOMContentLoaded %.0f; [name start workerStart fetchStart responseStart responseEnd]:\n", page, worker, worker && s.navigate, pl.Ms, pl.DOMContentLoaded)
 		for _, e := range pl.Timeline {
 			fmt.Fprintf(os.Stderr, "    %v\n", e)
 		}
@@ -1053,17 +1124,25 @@ func medianSample(xs []loadSample) loadSample {
 // TCP connection went through the relays in any of them (so every request
 // was HTTP/3 over the relays' UDP; the nodes are reachable only through
 // them), with the page's own nextHopProtocol when the page saw it (a
-// navigation the worker forwards shows none).
+// navigation the worker forwards shows none); loads that made no request
+// at all (the worker answered everything from its cache) say so.
 func navProto(xs []loadSample) string {
 	p := "h3 via relay"
 	m := map[string]int64{}
+	none := true
 	for _, x := range xs {
-		if x.relayTCP > 0 || x.relayUDP == 0 {
+		if x.originReq+x.volReq > 0 {
+			none = false
+		}
+		if x.relayTCP > 0 || x.relayUDP == 0 && x.originReq+x.volReq > 0 {
 			p = "NOT all h3 via relay"
 		}
 		if x.nav != "" {
 			m[x.nav]++
 		}
+	}
+	if none {
+		return "no request (the worker's cache)"
 	}
 	if len(m) > 0 {
 		p += " (page: " + protoList(m) + ")"

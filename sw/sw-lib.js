@@ -354,7 +354,7 @@ async function prefetchTree(r) {
   stats.prefetchedNodes += nodes;
 }
 
-// warmPage reads a page the origin sent (a clone of the response) for the
+// warmPage reads a page (a clone of an HTML response, aheadOfPage) for the
 // files it names (img, script, source, video and audio src; link href
 // for style sheets, preloads and icons) and fetches what a page's
 // requests will ask for: their lookups, and the blocks of files up to
@@ -370,8 +370,6 @@ const PAGE_HTML_MAX = 1 << 20;
 const prefetching = new Map(); // block hex -> promise of {data, source}
 const pagesWarmed = new Set(); // tree hex + page URL
 async function warmPage(resp, pageURL) {
-  const type = (resp.headers.get('Content-Type') || '').toLowerCase();
-  if (!resp.ok || resp.type === 'opaque' || !type.startsWith('text/html') || Number(resp.headers.get('Content-Length')) > PAGE_HTML_MAX) return;
   const html = await resp.text();
   if (html.length > PAGE_HTML_MAX) return;
   const urls = new Map();
@@ -502,17 +500,7 @@ export function handleFetch(event) {
     event.respondWith(page.then(async (resp) => {
       await noteRoot(resp);
       countOrigin(resp);
-      // A new tree (an import since the last page): its directories,
-      // while the page parses; and the files the page names.
-      if (root) event.waitUntil(prefetchTree(root).catch(() => {}));
-      // A page already read under this tree: its files are here (reading
-      // it again would only pass its body through the worker's thread).
-      const seen = root ? g.toHex(root.tree) + url.href : '';
-      if (seen && !pagesWarmed.has(seen)) {
-        if (pagesWarmed.size >= 256) pagesWarmed.clear();
-        pagesWarmed.add(seen);
-        event.waitUntil(warmPage(resp.clone(), url).catch(() => {}));
-      }
+      aheadOfPage(event, resp, url);
       return resp;
     }, async (err) => {
       await rootFromVolunteers().catch(() => {});
@@ -526,8 +514,40 @@ export function handleFetch(event) {
     }));
     return true;
   }
+  if (req.mode === 'navigate') {
+    // sw_navigate: the page from the swarm too, and what it names
+    // fetched ahead as for the origin's pages.
+    warmPeers();
+    event.respondWith(serve(req, url).then((resp) => {
+      aheadOfPage(event, resp, url);
+      return resp;
+    }));
+    return true;
+  }
   event.respondWith(serve(req, url));
   return true;
+}
+
+// aheadOfPage starts, for a page about to be handed over (the origin's
+// or the swarm's), what its own requests will want: a new tree's
+// directories (an import since the last page), while the page parses,
+// and the files the page names (warmPage), once per page and tree: a
+// page already read under this tree has its files here, and reading it
+// again would only pass its body through the worker's thread. Only
+// fetches, each verified as any other: it changes no answer.
+function aheadOfPage(event, resp, url) {
+  if (!root) return;
+  event.waitUntil(prefetchTree(root).catch(() => {}));
+  // Only an HTML page is cloned: a clone keeps what the page has read
+  // and it has not, until it is read or collected, so a clone of a video
+  // opened as a page could hold much of it in memory for nothing.
+  const type = (resp.headers.get('Content-Type') || '').toLowerCase();
+  if (!resp.ok || resp.type === 'opaque' || !type.startsWith('text/html') || Number(resp.headers.get('Content-Length')) > PAGE_HTML_MAX) return;
+  const seen = g.toHex(root.tree) + url.href;
+  if (pagesWarmed.has(seen)) return;
+  if (pagesWarmed.size >= 256) pagesWarmed.clear();
+  pagesWarmed.add(seen);
+  event.waitUntil(warmPage(resp.clone(), url).catch(() => {}));
 }
 
 // ---- keeping the root fresh while pages stay open ----

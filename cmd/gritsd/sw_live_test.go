@@ -300,6 +300,7 @@ type swStats struct {
 	RootSeq             int64            `json:"rootSeq"`
 	RootChecks          int64            `json:"rootChecks"`
 	RootsFromVolunteers int64            `json:"rootsFromVolunteers"`
+	PrefetchedBlocks    int64            `json:"prefetchedBlocks"`
 	Protocols           map[string]int64 `json:"protocols"`
 }
 
@@ -348,6 +349,43 @@ func TestServiceWorkerPathsAndNavigations(t *testing.T) {
 		t.Errorf("volunteers answered %d lookups and blocks; want at least 3 (/about.html and two images)", asked)
 	}
 	checkThroughWorker(t, b, map[string][]byte{"/images/rings.png": files["/images/rings.png"], "/css/site.css": files["/css/site.css"]})
+	s.noReports()
+}
+
+// TestServiceWorkerNavigateFetchesAhead: with --sw-navigate, a page the
+// worker serves from the swarm has the files it names fetched ahead, as
+// the origin's pages do: the page names a sound it does not load itself
+// (preload="none"), and the worker fetches its blocks anyway, verified
+// (they are then in its cache, byte-exact).
+func TestServiceWorkerNavigateFetchesAhead(t *testing.T) {
+	files := demoFiles(t)
+	sound := bytes.Repeat([]byte("grits sound "), 30_000) // 360 KB: two blocks
+	files["/sound.bin"] = sound
+	files["/listen.html"] = []byte(`<!doctype html><html><head><meta charset="utf-8"><title>listen</title>` +
+		`<script src="/grits/v1/register.js" defer></script></head><body><h1>listen</h1>` +
+		`<audio preload="none" src="/sound.bin"></audio></body></html>`)
+	s, vs := newSWSwarm(t, files, "--sw-navigate")
+	b := s.browser()
+	s.open(b, "/") // from the origin (no worker yet): installs the worker
+	before := workerStats(t, b)
+	blocksBefore := served(t, vs, "block").Requests
+	s.open(b, "/listen.html") // from the swarm
+	deadline := time.Now().Add(20 * time.Second)
+	st := workerStats(t, b)
+	for st.PrefetchedBlocks < before.PrefetchedBlocks+2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		st = workerStats(t, b)
+	}
+	if got := st.PrefetchedBlocks - before.PrefetchedBlocks; got < 2 {
+		t.Fatalf("the worker fetched %d blocks ahead of /listen.html (served from the swarm); want the sound's 2: %+v", got, st)
+	}
+	if st.RequestsFromOrigin != before.RequestsFromOrigin {
+		t.Errorf("the origin answered %d requests of the worker; want none (the page and the sound from volunteers)", st.RequestsFromOrigin-before.RequestsFromOrigin)
+	}
+	if n := served(t, vs, "block").Requests - blocksBefore; n < 2 {
+		t.Errorf("volunteers served %d blocks; want at least the sound's 2", n)
+	}
+	checkThroughWorker(t, b, map[string][]byte{"/sound.bin": sound})
 	s.noReports()
 }
 

@@ -281,7 +281,7 @@ func (s *Swarm) checkClaim(n *memberlist.Node, meta Meta, id NodeID) error {
 	t, err := s.claimOf(n, meta, id)
 	if errors.Is(err, ErrUnsigned) {
 		if s.signing.Load() {
-			return err
+			return fmt.Errorf("%w: it runs a release older than the swarm, which signs what each node says of itself since every member was upgraded; upgrade it (docs/operator.md, \"Upgrades\")", err)
 		}
 		return nil
 	}

@@ -297,5 +297,13 @@ func (s *Swarm) checkClaim(n *memberlist.Node, meta Meta, id NodeID) error {
 	}
 	s.claimAt[id] = t
 	s.claimMu.Unlock()
+	// A member that signs decided the swarm has been upgraded (maybeSign,
+	// with everything it saw); a node that has not decided yet follows
+	// it at once. Otherwise a node killed before its snapshot said it
+	// signs would come back unsigned and be refused by everyone, while
+	// maybeSign waits up to upgradeWindow for a member that died meanwhile.
+	if !s.signing.Load() {
+		s.startSigning("a member signs: the swarm has been upgraded")
+	}
 	return nil
 }

@@ -8,6 +8,9 @@ import (
 	"io"
 	"log"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -321,5 +324,42 @@ func BenchmarkClaim(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+// TestUnrecordedSignerRejoins: a node killed before its snapshot said
+// the swarm signs comes back unsigned, and a member it knew is dead
+// meanwhile, so it cannot decide for itself (maybeSign waits for every
+// member it saw recently). It follows the members that sign instead of
+// being refused by all of them.
+func TestUnrecordedSignerRejoins(t *testing.T) {
+	c := newCluster(t)
+	gone := c.add(RoleVolunteer, nil, nil)
+	back := c.add(RoleStorage, nil, []string{"/"})
+	c.waitConverged(c.timing().Join)
+	waitSigning(t, c.origin, gone, back)
+
+	gone.kill()
+	back.kill()
+	snap := back.snapshot() // killed: what it last wrote, maybe before it signed
+	snap.Signed = false
+	// And a member it saw a moment ago that the others have already
+	// dropped from their state, so no push-pull ever shows it.
+	_, lostKey, _ := ed25519.GenerateKey(nil)
+	snap.Members = append(snap.Members, Known{ID: tree.PublicKeyOf(lostKey), Role: RoleVolunteer,
+		GossipAddr: fmt.Sprintf("127.0.0.1:%d", lowPort(t)), LastSeen: time.Now()})
+	slices.SortFunc(snap.Members, func(a, b Known) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	if err := os.WriteFile(filepath.Join(back.dir, "members.json"), snap.Encode(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	back.start()
+	eventually(t, 2*c.timing().Reform, "the restarted node alive on the origin, signing", func() error {
+		if !back.swarm.Signing() {
+			return fmt.Errorf("the restarted node does not sign")
+		}
+		if m, ok := memberOn(c.origin, back.id); !ok || m.State != StateAlive {
+			return fmt.Errorf("the origin sees the restarted node as %v (known %v)", m.State, ok)
+		}
+		return nil
 	})
 }

@@ -160,3 +160,27 @@ func TestMountOriginSnapshots(t *testing.T) {
 	unmount(t, s, mp)
 	origin.d.fsckClean(t)
 }
+
+// TestMountOriginSnapshotsOffloaded: on an origin that offloads, the
+// snapshots read through the daemon's store, as the mount's own files
+// do: content the origin let go comes back from its storage nodes,
+// verified.
+func TestMountOriginSnapshotsOffloaded(t *testing.T) {
+	needFUSE(t)
+	t.Parallel()
+	entries := offloadEntries()
+	d, _ := newOriginWithKey(t)
+	d.setOffload(t, int64(float64(contentBytes(entries))*0.3), "10m")
+	d.importTree(t, newSource(t, entries))
+	mp := filepath.Join(t.TempDir(), "site")
+	origin := startMountNode(t, d, "", mp)
+	origin.id = d.mustStatus(t).Node
+	waitOffloaded(t, origin, enrol(t, origin, "storage"), enrol(t, origin, "storage"))
+	seq := strconv.Itoa(newestSeq(t, mp))
+	for _, e := range entries {
+		p := filepath.Join(mp, ".grits/roots", seq, e.path)
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, e.data) {
+			t.Errorf("%s: %d bytes, %v; want the %d imported", p, len(got), err, len(e.data))
+		}
+	}
+}

@@ -113,6 +113,7 @@ func MountOrigin(ctx context.Context, dir string, cfg OriginConfig) (*Mount, err
 	m := &Mount{dir: dir, log: cfg.Logger, uid: uid, gid: gid, active: active,
 		origin: o, staging: filepath.Join(cfg.StateDir, "staging"), statfsPath: cfg.StatfsPath}
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	m.replica = snapshotReader(m, o.w.reader)
 	o.w.mu.Lock()
 	err = o.w.load(m.ctx, o.w.root)
 	o.w.mu.Unlock()

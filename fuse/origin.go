@@ -74,8 +74,12 @@ type OriginConfig struct {
 	At string
 	// Owner is who every entry belongs to (default: this process's
 	// user); with the mode bits it decides who may write.
-	Owner  *Owner
-	Logger *slog.Logger
+	Owner *Owner
+	// Snapshots lists the roots .grits/roots shows, oldest first: the
+	// retained roots whose mounted directory Reader can still read,
+	// each Root's Tree being that directory. Nil shows none.
+	Snapshots func(ctx context.Context) ([]tree.Root, error)
+	Logger    *slog.Logger
 }
 
 func (c *OriginConfig) defaults() error {

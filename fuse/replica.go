@@ -62,8 +62,9 @@ type replica struct {
 	have bool
 	dirs map[dirKey]blockstore.Hash // resolved directories, per tree
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 type dirKey struct {
@@ -99,8 +100,7 @@ func MountReplica(ctx context.Context, dir string, cfg ReplicaConfig) (*Mount, e
 	uid, gid := ownerOr(cfg.Owner)
 	m := &Mount{dir: dir, log: cfg.Logger, uid: uid, gid: gid}
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	r := &replica{cfg: cfg, m: m, ahead: make(chan struct{}, cfg.ReadAhead), dirs: map[dirKey]blockstore.Hash{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+	r := newReplica(m, cfg)
 	m.replica = r
 	r.cur, r.have = cfg.Roots.Latest()
 	if err := ClearStale(dir, m.log); err != nil {
@@ -123,8 +123,23 @@ func MountReplica(ctx context.Context, dir string, cfg ReplicaConfig) (*Mount, e
 	return m, nil
 }
 
+func newReplica(m *Mount, cfg ReplicaConfig) *replica {
+	return &replica{cfg: cfg, m: m, ahead: make(chan struct{}, cfg.ReadAhead), dirs: map[dirKey]blockstore.Hash{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// snapshotReader is the read-only side of the origin's mount: it only
+// serves .grits/roots, reading through the mount's content reader, and
+// follows nothing.
+func snapshotReader(m *Mount, g tree.Getter) *replica {
+	r := newReplica(m, ReplicaConfig{Getter: g, ReadAhead: 16, Logger: m.log})
+	close(r.done)
+	return r
+}
+
+// close stops following; a Mount may be closed twice.
 func (r *replica) close() {
-	close(r.stop)
+	r.stopOnce.Do(func() { close(r.stop) })
 	<-r.done
 }
 
@@ -343,6 +358,7 @@ func (m *Mount) errnoOf(what string, err error) syscall.Errno {
 // roDir is a directory of a read-only mount.
 type roDir struct {
 	fs.Inode
+	readOnly
 	m    *Mount
 	view view
 	path tree.Path
@@ -425,7 +441,7 @@ func (d *roDir) child(ctx context.Context, e tree.Entry, out *fuse.EntryOut) *fs
 
 func (d *roDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if len(d.path) == 0 && d.view.seq == 0 && name == gritsDir {
-		return d.gritsInode(ctx, out), 0
+		return d.m.gritsInode(ctx, d.EmbeddedInode(), out), 0
 	}
 	top, en := d.top(ctx)
 	if en != 0 {
@@ -462,9 +478,18 @@ func (d *roDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 // Statfs reports the node's cache: its quota as the size, what the
 // quota has left as free.
 func (d *roDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return d.m.statfsAny(out)
+}
+
+// statfsAny answers statfs anywhere on the mount: the data directory's
+// file system on the origin, the cache elsewhere.
+func (m *Mount) statfsAny(out *fuse.StatfsOut) syscall.Errno {
+	if m.origin != nil {
+		return m.statfs(out)
+	}
 	out.NameLen = 255
 	out.Bsize, out.Frsize = 4096, 4096
-	if space := d.m.replica.cfg.Space; space != nil {
+	if space := m.replica.cfg.Space; space != nil {
 		total, free := space()
 		out.Blocks = total / 4096
 		out.Bfree = min(free, total) / 4096
@@ -476,6 +501,7 @@ func (d *roDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 // roFile is one version of a file of a read-only mount.
 type roFile struct {
 	fs.Inode
+	readOnly
 	m    *Mount
 	view view
 	path tree.Path
@@ -539,6 +565,7 @@ func (h *roHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 // roLink is a symlink of a read-only mount.
 type roLink struct {
 	fs.Inode
+	readOnly
 	e tree.Entry
 }
 

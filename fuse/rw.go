@@ -120,7 +120,15 @@ func (r *rwNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut
 	return 0
 }
 
+// isGrits says whether name in r is .grits, the snapshots' directory,
+// which shadows an entry of that name in the tree (as on read-only
+// mounts) and is never part of the working tree.
+func (r *rwNode) isGrits(name string) bool { return name == gritsDir && r.IsRoot() }
+
 func (r *rwNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if r.isGrits(name) {
+		return r.m.gritsInode(ctx, r.EmbeddedInode(), out), 0
+	}
 	w := r.work()
 	w.mu.Lock()
 	if err := w.load(r.bg(), r.n); err != nil {
@@ -157,7 +165,12 @@ func (r *rwNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	}
 	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: r.n.ino}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: up})
 	for name, c := range r.n.children {
-		list = append(list, fuse.DirEntry{Name: name, Mode: typeBits(c.kind), Ino: c.ino})
+		if !r.isGrits(name) {
+			list = append(list, fuse.DirEntry{Name: name, Mode: typeBits(c.kind), Ino: c.ino})
+		}
+	}
+	if r.IsRoot() {
+		list = append(list, fuse.DirEntry{Name: gritsDir, Mode: syscall.S_IFDIR, Ino: gritsIno})
 	}
 	// A stable order: readers that restart a listing must not skip.
 	slices.SortFunc(list[2:], func(a, b fuse.DirEntry) int {
@@ -176,6 +189,9 @@ func (r *rwNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 func (r *rwNode) add(ctx context.Context, name string, k tree.Kind, mode uint32, init func(*node), out *fuse.EntryOut) (*node, *fs.Inode, syscall.Errno) {
 	if en := checkName(name); en != 0 {
 		return nil, nil, en
+	}
+	if r.isGrits(name) {
+		return nil, nil, syscall.EPERM
 	}
 	w := r.work()
 	w.mu.Lock()
@@ -252,6 +268,9 @@ func (r *rwNode) Link(ctx context.Context, target fs.InodeEmbedder, name string,
 }
 
 func (r *rwNode) remove(name string, dir bool) syscall.Errno {
+	if r.isGrits(name) {
+		return syscall.EPERM
+	}
 	w := r.work()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -292,7 +311,10 @@ func (r *rwNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbe
 	}
 	np, ok := newParent.(*rwNode)
 	if !ok {
-		return syscall.EXDEV
+		return syscall.EROFS // into .grits, the only other nodes
+	}
+	if r.isGrits(name) || np.isGrits(newName) {
+		return syscall.EPERM
 	}
 	w := r.work()
 	w.mu.Lock()

@@ -105,12 +105,51 @@ func mountOrigin(ctx context.Context, d *datadir.Dir, mc MountConfig, reader tre
 		return nil, err
 	}
 	stateRoot := d.FilePath(MountStateDir)
+	content := reader
+	if content == nil {
+		content = d.Store
+	}
+	retain := d.Config.RetainRoots
+	snapshots := func(ctx context.Context) ([]tree.Root, error) {
+		return originSnapshots(ctx, d, content, mc.At, retain)
+	}
 	return fuse.MountOrigin(ctx, mc.Dir, fuse.OriginConfig{
-		Store: d.Store, Reader: reader, StateDir: fuse.StateDirFor(stateRoot, mc.At), At: mc.At.String(),
+		Snapshots: snapshots,
+		Store:     d.Store, Reader: reader, StateDir: fuse.StateDirFor(stateRoot, mc.At), At: mc.At.String(),
 		Publisher: &dirPublisher{d: d, at: mc.At, lock: lock, committed: committed},
 		ChunkSize: d.Config.ChunkSize, Rule: mc.Publish, Quiet: mc.Quiet, StatfsPath: d.Path, Owner: mc.Owner,
 		Logger: logger.With("component", "mount"),
 	})
+}
+
+// originSnapshots lists the retained roots whose directory at is
+// readable through g (offloaded nodes fetched back and verified), each
+// Root's Tree set to that directory. It reads the root log afresh: d.Log
+// is replaced whenever a commit takes the lock.
+func originSnapshots(ctx context.Context, d *datadir.Dir, g tree.Getter, at tree.Path, retain int) ([]tree.Root, error) {
+	l, err := tree.ReadLog(ctx, d.FilePath("roots.log"))
+	if err != nil {
+		return nil, err
+	}
+	roots := d.RetainedOf(l.Roots(), retain)
+	l.Close()
+	out := make([]tree.Root, 0, len(roots))
+	for _, r := range roots {
+		h := r.Tree
+		if len(at) > 0 {
+			res, err := tree.Lookup(ctx, g, r.Tree, at)
+			if err != nil || res.Status != tree.Found || res.Entry.Kind != tree.KindDir {
+				continue
+			}
+			h = res.Entry.Hash
+		}
+		if _, err := tree.LoadNode(ctx, g, h); err != nil {
+			continue
+		}
+		r.Tree = h
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // dirPublisher commits the mount's roots into the data directory.

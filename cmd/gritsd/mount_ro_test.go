@@ -82,7 +82,9 @@ func TestMountVolunteerReadOnly(t *testing.T) {
 	mustWrite(t, filepath.Join(omp, "site/big.bin"), big, 0o644)
 	waitFile(t, filepath.Join(vmp, "site/big.bin"), big)
 	// private.txt and the private file inside the source stay home.
-	isPrivate := func(rel string) bool { return rel == "private.txt" || rel == "site/pkg1/sub1/file001.c" }
+	isPrivate := func(rel string) bool {
+		return rel == "private.txt" || rel == "site/pkg1/sub1/file001.c" || rel == ".grits"
+	}
 	want := snapshotTree(t, omp, isPrivate)
 	eventually(t, mountWait, 200*time.Millisecond, func() error {
 		if _, err := os.Stat(filepath.Join(vmp, "site/README")); err != nil {

@@ -486,8 +486,13 @@ func (d *Dir) SetGCFloor(seq uint64) error {
 
 // Retained returns the newest n roots that gc has not dropped.
 func (d *Dir) Retained(n int) []tree.Root {
+	return d.RetainedOf(d.Log.Roots(), n)
+}
+
+// RetainedOf returns the newest n of roots (a log's, oldest first) that
+// gc has not dropped.
+func (d *Dir) RetainedOf(roots []tree.Root, n int) []tree.Root {
 	floor := d.GCFloor()
-	roots := d.Log.Roots()
 	i := 0
 	for i < len(roots) && roots[i].Seq < floor {
 		i++

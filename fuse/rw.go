@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -472,7 +473,11 @@ type rwHandle struct {
 	m        *Mount
 	n        *node
 	writable bool
-	reader   *fileReader
+	// The kernel may send reads of one handle at once (async reads):
+	// rmu guards which reader the handle uses; the reader itself is
+	// safe for concurrent reads.
+	rmu    sync.Mutex
+	reader *fileReader
 }
 
 var (
@@ -505,10 +510,13 @@ func (h *rwHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 	}
 	hash, size, direct := n.hash, n.hashSize, n.direct
 	n.cmu.Unlock()
+	h.rmu.Lock()
 	if h.reader == nil || h.reader.hash != hash {
 		h.reader = newFileReader(h.m.origin.w.reader, hash, size, direct, nil)
 	}
-	k, err := h.reader.ReadAt(h.m.ctx, dest, off)
+	r := h.reader
+	h.rmu.Unlock()
+	k, err := r.ReadAt(h.m.ctx, dest, off)
 	if err != nil {
 		return nil, h.m.origin.w.errno("read", err)
 	}

@@ -11,9 +11,9 @@ package main
 //     straight from the origin without a worker, over a simulated network:
 //     50 ms round trip between browser and origin, 10 ms between browser
 //     and volunteers (userspace relays, relay.go). Cold and warm; the
-//     worker with the origin's sw_navigate off (the default: the page
-//     from the origin, its assets from the worker) and on (the page from
-//     the worker too).
+//     worker with the origin's sw_navigate on (a static site's default:
+//     the page from the worker too) and off (the page from the origin,
+//     its assets from the worker: an app's default).
 //  3. A 50 MiB file read through the worker (every block verified), beside
 //     the page fetching the same blocks from the same volunteer itself
 //     with the worker's parallelism and no hashing; loopback, no relay.
@@ -241,8 +241,9 @@ type benchSite struct {
 	keyPath  string
 	origin   *benchNode
 	vols     []*benchNode
-	// navigate is the origin's sw_navigate as last set (setNavigate).
-	navigate bool
+	// navigate is the origin's sw_navigate as last set (setNavigate);
+	// nil until then.
+	navigate *bool
 }
 
 func newBenchSite(ctx context.Context, bin, dir string, files map[string][]byte, volunteers int, relays bool) (s *benchSite, err error) {
@@ -406,7 +407,7 @@ func (s *benchSite) Close() {
 // then SIGHUP) and waits until the worker script it serves says so. A
 // fresh browser profile then installs the worker with that setting.
 func (s *benchSite) setNavigate(ctx context.Context, on bool) error {
-	if s.navigate == on {
+	if s.navigate != nil && *s.navigate == on {
 		return nil
 	}
 	path := filepath.Join(s.origin.data, "gritsd.toml")
@@ -437,7 +438,7 @@ func (s *benchSite) setNavigate(ctx context.Context, on bool) error {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if bytes.Contains(body, []byte(want)) {
-				s.navigate = on
+				s.navigate = &on
 				return nil
 			}
 		}
@@ -908,8 +909,9 @@ type loadSample struct {
 // pageLoadBench loads the page, cold then warm, through the worker and
 // straight from the origin, each in a fresh browser profile per
 // repetition, and reports the medians. Through the worker twice: with
-// the origin's sw_navigate off (the default: the page itself from the
-// origin) and on (the page from the worker as well).
+// the origin's sw_navigate on (a static site's default: the page from
+// the worker as well) and off (an app's default: the page itself from
+// the origin).
 //
 // Cold: a fresh profile that has first visited a page without assets on
 // the origin: for the worker path /install.html, which registers the
@@ -936,10 +938,12 @@ func pageLoadBench(ctx context.Context, s *benchSite, reps int, rtt linkRTT) ([]
 	}
 	variants := []variant{
 		{"origin direct", "/blank.html", "/direct.html", false, false},
-		{"service worker", "/install.html", "/sw.html", true, false},
-		// The origin's sw_navigate on: pages too come from the worker
-		// (its cache, else volunteers), as a static site may choose.
-		{"service worker, sw_navigate", "/install.html", "/sw.html", true, true},
+		// A static site's default (sw_navigate): pages too come from the
+		// worker (its cache, else volunteers).
+		{"service worker", "/install.html", "/sw.html", true, true},
+		// sw_navigate = false, an app's default: the page from the
+		// origin, its files from the worker.
+		{"service worker, pages from the origin", "/install.html", "/sw.html", true, false},
 	}
 	samples := map[string][]loadSample{} // variant + " cold"/" warm"
 	deadline := time.Now().Add(10 * time.Minute)
@@ -976,7 +980,7 @@ func pageLoadBench(ctx context.Context, s *benchSite, reps int, rtt linkRTT) ([]
 			}
 		}
 	}
-	if err := s.setNavigate(ctx, false); err != nil {
+	if err := s.setNavigate(ctx, true); err != nil {
 		return nil, err
 	}
 	// Requests per asset: the load's requests minus the page's own, over
@@ -1056,7 +1060,7 @@ func (s *benchSite) measureLoad(ctx context.Context, b *chromium.Browser, page s
 	}
 	smp.ms, smp.nav = pl.Ms, pl.Nav
 	if os.Getenv("GRITS_BENCH_TRACE") != "" {
-		fmt.Fprintf(os.Stderr, "  %s (worker %v, sw_navigate %v): load %.0f ms, DOMContentLoaded %.0f; [name start workerStart fetchStart responseStart responseEnd]:\n", page, worker, worker && s.navigate, pl.Ms, pl.DOMContentLoaded)
+		fmt.Fprintf(os.Stderr, "  %s (worker %v, sw_navigate %v): load %.0f ms, DOMContentLoaded %.0f; [name start workerStart fetchStart responseStart responseEnd]:\n", page, worker, worker && s.navigate != nil && *s.navigate, pl.Ms, pl.DOMContentLoaded)
 		for _, e := range pl.Timeline {
 			fmt.Fprintf(os.Stderr, "    %v\n", e)
 		}

@@ -100,7 +100,7 @@ func inject(resp *http.Response, script string, max int64) error {
 		return nil
 	}
 	resp.Body.Close()
-	out := injectHTML(body, script)
+	out := InjectHTML(body, script)
 	resp.Body = io.NopCloser(bytes.NewReader(out))
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
@@ -112,14 +112,25 @@ func inject(resp *http.Response, script string, max int64) error {
 // script into; larger pages are served as they are.
 const DefaultMaxInjectBody = 4 << 20
 
-// injectHTML returns page with script inserted before </head>, else
-// </body>, else at the end; a page that already holds script is
-// returned as it is (a page that registers the worker itself).
-func injectHTML(page []byte, script string) []byte {
+// InjectHTML returns page with script inserted before the last </head>,
+// else the last </body> (either in any case), else at the end; a page
+// that already holds script is returned as it is (a page that registers
+// the worker itself). The service worker inserts it the same way
+// (sw/js/respond.js, held to this by sw/testdata/inject.json).
+func InjectHTML(page []byte, script string) []byte {
 	if bytes.Contains(page, []byte(script)) {
 		return page
 	}
-	lower := bytes.ToLower(page)
+	// ASCII case only: bytes.ToLower would change the length of a page
+	// holding some non-ASCII letters or invalid UTF-8, and its offsets
+	// would no longer be the page's.
+	lower := make([]byte, len(page))
+	for i, c := range page {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
 	at := bytes.LastIndex(lower, []byte("</head>"))
 	if at < 0 {
 		at = bytes.LastIndex(lower, []byte("</body>"))

@@ -162,7 +162,7 @@ func (h *Handler) serveSiteFile(w http.ResponseWriter, r *http.Request, name str
 			h.storeFailed(w, r.Context(), "site page", err)
 			return
 		}
-		if injected := injectHTML(page, h.cfg.InjectScript); len(injected) != len(page) {
+		if injected := InjectHTML(page, h.cfg.InjectScript); len(injected) != len(page) {
 			// Another representation than the tree's bytes: its own
 			// validator, so a cache never mixes the two.
 			hdr.Set("ETag", `"`+res.Entry.Hash.String()+`+sw"`)

@@ -357,9 +357,12 @@ func TestSiteInjectsTheScript(t *testing.T) {
 		"head":    {"<html><head><title>x</title></HEAD><body>b</body></html>", "<html><head><title>x</title>" + tag + "</HEAD><body>b</body></html>"},
 		"body":    {"<p>x</p></body>", "<p>x</p>" + tag + "</body>"},
 		"already": {"<head>" + tag + "</head>", "<head>" + tag + "</head>"},
+		// Letters whose lower case is shorter or longer in UTF-8, and a
+		// byte that is no UTF-8: the offsets are still the page's.
+		"non-ASCII": {"<head><title>\u0130\u023a\xff</title></head>", "<head><title>\u0130\u023a\xff</title>" + tag + "</head>"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := string(injectHTML([]byte(tc.page), tag)); got != tc.want {
+			if got := string(InjectHTML([]byte(tc.page), tag)); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})

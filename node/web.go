@@ -242,6 +242,10 @@ func (wb *web) start(n *Node) error {
 		cfg.ReportKey = wb.reportKey
 		settings := w.SW
 		settings.SiteKey = n.dir.Config.SiteKey.String()
+		if w.InjectSWTree {
+			// The worker's pages from the tree get it too (sw.Settings.Inject).
+			settings.Inject = registerTag
+		}
 		if err := settings.Validate(); err != nil {
 			return configErrorf("--sw-*: %v", err)
 		}
@@ -260,14 +264,14 @@ func (wb *web) start(n *Node) error {
 			settings.Paths, fromTree = n.treePaths(context.Background())
 			swBase = settings
 		}
+		if w.InjectSWTree {
+			cfg.InjectScript = registerTag
+		}
 		scripts, err := sw.Scripts(settings)
 		if err != nil {
 			return err
 		}
 		cfg.Scripts = scripts
-		if w.InjectSWTree {
-			cfg.InjectScript = registerTag
-		}
 		for _, h := range settings.Hosts {
 			if cfg.Hosts == nil {
 				cfg.Hosts = map[string]string{}

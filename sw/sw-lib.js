@@ -41,7 +41,7 @@ import * as g from './js/grits.js';
 import { PeerScores, hedged, bodyDeadlineMs, readLimited, BodyTooLarge } from './js/peers.js';
 import { BlockCache, localLookup, DEFAULT_CACHE_BYTES } from './js/cache.js';
 import { serveType } from './js/types.js';
-import { planFile, planNotFile, textError, httpDate } from './js/respond.js';
+import { planFile, planNotFile, textError, httpDate, injectHTML } from './js/respond.js';
 
 /** The worker's global scope, typed as a service worker's. */
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
@@ -64,6 +64,11 @@ const cfg = {
 const HOSTS = new Map((Array.isArray(GRITS_CONFIG.hosts) ? GRITS_CONFIG.hosts : [])
   .map((h) => [h.origin, h.prefix === '/' ? '' : h.prefix.replace(/\/$/, '')]));
 const SITE_KEY = g.parsePublicKey(GRITS_CONFIG.siteKey);
+// inject_sw_tree: the tag the origin inserts into the HTML pages it
+// serves from the tree, into pages up to INJECT_MAX bytes (larger ones
+// as stored); the worker's pages from the tree get it the same way.
+const INJECT = typeof GRITS_CONFIG.inject === 'string' ? GRITS_CONFIG.inject : '';
+const INJECT_MAX = 4 << 20; // gateway.DefaultMaxInjectBody
 const VERSION = GRITS_CONFIG.version || '';
 
 const LOOKUP_CACHE_MAX = 2000;
@@ -1321,26 +1326,37 @@ async function fromSwarm(req, url, prefix = '') {
   // The type the tree stores (decided at import), as the origin sends it.
   const name = path.slice(path.lastIndexOf('/') + 1);
   const mtime = v.entry.mtimeNs;
+  const type = serveType(v.entry.type, name);
+  const track = { net: lookupNet };
+  let etag = `"${g.formatHash(v.entry.hash)}"`;
+  // inject_sw_tree: an HTML page with the registration script, as the
+  // origin serves it (gateway/site.go): its own ETag, its own length,
+  // ranges of those bytes. HEAD and 304 too need the page for them.
+  let page = v.inline;
+  if (INJECT && size <= INJECT_MAX && type.startsWith('text/html')) {
+    const stored = await wholeFile(f, v.inline, track);
+    page = injectHTML(stored, INJECT);
+    if (page.length !== stored.length) etag = `"${g.formatHash(v.entry.hash)}+sw"`;
+  }
   const plan = planFile({
     method: req.method, range: req.headers.get('Range'), ifRange: req.headers.get('If-Range'), ifNoneMatch: req.headers.get('If-None-Match'),
   }, {
-    size, etag: `"${g.formatHash(v.entry.hash)}"`, type: serveType(v.entry.type, name),
+    size: page ? page.length : size, etag, type,
     lastModified: mtime === null ? '' : httpDate(Number(mtime / 1_000_000n)),
   });
   plan.headers['X-Grits-Verified'] = g.formatHash(v.entry.hash);
   const ranges = plan.body.filter((b) => !b.bytes);
   if (ranges.length === 0) {
     // HEAD, 304, 416, an empty file: nothing to fetch.
-    served(lookupNet);
+    served(track.net);
     return planResponse(req, plan);
   }
-  if (v.inline) {
-    const parts = plan.body.map((b) => b.bytes || v.inline.subarray(b.start, b.start + b.length));
-    countBytes('volunteers', ranges.reduce((n, b) => n + b.length, 0));
-    served(true);
+  if (page) {
+    const parts = plan.body.map((b) => b.bytes || page.subarray(b.start, b.start + b.length));
+    countBytes(v.inline || track.net ? 'volunteers' : 'cache', ranges.reduce((n, b) => n + b.length, 0));
+    served(v.inline ? true : track.net);
     return planResponse(req, plan, concat(parts));
   }
-  const track = { net: lookupNet };
   // Every range's chunk list first (index nodes of very large files are
   // fetched here): a failure now still lets the origin answer.
   const lists = await Promise.all(ranges.map((b) => g.listChunks(f, b.start, b.length, async (h) => {
@@ -1395,6 +1411,19 @@ async function fromSwarm(req, url, prefix = '') {
     },
   }, { highWaterMark: 0 });
   return planResponse(req, plan, body);
+}
+
+// wholeFile is a small file's bytes, every block verified (the cache's
+// or fetched in parallel); track.net is set if any came over the network.
+async function wholeFile(f, inline, track) {
+  if (inline) return inline;
+  const get = async (h, size) => {
+    const got = await block(h, undefined, true, size);
+    if (got.source !== 'cache') track.net = true;
+    return got.data;
+  };
+  const cs = await g.listChunks(f, 0, f.size, (h) => get(h));
+  return concat(await Promise.all(cs.map((c) => get(c.hash, c.size))));
 }
 
 // fileRange yields bytes [start, end) of a file, given the chunks that

@@ -133,6 +133,11 @@ type Settings struct {
 	// Hosts are other names the site's files are served under (media
 	// hosts); the worker serves their URLs from volunteers too.
 	Hosts []Host
+	// Inject, if set, is the tag the origin inserts into the HTML pages
+	// it serves from the tree (inject_sw_tree); the worker inserts it
+	// into the pages it serves from the tree the same way, so a page is
+	// the same whoever answers.
+	Inject string
 }
 
 // unsafeChars may not appear in the values written into the scripts.
@@ -234,6 +239,8 @@ type config struct {
 	RootCheckMs int64 `json:"rootCheckMs"`
 	// Hosts: the media hosts, origins without a trailing slash.
 	Hosts []Host `json:"hosts,omitempty"`
+	// Inject: Settings.Inject.
+	Inject string `json:"inject,omitempty"`
 	// Version names the embedded scripts and these settings: any change
 	// to either changes the worker's bytes, so browsers install the new
 	// worker, and the worker can say which one it is.
@@ -304,7 +311,7 @@ func Scripts(s Settings) (map[string][]byte, error) {
 	}
 	// JSON is a JavaScript expression (json.Marshal escapes <, > and &).
 	cf := config{SiteKey: s.SiteKey, Scope: s.Scope, Paths: s.Paths, Navigate: s.Navigate, CacheBytes: s.CacheBytes,
-		RootCheckMs: s.RootCheck.Milliseconds()}
+		RootCheckMs: s.RootCheck.Milliseconds(), Inject: s.Inject}
 	for _, h := range s.Hosts {
 		// As a browser's URL.origin names it: lower case, no :443.
 		cf.Hosts = append(cf.Hosts, Host{Origin: "https://" + h.HostName(), Prefix: h.Prefix})

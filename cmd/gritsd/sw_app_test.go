@@ -190,7 +190,9 @@ func TestServiceWorkerInsideAnAppsWorker(t *testing.T) {
 // whose pages do not mention grits, served by an origin with
 // --inject-sw-tree: the pages the origin serves carry the registration
 // script once, the worker takes the page over, and the site's files then
-// come from volunteers.
+// come from volunteers. The pages the worker serves from the tree (a
+// static site's navigations) are the origin's, byte for byte, ETag
+// included: the script inserted the same way.
 func TestServiceWorkerRegisteredByTheOrigin(t *testing.T) {
 	files := map[string][]byte{
 		"/index.html":   []byte(`<!doctype html><html><head><meta charset="utf-8"><title>generated</title><link rel="stylesheet" href="/css/site.css"></head><body><img src="/img/logo.png"></body></html>`),
@@ -205,7 +207,20 @@ func TestServiceWorkerRegisteredByTheOrigin(t *testing.T) {
 	var scripts int
 	eval(t, b, 10*time.Second, `document.querySelectorAll('script[src="/grits/v1/register.js"]').length`, &scripts)
 	if scripts != 1 {
-		t.Errorf("the page the origin served holds %d registration scripts; want 1", scripts)
+		t.Errorf("the page the worker served holds %d registration scripts; want 1", scripts)
+	}
+	// The origin's own answer for the page, beside the worker's.
+	c := gwNewH2(t, s.pool, nil)
+	resp, page := c.get(t, s.originURL+"/about.html")
+	if resp.StatusCode != 200 || !bytes.Contains(page, []byte(`<script src="/grits/v1/register.js" defer></script></head>`)) {
+		t.Fatalf("the origin's /about.html: %s, %q", resp.Status, page)
+	}
+	var got struct {
+		ETag, Verified, Body string
+	}
+	eval(t, b, 20*time.Second, `fetch('/about.html').then(async (r) => ({ etag: r.headers.get('ETag'), verified: r.headers.get('X-Grits-Verified') || '', body: await r.text() }))`, &got)
+	if got.Verified == "" || got.ETag != resp.Header.Get("ETag") || got.Body != string(page) {
+		t.Errorf("the worker's /about.html: ETag %s, verified %q, %q; want the origin's: ETag %s, %q", got.ETag, got.Verified, got.Body, resp.Header.Get("ETag"), page)
 	}
 	before := served(t, vs, "lookup").Requests + served(t, vs, "block").Requests
 	checkThroughWorker(t, b, map[string][]byte{"/css/site.css": files["/css/site.css"], "/img/logo.png": files["/img/logo.png"]})

@@ -407,11 +407,12 @@ func (s *swSite) importNewCSS(files map[string][]byte, color string) []byte {
 }
 
 // TestServiceWorkerSeesNewImports: an unchanged page costs no lookup at
-// all on its next visit; after the origin imports a change, the next
-// ordinary navigation (no shift-reload) shows it.
+// all on its next visit; with pages from the origin (sw_navigate off, an
+// app's default), after the origin imports a change, the next ordinary
+// navigation (no shift-reload) shows it.
 func TestServiceWorkerSeesNewImports(t *testing.T) {
 	files := demoFiles(t)
-	s, vs := newSWSwarm(t, files)
+	s, vs := newSWSwarm(t, files, "--sw-navigate=false")
 	b := s.browser()
 	s.open(b, "/about.html")
 	s.open(b, "/about.html") // now under the worker: lookups are cached
@@ -432,6 +433,37 @@ func TestServiceWorkerSeesNewImports(t *testing.T) {
 	}
 	files["/css/site.css"] = css
 	checkThroughWorker(t, b, map[string][]byte{"/css/site.css": css})
+	s.noReports()
+}
+
+// TestServiceWorkerPagesFromTheWorker: a static site's default
+// (sw_navigate unset): pages come from the worker, the origin serves
+// none of them, and after an import a navigation shows the change within
+// sw_root_check (here 2 s) plus the check's own round trip, without a
+// shift-reload.
+func TestServiceWorkerPagesFromTheWorker(t *testing.T) {
+	files := demoFiles(t)
+	s, _ := newSWSwarm(t, files, "--sw-root-check", "2s")
+	b := s.browser()
+	s.open(b, "/about.html")
+	s.open(b, "/about.html") // under the worker
+	before := s.o.counts(t)
+	s.open(b, "/about.html")
+	if got := s.o.counts(t).sub(before).ByKind["site"]; got.Requests != 0 {
+		t.Errorf("the origin served %d site files (%d bytes) for a page under the worker; want none: the page and its files from the worker", got.Requests, got.Bytes)
+	}
+	css := s.importNewCSS(files, "rgb(4, 5, 6)")
+	imported := time.Now()
+	var border string
+	for border != "rgb(4, 5, 6)" {
+		if time.Since(imported) > 30*time.Second {
+			t.Fatalf("30 s after an import, a navigation still shows the old style sheet (border-top-color %q)", border)
+		}
+		s.open(b, "/about.html")
+		eval(t, b, 10*time.Second, `getComputedStyle(document.body).borderTopColor`, &border)
+	}
+	t.Logf("a navigation showed the import after %v (sw_root_check 2s)", time.Since(imported).Round(100*time.Millisecond))
+	checkThroughWorker(t, b, map[string][]byte{"/css/site.css": css, "/about.html": files["/about.html"]})
 	s.noReports()
 }
 

@@ -58,9 +58,11 @@ type ServeConfig struct {
 	Watch         string   `json:"watch,omitempty"`
 	WatchQuiet    Duration `json:"watch_quiet,omitzero"`
 
-	SWScope    string   `json:"sw_scope,omitempty"`
-	SWPaths    []string `json:"sw_paths,omitempty"`
-	SWNavigate bool     `json:"sw_navigate,omitempty"`
+	SWScope string   `json:"sw_scope,omitempty"`
+	SWPaths []string `json:"sw_paths,omitempty"`
+	// SWNavigate unset (nil): pages from the worker for a static site,
+	// from the origin behind an upstream app.
+	SWNavigate *bool `json:"sw_navigate,omitempty"`
 	// MediaHosts are other names the tree is served under,
 	// "https://HOST[:PORT]=/TREE/PATH" (sw.ParseHost).
 	MediaHosts []string `json:"media_hosts,omitempty"`
@@ -198,6 +200,16 @@ func setTOML(f reflect.Value, v any) error {
 			return fmt.Errorf("want true or false, got %s", tomlKind(v))
 		}
 		f.SetBool(b)
+	case reflect.Pointer:
+		// An optional boolean: unset (nil) has a default of its own.
+		if f.Type().Elem().Kind() != reflect.Bool {
+			return fmt.Errorf("unsupported setting type %v", f.Type())
+		}
+		b, ok := v.(bool)
+		if !ok {
+			return fmt.Errorf("want true or false, got %s", tomlKind(v))
+		}
+		f.Set(reflect.ValueOf(&b))
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, ok := v.(int64)
 		if !ok {
@@ -277,7 +289,7 @@ func (c *Config) Set(key, text string) error {
 	switch {
 	case f.Addr().Type().Implements(textUnmarshaler), f.Kind() == reflect.String:
 		v = text
-	case f.Kind() == reflect.Bool:
+	case f.Kind() == reflect.Bool, f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(text)
 		if err != nil {
 			return keyErrorf(key, "want true or false, got %q", text)
@@ -333,6 +345,8 @@ func (c *Config) Text(key string) []string {
 		return out
 	case f.CanFloat():
 		return []string{strconv.FormatFloat(f.Float(), 'g', -1, 64)}
+	case f.Kind() == reflect.Pointer:
+		return []string{fmt.Sprint(f.Elem().Interface())}
 	}
 	return []string{fmt.Sprint(f.Interface())}
 }

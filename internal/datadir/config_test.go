@@ -73,7 +73,7 @@ func sample() Config {
 	c.WatchQuiet = Duration{3 * time.Second}
 	c.HTTPWriteTimeout, c.HTTPBodyTimeout, c.HTTPBodyMinRate = Duration{time.Minute}, Duration{2 * time.Minute}, 100
 	c.Grits1RateLimit = 50
-	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck = "/app/", []string{"/static/", "/media/"}, true, 64, Duration{30 * time.Second}
+	c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck = "/app/", []string{"/static/", "/media/"}, new(false), 64, Duration{30 * time.Second}
 	c.MediaHosts = []string{"https://files.example.org=/system"}
 	c.LogLevel, c.LogFormat = "debug", "json"
 	c.Mount, c.MountAt, c.MountQuiet, c.MountOwner, c.Publish, c.NoReadDirPlus = "/mnt/site", "/system", Duration{2 * time.Second}, "www-data", "all", true

@@ -239,3 +239,47 @@ export function textError(status, text) {
     body: [{ bytes: b }],
   };
 }
+
+// ---- pages with the registration script ----
+
+/**
+ * injectHTML returns page with tag inserted before the last </head>,
+ * else the last </body> (either in any ASCII case), else at the end; a
+ * page that holds tag already is returned as it is. It is the origin's
+ * gateway.InjectHTML (inject_sw_tree), held to it by
+ * sw/testdata/inject.json: a page is the same whoever serves it.
+ * @param {Uint8Array} page
+ * @param {string} tag
+ * @returns {Uint8Array}
+ */
+export function injectHTML(page, tag) {
+  const t = enc.encode(tag);
+  if (indexOfBytes(page, t, false) >= 0) return page;
+  let at = indexOfBytes(page, enc.encode('</head>'), true);
+  if (at < 0) at = indexOfBytes(page, enc.encode('</body>'), true);
+  if (at < 0) at = page.length;
+  const out = new Uint8Array(page.length + t.length);
+  out.set(page.subarray(0, at), 0);
+  out.set(t, at);
+  out.set(page.subarray(at), at + t.length);
+  return out;
+}
+
+// indexOfBytes finds needle in hay: the first match, or with last the
+// last one compared in ASCII lower case (needle given in lower case).
+function indexOfBytes(hay, needle, last) {
+  const lower = (c) => (c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
+  const n = needle.length;
+  const at = (i) => {
+    for (let j = 0; j < n; j++) {
+      if ((last ? lower(hay[i + j]) : hay[i + j]) !== needle[j]) return false;
+    }
+    return true;
+  };
+  if (last) {
+    for (let i = hay.length - n; i >= 0; i--) if (at(i)) return i;
+  } else {
+    for (let i = 0; i + n <= hay.length; i++) if (at(i)) return i;
+  }
+  return -1;
+}

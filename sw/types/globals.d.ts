@@ -8,5 +8,7 @@ declare const GRITS_CONFIG: {
   cacheBytes: number;
   rootCheckMs: number;
   hosts?: { origin: string; prefix: string }[];
+  /** inject_sw_tree: the tag inserted into the HTML pages served from the tree. */
+  inject?: string;
   version?: string;
 };

@@ -20,7 +20,7 @@ declare module '*/grits/v1/sw-lib.js' {
   export interface Settings {
     /** URL path prefixes served from volunteers (sw_paths; by default the tree's top-level names, empty before the first root). */
     paths: string[];
-    /** Pages (navigations) from volunteers too (sw_navigate). */
+    /** Pages (navigations) from the worker's cache and volunteers too (sw_navigate: a static site's default; false behind an app, whose pages come from the origin). */
     navigate: boolean;
     /** Bytes of verified blocks kept in Cache Storage (sw_cache_mb). */
     cacheBytes: number;

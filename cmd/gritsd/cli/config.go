@@ -124,6 +124,9 @@ func printConfig(c *cmdContext, cfg *datadir.Config, src []byte) {
 			origin = fmt.Sprintf("%s line %d", datadir.ConfigFile, line)
 		}
 		v := s.Default
+		if s.Key == "sw_navigate" && vals == nil && cfg.Upstream != "" {
+			v = "false" // its default behind an app (swSettingsOf)
+		}
 		if vals != nil {
 			if tv, err := datadir.TOMLValue(cfg, s.Key); err == nil {
 				v = tv
@@ -189,7 +192,7 @@ func checkServeSettings(cfg *datadir.Config) []error {
 			}
 		}
 	}
-	s := sw.Settings{Scope: cfg.SWScope, Paths: cfg.SWPaths, Navigate: cfg.SWNavigate, CacheBytes: cfg.SWCacheMB << 20, RootCheck: cfg.SWRootCheck.Duration}
+	s := sw.Settings{Scope: cfg.SWScope, Paths: cfg.SWPaths, Navigate: navigateOf(cfg.SWNavigate, cfg.Upstream), CacheBytes: cfg.SWCacheMB << 20, RootCheck: cfg.SWRootCheck.Duration}
 	if cfg.SWCacheMB > sw.MaxCacheBytes>>20 {
 		bad("sw_cache_mb", "%d: at most %d", cfg.SWCacheMB, sw.MaxCacheBytes>>20)
 	} else if err := s.Validate(); err != nil {

@@ -61,12 +61,12 @@ func TestApplyConfig(t *testing.T) {
 	cfg.SWPaths = []string{"/a/", "/b/"}
 	cfg.TrustedProxies = []string{"10.9.9.9"}
 	cfg.ProxyPrefixes = []string{"/api/", "/ws/"}
-	cfg.SWNavigate = true
+	cfg.SWNavigate = new(false) // set, even to false: not the default
 	if err := applyConfig(fs, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{"url": "https://flag.example", "listen": "127.0.0.1:9", "sw-paths": "/a/,/b/",
-		"trusted-proxy": "10.0.0.1", "proxy-prefix": "/api/,/ws/", "sw-navigate": "true", "gossip": ""} {
+		"trusted-proxy": "10.0.0.1", "proxy-prefix": "/api/,/ws/", "sw-navigate": "false", "gossip": ""} {
 		if got := fs.Lookup(name).Value.String(); got != want {
 			t.Errorf("--%s = %q, want %q", name, got, want)
 		}
@@ -77,5 +77,52 @@ func TestApplyConfig(t *testing.T) {
 	}
 	if eff.PublicURL != "https://flag.example" || len(eff.TrustedProxies) != 1 || eff.TrustedProxies[0] != "10.0.0.1" || eff.Listen != "127.0.0.1:9" {
 		t.Errorf("effective config: %+v", eff)
+	}
+}
+
+// TestNavigateDefault: sw_navigate left out serves a static site's pages
+// from the worker and an app's from the origin; set, either way, it wins;
+// --sw-navigate alone means true.
+func TestNavigateDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		toml     string
+		upstream string
+		want     bool
+	}{
+		{want: true},
+		{upstream: "http://127.0.0.1:3000", want: false},
+		{toml: "sw_navigate = false\n", want: false},
+		{toml: "sw_navigate = true\n", upstream: "http://127.0.0.1:3000", want: true},
+		{args: []string{"--sw-navigate"}, upstream: "http://127.0.0.1:3000", want: true},
+		{args: []string{"--sw-navigate=false"}, toml: "sw_navigate = true\n", want: false},
+	} {
+		fs := commandFlags(lookup(t, "serve"))
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := datadir.ParseConfig("gritsd.toml", []byte(tc.toml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Upstream = tc.upstream
+		given := explicitFlags(fs)
+		if err := applyConfig(fs, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		eff, err := effectiveConfig(fs, cfg, given)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := navigateOf(eff.SWNavigate, eff.Upstream); got != tc.want {
+			t.Errorf("%v, %q, upstream %q: navigate %v, want %v", tc.args, tc.toml, tc.upstream, got, tc.want)
+		}
+		w := &webFlags{swNavigate: optBool{}}
+		if v := fs.Lookup("sw-navigate").Value.(*optBool); v.v != nil {
+			w.swNavigate.v = v.v
+		}
+		if got := navigateOf(w.swNavigate.v, tc.upstream); got != tc.want {
+			t.Errorf("%v, %q, upstream %q: flags say navigate %v, want %v", tc.args, tc.toml, tc.upstream, got, tc.want)
+		}
 	}
 }

@@ -107,12 +107,23 @@ func (r *reloader) reload() {
 
 // reloadableFrom is what a running node takes from the settings.
 func reloadableFrom(c *datadir.Config) (node.Reloadable, error) {
-	s, err := swSettingsOf(c.SWScope, c.SWPaths, c.SWNavigate, c.SWCacheMB, c.SWRootCheck.Duration, c.MediaHosts)
+	s, err := swSettingsOf(c.SWScope, c.SWPaths, navigateOf(c.SWNavigate, c.Upstream), c.SWCacheMB, c.SWRootCheck.Duration, c.MediaHosts)
 	if err != nil {
 		return node.Reloadable{}, err
 	}
 	return node.Reloadable{Seeds: c.Seeds, Web: node.WebConfig{RateLimit: c.RateLimit, TrustedProxies: c.TrustedProxies, SW: s,
 		Upstream: c.Upstream, UpstreamHost: c.UpstreamHost, ProxyPrefixes: c.ProxyPrefixes, InjectSW: c.InjectSW, InjectSWTree: c.InjectSWTree, TLSCert: c.TLSCert, TLSKey: c.TLSKey}}, nil
+}
+
+// navigateOf is sw_navigate's value, or its default when unset: pages
+// from the worker for a static site, whose pages are the tree's and the
+// same for everyone; from the origin behind an app, which renders its
+// pages per user.
+func navigateOf(set *bool, upstream string) bool {
+	if set != nil {
+		return *set
+	}
+	return upstream == ""
 }
 
 // swSettingsOf checks the service worker's settings.

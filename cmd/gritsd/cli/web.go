@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ type webFlags struct {
 	// The service worker the origin serves.
 	swScope    *string
 	swPaths    *string
-	swNavigate *bool
+	swNavigate optBool
 	swCacheMB  *int64
 	swRoot     *time.Duration
 }
@@ -48,7 +49,7 @@ func addWebFlags(c *cmdContext) *webFlags {
 	}
 	w.swScope = c.flags.String("sw-scope", "", "origin: the URL path the service worker controls (default /, the whole site)")
 	w.swPaths = c.flags.String("sw-paths", "", "origin: comma-separated URL path prefixes the service worker serves from volunteers (default /); other requests go to the network untouched")
-	w.swNavigate = c.flags.Bool("sw-navigate", false, "origin: the service worker serves pages (navigations) from volunteers too, the origin only when they cannot (default: pages from the origin, volunteers when it is unreachable)")
+	c.flags.Var(&w.swNavigate, "sw-navigate", "origin: the service worker serves pages (navigations) from its cache and volunteers too, the origin only when they cannot (default: true for a static site, false with --upstream: pages from the origin, volunteers when it is unreachable)")
 	w.swRoot = c.flags.Duration("sw-root-check", 0, fmt.Sprintf("origin: how long a page left open may read an old root before its service worker asks for a newer one (default %v; volunteers' answers bring newer roots sooner)", sw.DefaultRootCheck))
 	w.swCacheMB = c.flags.Int64("sw-cache-mb", 0, fmt.Sprintf("origin: MiB of verified blocks the service worker keeps in each browser (default %d)", sw.DefaultCacheBytes>>20))
 	c.flags.Var(&w.trustedProxies, "trusted-proxy", "address or CIDR of a reverse proxy in front of this node whose X-Forwarded-For is believed for rate limits (repeatable); others' is ignored")
@@ -66,5 +67,27 @@ func (w *webFlags) swSettings() (sw.Settings, error) {
 			paths[i] = strings.TrimSpace(paths[i])
 		}
 	}
-	return swSettingsOf(*w.swScope, paths, *w.swNavigate, *w.swCacheMB, *w.swRoot, w.mediaHosts)
+	return swSettingsOf(*w.swScope, paths, navigateOf(w.swNavigate.v, *w.upstream), *w.swCacheMB, *w.swRoot, w.mediaHosts)
 }
+
+// optBool is a boolean flag that may be left unset, where unset has a
+// default of its own (--sw-navigate's depends on --upstream).
+type optBool struct{ v *bool }
+
+func (o *optBool) String() string {
+	if o == nil || o.v == nil {
+		return ""
+	}
+	return strconv.FormatBool(*o.v)
+}
+
+func (o *optBool) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	o.v = &b
+	return nil
+}
+
+func (o *optBool) IsBoolFlag() bool { return true }

@@ -102,20 +102,25 @@ func (s *Swarm) handleMessages() {
 	}
 }
 
-type rootBroadcast struct{ msg []byte }
-
-// A newer root makes an older one in the queue pointless.
-func (b *rootBroadcast) Invalidates(o memberlist.Broadcast) bool {
-	_, ok := o.(*rootBroadcast)
-	return ok
+// latestBroadcast is a gossip message of which only the latest matters:
+// queued, it replaces a queued one of the same kind about the same node
+// (a newer root, grant or served report makes the older one pointless).
+type latestBroadcast struct {
+	node NodeID // the node it is about; zero for a root, which is the site's
+	msg  []byte // type byte first
 }
-func (b *rootBroadcast) Message() []byte { return b.msg }
-func (b *rootBroadcast) Finished()       {}
+
+func (b *latestBroadcast) Invalidates(o memberlist.Broadcast) bool {
+	x, ok := o.(*latestBroadcast)
+	return ok && x.msg[0] == b.msg[0] && x.node == b.node
+}
+func (b *latestBroadcast) Message() []byte { return b.msg }
+func (b *latestBroadcast) Finished()       {}
 
 // Announce spreads r, which this node already holds (the origin after
 // an import, or any node that accepted it), to the swarm.
 func (s *Swarm) Announce(r tree.Root) {
-	s.queue.QueueBroadcast(&rootBroadcast{msg: append([]byte{msgRoot}, r.Encode()...)})
+	s.queue.QueueBroadcast(&latestBroadcast{msg: append([]byte{msgRoot}, r.Encode()...)})
 	s.Update(func(m *Meta) { m.RootSeq = max(m.RootSeq, r.Seq) })
 	s.notifyRoot(r)
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/memberlist"
-
 	"github.com/grits-cdn/grits/internal/wire"
 	"github.com/grits-cdn/grits/tree"
 )
@@ -148,9 +146,9 @@ func (s *Swarm) spreadGrants() {
 		return
 	}
 	s.grantMu.Lock()
-	msgs := make([]*grantBroadcast, 0, len(s.grants))
+	msgs := make([]*latestBroadcast, 0, len(s.grants))
 	for id, g := range s.grants {
-		msgs = append(msgs, &grantBroadcast{node: id, msg: append([]byte{msgGrant}, g.Encode()...)})
+		msgs = append(msgs, &latestBroadcast{node: id, msg: append([]byte{msgGrant}, g.Encode()...)})
 	}
 	s.grantsSpread, s.grantsJoined = s.cfg.Now(), false
 	s.grantMu.Unlock()
@@ -165,16 +163,3 @@ func (s *Swarm) grantsDue() bool {
 	defer s.grantMu.Unlock()
 	return len(s.grants) > 0 && (s.grantsJoined || s.cfg.Now().Sub(s.grantsSpread) >= grantRefreshRounds*s.cfg.SyncEvery)
 }
-
-type grantBroadcast struct {
-	node NodeID
-	msg  []byte
-}
-
-// A newer grant for the same node makes the queued one pointless.
-func (b *grantBroadcast) Invalidates(o memberlist.Broadcast) bool {
-	x, ok := o.(*grantBroadcast)
-	return ok && x.node == b.node
-}
-func (b *grantBroadcast) Message() []byte { return b.msg }
-func (b *grantBroadcast) Finished()       {}

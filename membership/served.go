@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/memberlist"
-
 	"github.com/grits-cdn/grits/internal/wire"
 )
 
@@ -122,7 +120,7 @@ func (s *Swarm) ReportServed(v Served) {
 	s.servedSeq = v.Seq
 	s.served[s.id] = v
 	s.mu.Unlock()
-	s.queue.QueueBroadcast(&servedBroadcast{node: s.id, msg: append([]byte{msgServed}, v.encode(s.cfg.NodeKey)...)})
+	s.queue.QueueBroadcast(&latestBroadcast{node: s.id, msg: append([]byte{msgServed}, v.encode(s.cfg.NodeKey)...)})
 }
 
 // Served returns the latest report of every member this node lists
@@ -182,19 +180,6 @@ func (s *Swarm) acceptServed(b []byte) error {
 	s.served[v.Node] = v.Served
 	return nil
 }
-
-type servedBroadcast struct {
-	node NodeID
-	msg  []byte
-}
-
-// A newer report of the same node makes the older one pointless.
-func (b *servedBroadcast) Invalidates(o memberlist.Broadcast) bool {
-	ob, ok := o.(*servedBroadcast)
-	return ok && ob.node == b.node
-}
-func (b *servedBroadcast) Message() []byte { return b.msg }
-func (b *servedBroadcast) Finished()       {}
 
 // Health is what memberlist says about this node's view of the swarm:
 // its own metrics, sampled (they are otherwise only reported through a

@@ -81,7 +81,7 @@ func TestForgedAndOldRootsAreDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range []tree.Root{forged, r1} {
-		w.swarm.queue.QueueBroadcast(&rootBroadcast{msg: append([]byte{msgRoot}, r.Encode()...)})
+		w.swarm.queue.QueueBroadcast(&latestBroadcast{msg: append([]byte{msgRoot}, r.Encode()...)})
 	}
 	if err := v.swarm.OfferRoot(context.Background(), forged); !errors.Is(err, tree.ErrWrongKey) {
 		t.Fatalf("forged root: %v, want ErrWrongKey", err)
@@ -311,5 +311,28 @@ func TestMemberRequestsCannotLoop(t *testing.T) {
 	// A browser's request (no credential) is pulled through.
 	if b, err := outsider.fetcher.Get(context.Background(), h); err != nil || blockstore.Sum(b) != h {
 		t.Fatalf("anonymous request: %v", err)
+	}
+}
+
+// TestLatestBroadcastInvalidates: a queued message gives way only to a
+// newer one of its kind about the same node (any root to a newer root).
+func TestLatestBroadcastInvalidates(t *testing.T) {
+	a, b := NodeID{1}, NodeID{2}
+	root := &latestBroadcast{msg: []byte{msgRoot, 1}}
+	grantA := &latestBroadcast{node: a, msg: []byte{msgGrant, 1}}
+	for _, tc := range []struct {
+		name     string
+		new, old *latestBroadcast
+		want     bool
+	}{
+		{"root over root", &latestBroadcast{msg: []byte{msgRoot, 2}}, root, true},
+		{"grant over grant, same node", &latestBroadcast{node: a, msg: []byte{msgGrant, 2}}, grantA, true},
+		{"grant over grant, another node", &latestBroadcast{node: b, msg: []byte{msgGrant, 2}}, grantA, false},
+		{"served over grant, same node", &latestBroadcast{node: a, msg: []byte{msgServed, 2}}, grantA, false},
+		{"grant over root", grantA, root, false},
+	} {
+		if got := tc.new.Invalidates(tc.old); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

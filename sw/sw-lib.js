@@ -109,7 +109,7 @@ function freshStats() {
     bytesFromVolunteers: 0, bytesFromCache: 0, bytesFromOrigin: 0,
     requestsFromVolunteers: 0, requestsFromCache: 0, requestsFromOrigin: 0,
     lookupsSent: 0, localLookups: 0, blocksSent: 0, hedgesSent: 0, prefetchedNodes: 0, prefetchedBlocks: 0,
-    verifyFailures: 0, droppedPeers: 0, reportsSent: 0, rootChecks: 0, rootsFromVolunteers: 0,
+    verifyFailures: 0, droppedPeers: 0, reportsSent: 0, rootChecks: 0, rootsFromVolunteers: 0, pagesReloaded: 0,
   };
 }
 let stats = freshStats();
@@ -521,12 +521,16 @@ export function handleFetch(event) {
   }
   if (req.mode === 'navigate') {
     // sw_navigate: the page from the swarm too, and what it names
-    // fetched ahead as for the origin's pages.
+    // fetched ahead as for the origin's pages; the root checked beside
+    // it, and the page loaded again if the check brings a newer root.
     warmPeers();
-    event.respondWith(serve(req, url).then((resp) => {
+    const start = Date.now();
+    const page = serve(req, url).then((resp) => {
       aheadOfPage(event, resp, url);
       return resp;
-    }));
+    });
+    event.respondWith(page);
+    event.waitUntil(page.then((resp) => reloadIfNewer(event, resp, url, start)).catch(() => {}));
     return true;
   }
   event.respondWith(serve(req, url));
@@ -553,6 +557,36 @@ function aheadOfPage(event, resp, url) {
   if (pagesWarmed.size >= 256) pagesWarmed.clear();
   pagesWarmed.add(seen);
   event.waitUntil(warmPage(resp.clone(), url).catch(() => {}));
+}
+
+// reloadIfNewer makes a page the worker served from its root as fresh
+// as one from the origin. A navigation waits for the origin only when
+// its word on the root is older than cfg.rootCheckMs (freshRoot), so a
+// page can come from a root an import has just replaced; the root is
+// checked beside the navigation instead (one conditional request, unless
+// one was made since the navigation began), and if a newer root arrives
+// within RELOAD_WINDOW_MS the page is loaded again under it. Once per
+// URL within RELOAD_EVERY_MS, so imports in a quick row cannot keep a
+// page reloading. Only pages the worker verified from the tree: the
+// origin's own pages are its latest.
+const RELOAD_WINDOW_MS = 5000;
+const RELOAD_EVERY_MS = 10_000;
+const reloadedAt = new Map(); // page URL -> when it was last reloaded
+async function reloadIfNewer(event, resp, url, start) {
+  if (!resp.headers.has('X-Grits-Verified') || !root) return;
+  const used = servedRoots.get(event.request);
+  if (!used) return;
+  if (rootCheckedAt < start) await checkRoot();
+  if (!root || root.seq <= used.seq || Date.now() - start > RELOAD_WINDOW_MS) return;
+  const last = reloadedAt.get(url.href);
+  if (last !== undefined && Date.now() - last < RELOAD_EVERY_MS) return;
+  if (reloadedAt.size >= 256) reloadedAt.clear();
+  reloadedAt.set(url.href, Date.now());
+  // The new document's client: get() waits until it is ready.
+  const client = event.resultingClientId ? await sw.clients.get(event.resultingClientId) : undefined;
+  if (!client || !('navigate' in client)) return;
+  stats.pagesReloaded++;
+  await /** @type {WindowClient} */ (client).navigate(client.url);
 }
 
 // ---- keeping the root fresh while pages stay open ----
@@ -1303,8 +1337,10 @@ function planResponse(req, plan, body) {
 // origin would (js/respond.js): Range (one, several, suffixes),
 // If-None-Match, If-Range, ETag, Last-Modified, the stored type. A HEAD
 // costs the lookup only.
+const servedRoots = new WeakMap(); // request -> the root fromSwarm answered it under
 async function fromSwarm(req, url, prefix = '') {
   const r = await currentRoot();
+  servedRoots.set(req, r);
   // A media host serves files only (no index pages, no redirects), as
   // the origin does for it (gateway's serveMedia).
   if (prefix && url.pathname.endsWith('/')) throw new Proven(`${url.pathname}: a directory on a media host`, textError(404, '404 page not found'));

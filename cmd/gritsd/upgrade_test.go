@@ -356,6 +356,9 @@ func TestRollingUpgrade(t *testing.T) {
 		vnodes = append(vnodes, v.swarmNode)
 	}
 	waitSeq(t, 2, latestRoot(t, od), vnodes...)
-	s.open(b, "/about.html")
+	// The page comes from the origin or the worker (a static site's
+	// default), which loads it again if it held the old root: either way
+	// the navigation brings the new root.
+	s.openUntil(b, "/about.html", fmt.Sprintf(rootSeqAtLeastJS, 2), 30*time.Second)
 	checkThroughWorker(t, b, files)
 }

@@ -367,12 +367,11 @@ async function prefetchTree(r) {
 // pictures only once its style sheets and scripts are in (it holds
 // back images while layout is blocked); by then they are here. The
 // page's own requests share what is in flight (pendingLookups,
-// prefetching).
+// blocksInFlight), and it shares theirs.
 const PAGE_URLS = 64;
 const PAGE_FILE_MAX = 1 << 20;
 const PAGE_BYTES = 4 << 20;
 const PAGE_HTML_MAX = 1 << 20;
-const prefetching = new Map(); // block hex -> promise of {data, source}
 const pagesWarmed = new Set(); // tree hex + page URL
 async function warmPage(resp, pageURL) {
   const html = await resp.text();
@@ -409,12 +408,9 @@ async function warmPage(resp, pageURL) {
     if (!(size <= PAGE_FILE_MAX) || size > budget) return;
     budget -= size;
     await Promise.all(v.node.hashes.map(async (h) => {
-      const hex = g.toHex(h);
-      if (prefetching.has(hex) || cache.has(h)) return;
-      const p = block(h).finally(() => prefetching.delete(hex));
-      prefetching.set(hex, p);
+      if (blocksInFlight.has(g.toHex(h)) || cache.has(h)) return;
       stats.prefetchedBlocks++;
-      await p;
+      await block(h);
     }));
   })).catch((err) => console.debug('grits: warming a page', err.message));
 }
@@ -1109,7 +1105,31 @@ async function lookupOnce(r, path, key) {
 // else from volunteers (hedged), else from the origin. {data, source}.
 // size is the most the block can be (its exact size when known): a
 // volunteer's body beyond it is a lie.
+// blocksInFlight holds block()'s fetches under way: a second caller for
+// the same block (a page's request for a file warmPage is fetching, or
+// the other way round) waits for the first instead of fetching it again.
+// If the first fails (its caller aborted, say), the second fetches itself.
+const blocksInFlight = new Map(); // block hex -> promise of {data, source}
+
 async function block(h, signal, keep = true, size = BLOCK_MAX) {
+  const key = g.toHex(h);
+  const ahead = blocksInFlight.get(key);
+  if (ahead) {
+    try {
+      return await ahead;
+    } catch (err) {
+      if (signal && signal.aborted) throw err;
+    }
+  }
+  const p = blockOnce(h, signal, keep, size);
+  if (!blocksInFlight.has(key)) {
+    blocksInFlight.set(key, p);
+    p.catch(() => {}).finally(() => { if (blocksInFlight.get(key) === p) blocksInFlight.delete(key); });
+  }
+  return p;
+}
+
+async function blockOnce(h, signal, keep, size) {
   const cached = await cache.get(h);
   if (cached) return { data: cached, source: 'cache' };
   const hex = g.formatHash(h);
@@ -1138,7 +1158,7 @@ async function block(h, signal, keep = true, size = BLOCK_MAX) {
     } catch (err2) {
       if ((signal && signal.aborted) || originDown()) throw err2;
       originDownAt = Date.now();
-      return block(h, signal, keep);
+      return blockOnce(h, signal, keep, size); // not block(): that would wait for this very fetch
     }
     if (!resp.ok) throw new Error(`block ${hex.slice(0, 15)} at the origin: ${resp.status}`);
     data = new Uint8Array(await resp.arrayBuffer());
@@ -1173,8 +1193,8 @@ function fetchRun(run, signal, keep) {
         out[i].resolve({ data: cached[i], source: 'cache' });
         return;
       }
-      // Fetched ahead of the page (warmPage): wait for that.
-      const ahead = prefetching.get(g.toHex(c.hash));
+      // Under way already (warmPage, another request): wait for that.
+      const ahead = blocksInFlight.get(g.toHex(c.hash));
       if (ahead) ahead.then(out[i].resolve, () => block(c.hash, signal, keep, c.size).then(out[i].resolve, out[i].reject));
       else want.push(i);
     });

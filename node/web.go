@@ -244,6 +244,7 @@ func (wb *web) start(n *Node) error {
 		settings.SiteKey = n.dir.Config.SiteKey.String()
 		if w.InjectSWTree {
 			// The worker's pages from the tree get it too (sw.Settings.Inject).
+			cfg.InjectScript = registerTag
 			settings.Inject = registerTag
 		}
 		if err := settings.Validate(); err != nil {
@@ -263,9 +264,6 @@ func (wb *web) start(n *Node) error {
 			settings.FromTree = true
 			settings.Paths, fromTree = n.treePaths(context.Background())
 			swBase = settings
-		}
-		if w.InjectSWTree {
-			cfg.InjectScript = registerTag
 		}
 		scripts, err := sw.Scripts(settings)
 		if err != nil {

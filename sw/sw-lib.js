@@ -1101,16 +1101,16 @@ async function lookupOnce(r, path, key) {
   return { v, net: true };
 }
 
-// block returns the bytes of block h, checked against h: from the cache,
-// else from volunteers (hedged), else from the origin. {data, source}.
-// size is the most the block can be (its exact size when known): a
-// volunteer's body beyond it is a lie.
 // blocksInFlight holds block()'s fetches under way: a second caller for
 // the same block (a page's request for a file warmPage is fetching, or
 // the other way round) waits for the first instead of fetching it again.
 // If the first fails (its caller aborted, say), the second fetches itself.
 const blocksInFlight = new Map(); // block hex -> promise of {data, source}
 
+// block returns the bytes of block h, checked against h: from the cache,
+// else from volunteers (hedged), else from the origin. {data, source}.
+// size is the most the block can be (its exact size when known): a
+// volunteer's body beyond it is a lie.
 async function block(h, signal, keep = true, size = BLOCK_MAX) {
   const key = g.toHex(h);
   const ahead = blocksInFlight.get(key);

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -124,8 +125,8 @@ func printConfig(c *cmdContext, cfg *datadir.Config, src []byte) {
 			origin = fmt.Sprintf("%s line %d", datadir.ConfigFile, line)
 		}
 		v := s.Default
-		if s.Key == "sw_navigate" && vals == nil && cfg.Upstream != "" {
-			v = "false" // its default behind an app (swSettingsOf)
+		if s.Key == "sw_navigate" && vals == nil {
+			v = strconv.FormatBool(navigateOf(nil, cfg.Upstream)) // its default depends on upstream
 		}
 		if vals != nil {
 			if tv, err := datadir.TOMLValue(cfg, s.Key); err == nil {

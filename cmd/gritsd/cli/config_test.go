@@ -117,11 +117,7 @@ func TestNavigateDefault(t *testing.T) {
 		if got := navigateOf(eff.SWNavigate, eff.Upstream); got != tc.want {
 			t.Errorf("%v, %q, upstream %q: navigate %v, want %v", tc.args, tc.toml, tc.upstream, got, tc.want)
 		}
-		w := &webFlags{swNavigate: optBool{}}
-		if v := fs.Lookup("sw-navigate").Value.(*optBool); v.v != nil {
-			w.swNavigate.v = v.v
-		}
-		if got := navigateOf(w.swNavigate.v, tc.upstream); got != tc.want {
+		if got := navigateOf(fs.Lookup("sw-navigate").Value.(*optBool).v, tc.upstream); got != tc.want {
 			t.Errorf("%v, %q, upstream %q: flags say navigate %v, want %v", tc.args, tc.toml, tc.upstream, got, tc.want)
 		}
 	}

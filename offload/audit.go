@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -128,6 +129,7 @@ func (m *Manager) record(id tree.PublicKey, h blockstore.Hash, n int64, err erro
 		return true
 	case hardFailure(err):
 		r.Failed++
+		m.failedOn[id] = h
 		m.failLocked(r, fmt.Sprintf("block %s: %v", h, err))
 	default:
 		r.Failed++
@@ -167,6 +169,14 @@ func (m *Manager) verify(ctx context.Context, p Peer, lib *library, check *chunk
 		rand.Shuffle(len(remote), func(i, j int) { remote[i], remote[j] = remote[j], remote[i] })
 		remote = remote[:verifySamples]
 	}
+	m.mu.Lock()
+	bad, wasBad := m.failedOn[p.ID]
+	m.mu.Unlock()
+	if i, ok := lib.find(bad); wasBad && ok && !slices.ContainsFunc(local, func(c chunk) bool { return c.h == bad }) &&
+		!slices.ContainsFunc(remote, func(c chunk) bool { return c.h == bad }) {
+		// Read whole: this disk may no longer hold it either.
+		remote = append([]chunk{lib.chunks[i]}, remote...)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var failed bool
@@ -201,6 +211,7 @@ feed:
 	r.Node = p.ID
 	r.Verified = lib.root.Seq
 	r.FailedAt, r.Reason, r.Strikes = time.Time{}, "", 0
+	delete(m.failedOn, p.ID)
 	m.ledger.Set(r)
 	m.dirty, m.urgent = true, true
 	m.log.Info("offload: storage node verified", "node", p.ID.String()[:16], "seq", lib.root.Seq,

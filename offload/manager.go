@@ -129,16 +129,20 @@ type Manager struct {
 	log   *slog.Logger
 	start time.Time
 
-	mu        sync.Mutex
-	ledger    Ledger
-	dirty     bool
-	urgent    bool      // a failure or a verification: save at once
-	saved     time.Time // when the ledger was last written
-	peers     map[tree.PublicKey]Peer
-	lib       *library
-	since     map[uint64]*chunkSet // by the seq a node was verified at, for lib
-	busy      map[tree.PublicKey]bool
-	sent      map[tree.PublicKey]int64 // audit bytes received, since start
+	mu     sync.Mutex
+	ledger Ledger
+	dirty  bool
+	urgent bool      // a failure or a verification: save at once
+	saved  time.Time // when the ledger was last written
+	peers  map[tree.PublicKey]Peer
+	lib    *library
+	since  map[uint64]*chunkSet // by the seq a node was verified at, for lib
+	busy   map[tree.PublicKey]bool
+	sent   map[tree.PublicKey]int64 // audit bytes received, since start
+	// failedOn is the block each failed node lacked or got wrong: its
+	// next verification reads it whatever else it samples, so a node
+	// is not taken back while it still lacks what it failed on.
+	failedOn  map[tree.PublicKey]blockstore.Hash
 	pass      passResult
 	overshoot bool // the budget cannot be met safely (logged once)
 
@@ -169,7 +173,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, start: cfg.Now(), ledger: l,
 		peers: map[tree.PublicKey]Peer{}, since: map[uint64]*chunkSet{}, busy: map[tree.PublicKey]bool{},
-		sent:     map[tree.PublicKey]int64{},
+		sent: map[tree.PublicKey]int64{}, failedOn: map[tree.PublicKey]blockstore.Hash{},
 		passKick: make(chan struct{}, 1), ready: make(chan struct{}), calls: map[blockstore.Hash]*fetchCall{}, down: map[string]time.Time{}}
 	return m, nil
 }
@@ -434,6 +438,7 @@ func (m *Manager) pruneLocked() {
 		if drop < 0 {
 			drop = 0 // thousands of healthy storage nodes: not a swarm we plan for
 		}
+		delete(m.failedOn, m.ledger.Records[drop].Node)
 		m.ledger.Records = slices.Delete(m.ledger.Records, drop, drop+1)
 	}
 }

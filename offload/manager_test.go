@@ -424,6 +424,72 @@ func TestOffloadAuditCatchesLoss(t *testing.T) {
 	}
 }
 
+// TestOffloadFailedNodeNotTakenBackWhileLacking: a node that failed on a
+// block is verified again only if it now holds that block, however the
+// rest of its verification is sampled. (Found by CI: a node that lost
+// blocks the origin had not fetched back yet passed its retry on a
+// sample that missed them, and counted as a copy again.)
+func TestOffloadFailedNodeNotTakenBackWhileLacking(t *testing.T) {
+	h := newHarness(t, 40, 2, 0.3, nil)
+	h.wait("two nodes verified", verified(2))
+	h.wait("within the budget", withinBudget)
+	// No passes from here: what is offloaded stays offloaded, so every
+	// verification below samples it.
+	h.stop()
+	ctx := t.Context()
+	lib := h.m.snap.Load().lib
+	var lost chunk
+	remote := 0
+	for _, c := range lib.chunks {
+		if ok, _ := h.site.store.Has(ctx, c.h); !ok {
+			remote++
+			lost = c
+		}
+	}
+	if remote <= 2*verifySamples {
+		t.Fatalf("%d chunks offloaded; want more than %d so that a verification samples them", remote, 2*verifySamples)
+	}
+	n := h.nodes[0]
+	if err := n.store.Delete(ctx, lost.h); err != nil {
+		t.Fatal(err)
+	}
+	p := n.peer(h.site.seq())
+	h.m.audit(ctx, p, lost)
+	if st := nodeStats(h.m.Stats(), n.id); st.State != "failed" {
+		t.Fatalf("after an audit of the lost block: %+v; want failed", st)
+	}
+	// Each retry alone would miss the one lost block of the offloaded
+	// ones with odds of about (remote-16)/remote; twenty in a row all
+	// would pass it with certainty for any practical purpose.
+	for i := range 20 {
+		h.m.verify(ctx, p, lib, everything)
+		if st := nodeStats(h.m.Stats(), n.id); st.State != "failed" || st.VerifiedBytes != 0 {
+			t.Fatalf("retry %d: the node lacking block %s is %s with %d verified bytes; want failed", i+1, lost.h.Short(), st.State, st.VerifiedBytes)
+		}
+	}
+	// Once it holds the block again, it is taken back.
+	data, err := h.nodes[1].store.Get(ctx, lost.h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.store.Put(ctx, data, blockstore.PutOptions{Residency: blockstore.Pinned}); err != nil {
+		t.Fatal(err)
+	}
+	h.m.verify(ctx, p, lib, everything)
+	if st := nodeStats(h.m.Stats(), n.id); st.State != "verified" {
+		t.Fatalf("with the block back: %+v; want verified", st)
+	}
+}
+
+func nodeStats(st Stats, id tree.PublicKey) NodeStats {
+	for _, ns := range st.Nodes {
+		if ns.ID == id {
+			return ns
+		}
+	}
+	return NodeStats{}
+}
+
 // TestOffloadUnavailable: with every storage node gone, an offloaded
 // block fails with an error naming it, and comes back with a node.
 func TestOffloadUnavailable(t *testing.T) {

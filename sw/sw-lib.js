@@ -942,8 +942,10 @@ class StatusError extends Error {}
 // request aborted by `signal` says nothing about the peer's failing,
 // but a hedge it lost says it is slow: without its headers, its
 // latency; after them, how fast its body was coming. page, if given,
-// is the page's own signal: its abort says nothing at all.
-async function peerGet(peer, url, signal, page, limit) {
+// is the page's own signal: its abort says nothing at all. alive, if
+// given (hedged's), is told of the headers: a peer that has answered is
+// not hedged against for the time its body should take.
+async function peerGet(peer, url, signal, page, limit, alive) {
   const timeout = AbortSignal.timeout(PEER_TIMEOUT_MS);
   const s = AbortSignal.any([signal, timeout]);
   const t0 = performance.now();
@@ -952,6 +954,12 @@ async function peerGet(peer, url, signal, page, limit) {
   try {
     const resp = await fetch(url, { mode: 'cors', cache: 'no-store', signal: s });
     const t1 = headersAt = performance.now();
+    if (alive && resp.ok) {
+      // The length a peer claims buys it no more time than the most the
+      // answer may be.
+      const n = Math.min(limit, Number(resp.headers.get('Content-Length')) || limit);
+      alive(scores.hedgeBodyMs(n));
+    }
     noteVolunteerRoot(peer, resp);
     if (!resp.ok) {
       scores.recordError(peer, 'status');
@@ -1074,9 +1082,9 @@ async function lookupOnce(r, path, key) {
   }
   await refreshPeers();
   const enc = path.split('/').map(encodeURIComponent).join('/');
-  const v = await swarm(path, async (peer, signal) => {
+  const v = await swarm(path, async (peer, signal, _i, alive) => {
     stats.lookupsSent++;
-    const body = await peerGet(peer, `${peer}/grits/v1/lookup/${g.formatHash(r.tree)}${enc}`, signal, undefined, LOOKUP_BODY_MAX);
+    const body = await peerGet(peer, `${peer}/grits/v1/lookup/${g.formatHash(r.tree)}${enc}`, signal, undefined, LOOKUP_BODY_MAX, alive);
     let result, v;
     try {
       result = g.decodeLookupFrame(body);
@@ -1137,9 +1145,9 @@ async function blockOnce(h, signal, keep, size) {
   let data;
   let source = 'volunteers';
   try {
-    data = await swarm(hex, async (peer, s) => {
+    data = await swarm(hex, async (peer, s, _i, alive) => {
       stats.blocksSent++;
-      const d = await peerGet(peer, `${peer}/grits/v1/block/${hex}`, s, signal, size);
+      const d = await peerGet(peer, `${peer}/grits/v1/block/${hex}`, s, signal, size, alive);
       if (!g.bytesEqual(g.blake3(d), h)) {
         drop(peer, hex, 'block does not match its hash');
         throw new Error(`block ${hex.slice(0, 15)} from ${peer} does not match its hash`);

@@ -33,10 +33,12 @@
 // absolute terms): among similar peers the order is pure rendezvous, so a
 // few milliseconds of jitter never reshuffle who serves what.
 //
-// Hedging (hedged): ask the first-ranked peer; if it has not answered
-// after hedgeDelay() (the recent p95 latency, clamped), ask the next one
-// too; whichever answers first with data that verifies wins and the other
-// is aborted. A failed attempt starts the next candidate at once.
+// Hedging (hedged): ask the first-ranked peer; if it has not sent its
+// headers after hedgeDelay() (the recent p95 latency, clamped), or then
+// not its body in the time the body should take (hedgeBodyMs), ask the
+// next one too; whichever answers first with data that verifies wins
+// and the other is aborted. A failed attempt starts the next candidate
+// at once.
 
 import { blake3 } from './blake3.js';
 
@@ -49,6 +51,7 @@ export const LATENCY_SAMPLES = 64;
 export const MIN_SAMPLES_FOR_P95 = 5;
 export const HEDGE_DEFAULT_MS = 300; // before enough samples
 export const HEDGE_FLOOR_MS = 50;
+export const HEDGE_RATE_DEFAULT = 1 << 20; // bytes/s a body is expected at, before any sample
 export const HEDGE_CEILING_MS = 2500; // below the per-peer timeout (3 s)
 // A peer is "clearly bad" when its cost is above BAD_FACTOR times the
 // median cost and more than BAD_MARGIN_MS above it, or when most of its
@@ -338,6 +341,21 @@ export class PeerScores {
     return Math.min(HEDGE_CEILING_MS, Math.max(HEDGE_FLOOR_MS, p));
   }
 
+  /**
+   * hedgeBodyMs is how long a body of n bytes may take, once its headers
+   * are in, before a hedge is worth it: the hedge delay plus its transfer
+   * at half the listed peers' median throughput (HEDGE_RATE_DEFAULT
+   * before any sample), at most HEDGE_CEILING_MS. A body that comes in
+   * good time is not fetched twice; one that drips is hedged as a silent
+   * peer would be.
+   * @param {number} n
+   */
+  hedgeBodyMs(n) {
+    const m = this.medians().throughput;
+    const rate = Math.max(MIN_RATE_FLOOR, m == null ? HEDGE_RATE_DEFAULT : m / 2);
+    return Math.min(HEDGE_CEILING_MS, this.hedgeDelay() + (Math.max(0, n) * 1000) / rate);
+  }
+
   /** snapshot is a JSON-able view of the scores (for stats). */
   snapshot() {
     const m = this.medians();
@@ -419,6 +437,12 @@ export async function readLimited(resp, limit, progress = { bytes: 0 }) {
  * verified value and throw otherwise. If every candidate fails, hedged
  * rejects with the last error.
  *
+ * A peer that has answered is not hedged against for the time its
+ * body should take: attempt's fourth argument, alive(ms), re-arms the
+ * timer to fire ms from now (call it on the headers, with the delay
+ * plus the body's expected time). A second request started while the
+ * first one's body is arriving in good time would only fetch it twice.
+ *
  * opts: delay (ms, or a function returning it), parallel (default 2),
  * signal (aborts everything), setTimeout/clearTimeout (injectable),
  * onHedge(candidate) when a candidate is started by the timer rather
@@ -457,7 +481,7 @@ export function hedged(candidates, attempt, opts = {}) {
       }
       opts.signal.addEventListener('abort', onAbort);
     }
-    const arm = () => {
+    const arm = (ms) => {
       if (timer !== null) clearT(timer);
       timer = null;
       if (done || next >= candidates.length || inflight >= parallel) return;
@@ -466,16 +490,19 @@ export function hedged(candidates, attempt, opts = {}) {
         if (done) return;
         if (opts.onHedge) opts.onHedge(candidates[next]);
         start();
-      }, delayOf());
+      }, ms ?? delayOf());
     };
     const start = () => {
       const i = next++;
       const c = new AbortController();
       ctrls.push(c);
       inflight++;
+      const alive = (ms) => {
+        if (!done && !c.signal.aborted) arm(ms);
+      };
       let p;
       try {
-        p = Promise.resolve(attempt(candidates[i], c.signal, i));
+        p = Promise.resolve(attempt(candidates[i], c.signal, i, alive));
       } catch (err) {
         p = Promise.reject(err);
       }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {
   PeerScores, hedged, rendezvousWeight,
   BACKOFF_BASE_MS, BACKOFF_MAX_MS, HEDGE_FLOOR_MS, HEDGE_CEILING_MS, HEDGE_DEFAULT_MS, ERROR_HALF_LIFE_MS,
-  LATENCY_SAMPLES, REPORT_MAX, REPORT_WINDOW_MS,
+  LATENCY_SAMPLES, REPORT_MAX, REPORT_WINDOW_MS, HEDGE_RATE_DEFAULT,
 } from '../js/peers.js';
 
 function clock(t = 1_000_000) {
@@ -290,6 +290,39 @@ test('hedged: a slow first peer gets a hedge after the delay; the first verified
   assert.ok(a.aborted.has(A), 'the loser is aborted');
   assert.ok(!a.aborted.has(B));
   a.settle(A, true, 'late'); // ignored
+});
+
+test('hedged: a peer that has answered (alive) is given the time its body needs; one that overruns it is hedged', async () => {
+  const ft = fakeTimers();
+  const calls = [];
+  const p = hedged([A, B, C], (peer, signal, _i, alive) => new Promise((resolve) => {
+    calls.push({ peer, resolve, alive });
+  }), { delay: 100, ...ft });
+  await ft.advance(90);
+  calls[0].alive(400); // headers: the body should take 400 ms more
+  await ft.advance(399);
+  assert.deepEqual(calls.map((c) => c.peer), [A], 'no hedge while the body is in time');
+  await ft.advance(1);
+  assert.deepEqual(calls.map((c) => c.peer), [A, B], 'a hedge once the body overruns its time');
+  calls[0].alive(10); // two in flight: no third
+  await ft.advance(1000);
+  assert.equal(calls.length, 2);
+  calls[1].resolve('b');
+  assert.equal(await p, 'b');
+  calls[0].alive(10); // after the end: ignored
+  assert.equal(ft.timers.size, 0, 'timer cleared');
+});
+
+test('PeerScores.hedgeBodyMs: the delay plus the body at half the median throughput, capped', () => {
+  const s = new PeerScores();
+  s.setPeers([{ url: A, load: 0 }, { url: B, load: 0 }]);
+  const d = s.hedgeDelay();
+  assert.equal(s.hedgeBodyMs(0), d);
+  assert.equal(s.hedgeBodyMs(HEDGE_RATE_DEFAULT / 10), d + 100, 'before any sample: HEDGE_RATE_DEFAULT');
+  s.recordThroughput(A, 4 << 20, 1000); // 4 MiB/s
+  s.recordThroughput(B, 4 << 20, 1000);
+  assert.equal(s.hedgeBodyMs(2 << 20), Math.min(HEDGE_CEILING_MS, d + 1000));
+  assert.equal(s.hedgeBodyMs(1 << 30), HEDGE_CEILING_MS, 'capped: a claimed length buys no more');
 });
 
 test('hedged: a failure (bad data, error) starts the next peer at once', async () => {

@@ -18,6 +18,41 @@
     }
     if (reg.active) reg.update().catch(function () {});
   }
+  // The worker may load a page it served from its copy of the site again
+  // once it learns of a newer version (a moment after the page came):
+  // it asks here first, and a page someone has begun to use (a key
+  // pressed or a click since this script ran, or a form field that no
+  // longer holds its default, typed before or filled in by the browser)
+  // is left as it is: what was typed would be lost. The next navigation
+  // brings the new version.
+  var touched = false;
+  ['keydown', 'input', 'change', 'pointerdown'].forEach(function (t) {
+    addEventListener(t, function () { touched = true; }, { capture: true, passive: true });
+  });
+  function edited() {
+    var fields = document.querySelectorAll('input, textarea, select');
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      if (f.tagName === 'SELECT') {
+        for (var j = 0; j < f.options.length; j++) {
+          if (f.options[j].selected !== f.options[j].defaultSelected) return true;
+        }
+      } else if (f.type === 'checkbox' || f.type === 'radio') {
+        if (f.checked !== f.defaultChecked) return true;
+      } else if (f.type !== 'hidden' && f.value !== f.defaultValue) {
+        return true;
+      }
+    }
+    return false;
+  }
+  navigator.serviceWorker.addEventListener('message', function (e) {
+    if (!e.data || e.data.type !== 'grits-newer-root') return;
+    var keep = touched || edited();
+    var port = e.ports && e.ports[0];
+    if (port) port.postMessage({ reload: !keep });
+    if (!keep) location.reload();
+  });
+  navigator.serviceWorker.startMessages();
   navigator.serviceWorker
     .register('/grits-sw.js', { scope: '__GRITS_SCOPE__', type: 'module', updateViaCache: 'none' })
     .then(function (reg) {

@@ -109,7 +109,7 @@ function freshStats() {
     bytesFromVolunteers: 0, bytesFromCache: 0, bytesFromOrigin: 0,
     requestsFromVolunteers: 0, requestsFromCache: 0, requestsFromOrigin: 0,
     lookupsSent: 0, localLookups: 0, blocksSent: 0, hedgesSent: 0, prefetchedNodes: 0, prefetchedBlocks: 0,
-    verifyFailures: 0, droppedPeers: 0, reportsSent: 0, rootChecks: 0, rootsFromVolunteers: 0, pagesReloaded: 0,
+    verifyFailures: 0, droppedPeers: 0, reportsSent: 0, rootChecks: 0, rootsFromVolunteers: 0, pagesReloaded: 0, pagesKept: 0,
   };
 }
 let stats = freshStats();
@@ -561,10 +561,11 @@ function aheadOfPage(event, resp, url) {
 // page can come from a root an import has just replaced; the root is
 // checked beside the navigation instead (one conditional request, unless
 // one was made since the navigation began), and if a newer root arrives
-// within RELOAD_WINDOW_MS the page is loaded again under it. Once per
-// URL within RELOAD_EVERY_MS, so imports in a quick row cannot keep a
-// page reloading. Only pages the worker verified from the tree: the
-// origin's own pages are its latest.
+// within RELOAD_WINDOW_MS the page is loaded again under it, unless the
+// page (register.js) answers that its user has begun to use it: typed
+// text is never lost to a reload. Once per URL within RELOAD_EVERY_MS,
+// so imports in a quick row cannot keep a page reloading. Only pages the
+// worker verified from the tree: the origin's own pages are its latest.
 const RELOAD_WINDOW_MS = 5000;
 const RELOAD_EVERY_MS = 10_000;
 const reloadedAt = new Map(); // page URL -> when it was last reloaded
@@ -581,8 +582,33 @@ async function reloadIfNewer(event, resp, url, start) {
   // The new document's client: get() waits until it is ready.
   const client = event.resultingClientId ? await sw.clients.get(event.resultingClientId) : undefined;
   if (!client || !('navigate' in client)) return;
+  // A page with register.js decides (it keeps a page its user has begun
+  // to use); one without it, or that does not answer in time, is loaded
+  // again from here.
+  const answer = await askPage(client, { type: 'grits-newer-root', seq: Number(root.seq) }, ASK_PAGE_MS);
+  if (answer && answer.reload === false) {
+    stats.pagesKept++;
+    return;
+  }
   stats.pagesReloaded++;
-  await /** @type {WindowClient} */ (client).navigate(client.url);
+  if (!answer) await /** @type {WindowClient} */ (client).navigate(client.url);
+}
+
+// askPage posts msg to a page and resolves with its answer, or null if
+// none comes within ms (a page without register.js never answers; its
+// messages also wait until the page has loaded).
+const ASK_PAGE_MS = 2000;
+function askPage(client, msg, ms) {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    const timer = setTimeout(() => { ch.port1.close(); resolve(null); }, ms);
+    ch.port1.onmessage = (e) => {
+      clearTimeout(timer);
+      ch.port1.close();
+      resolve(e.data && typeof e.data === 'object' ? e.data : null);
+    };
+    client.postMessage(msg, [ch.port2]);
+  });
 }
 
 // ---- keeping the root fresh while pages stay open ----

@@ -302,6 +302,7 @@ type swStats struct {
 	RootsFromVolunteers int64            `json:"rootsFromVolunteers"`
 	PrefetchedBlocks    int64            `json:"prefetchedBlocks"`
 	PagesReloaded       int64            `json:"pagesReloaded"`
+	PagesKept           int64            `json:"pagesKept"`
 	Protocols           map[string]int64 `json:"protocols"`
 }
 
@@ -500,6 +501,69 @@ func TestServiceWorkerPagesFromTheWorker(t *testing.T) {
 	}
 	t.Logf("the worker loaded the page again %d time(s)", n)
 	checkThroughWorker(t, b, map[string][]byte{"/css/site.css": css, "/about.html": files["/about.html"]})
+	s.noReports()
+}
+
+// TestServiceWorkerKeepsAPageInUse: the worker's reload of a page it
+// served under a root an import has just replaced never loses what a
+// visitor typed. A page with register.js whose form holds something
+// other than its defaults (here set by the page itself, as form restore
+// and autofill do, before the worker learns of the import) is kept as it
+// is; a page without register.js cannot say, and is loaded again.
+func TestServiceWorkerKeepsAPageInUse(t *testing.T) {
+	files := demoFiles(t)
+	head := `<!doctype html><html><head><meta charset="utf-8"><title>%s</title><link rel="stylesheet" href="/css/site.css">%s</head><body>`
+	files["/form.html"] = []byte(fmt.Sprintf(head, "form", `<script src="/grits/v1/register.js" defer></script>`) +
+		`<input id="q"><script>const q = document.getElementById('q'); q.value = 'typed'; q.dispatchEvent(new Event('input', { bubbles: true }));</script></body></html>`)
+	files["/plain.html"] = []byte(fmt.Sprintf(head, "plain", "") + `<p>no register.js here</p></body></html>`)
+	s, _ := newSWSwarm(t, files, "--sw-root-check", "1h")
+	b := s.browser()
+	s.open(b, "/about.html") // installs the worker
+	s.open(b, "/plain.html")
+	s.open(b, "/form.html")
+	border := `getComputedStyle(document.body).borderTopColor`
+
+	// A page without register.js: loaded again under the new root (its
+	// style sheet may come under the new root already: the check is
+	// quick; the page itself came under the old one).
+	st := workerStats(t, b)
+	s.importNewCSS(files, "rgb(7, 8, 9)")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := b.Navigate(ctx, s.originURL+"/plain.html"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if got := workerStats(t, b); got.PagesReloaded == st.PagesReloaded {
+			return fmt.Errorf("the page without register.js was not loaded again: %+v", got)
+		}
+		return nil
+	})
+	s.openUntil(b, "/plain.html", border+` === 'rgb(7, 8, 9)'`, 30*time.Second)
+
+	// A page in use: kept.
+	st = workerStats(t, b)
+	s.importNewCSS(files, "rgb(10, 11, 12)")
+	s.open(b, "/form.html")
+	var origin float64
+	eval(t, b, 10*time.Second, `performance.timeOrigin`, &origin)
+	eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if got := workerStats(t, b); got.PagesKept == st.PagesKept {
+			return fmt.Errorf("the worker has not offered the page a reload yet: %+v", got)
+		}
+		return nil
+	})
+	var page struct {
+		Origin float64 `json:"origin"`
+		Value  string  `json:"value"`
+	}
+	eval(t, b, 10*time.Second, `({ origin: performance.timeOrigin, value: document.getElementById('q').value })`, &page)
+	if page.Origin != origin || page.Value != "typed" {
+		t.Errorf("the page in use after the offer: %+v; want the same document (time origin %v), its input kept", page, origin)
+	}
+	if got := workerStats(t, b); got.PagesReloaded != st.PagesReloaded {
+		t.Errorf("the worker loaded a page in use again (%d times)", got.PagesReloaded-st.PagesReloaded)
+	}
 	s.noReports()
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -150,9 +149,12 @@ func (m *Manager) record(id tree.PublicKey, h blockstore.Hash, n int64, err erro
 // the ones this disk holds, a sample of the others read whole) and, if
 // all pass, records p as verified at the library's root.
 func (m *Manager) verify(ctx context.Context, p Peer, lib *library, check *chunkSet) {
+	m.mu.Lock()
+	bad, wasBad := m.failedOn[p.ID]
+	m.mu.Unlock()
 	var local, remote []chunk
 	for _, c := range lib.chunks {
-		if !check.has(c.h) {
+		if !check.has(c.h) || (wasBad && c.h == bad) {
 			continue
 		}
 		ok, err := m.cfg.Store.Has(ctx, c.h)
@@ -169,12 +171,9 @@ func (m *Manager) verify(ctx context.Context, p Peer, lib *library, check *chunk
 		rand.Shuffle(len(remote), func(i, j int) { remote[i], remote[j] = remote[j], remote[i] })
 		remote = remote[:verifySamples]
 	}
-	m.mu.Lock()
-	bad, wasBad := m.failedOn[p.ID]
-	m.mu.Unlock()
-	if i, ok := lib.find(bad); wasBad && ok && !slices.ContainsFunc(local, func(c chunk) bool { return c.h == bad }) &&
-		!slices.ContainsFunc(remote, func(c chunk) bool { return c.h == bad }) {
-		// Read whole: this disk may no longer hold it either.
+	if i, ok := lib.find(bad); wasBad && ok {
+		// Whatever the sample, and first: check reads it whole if this
+		// disk no longer holds it either.
 		remote = append([]chunk{lib.chunks[i]}, remote...)
 	}
 	ctx, cancel := context.WithCancel(ctx)

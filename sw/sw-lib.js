@@ -585,7 +585,7 @@ async function reloadIfNewer(event, resp, url, start) {
   // A page with register.js decides (it keeps a page its user has begun
   // to use); one without it, or that does not answer in time, is loaded
   // again from here.
-  const answer = await askPage(client, { type: 'grits-newer-root', seq: Number(root.seq) }, ASK_PAGE_MS);
+  const answer = await askPage(client, { type: 'grits-newer-root' }, ASK_PAGE_MS);
   if (answer && answer.reload === false) {
     stats.pagesKept++;
     return;
